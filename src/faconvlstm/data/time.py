@@ -1,0 +1,257 @@
+"""Calendar-aware time helpers: annual phase, day of year, time-axis checks.
+
+The seasonal positional encoding (:mod:`faconvlstm.heads`) and the day-of-year climatology
+(:mod:`faconvlstm.data.stats`) both need the position of a time stamp within its year. This
+module computes it once, for ``numpy.datetime64`` stamps (proleptic Gregorian) and for
+``cftime`` stamps of model calendars (``noleap``/``365_day``, ``all_leap``/``366_day``,
+``360_day``, ``julian``, ``standard``/``gregorian``, ``proleptic_gregorian``).
+
+The annual phase of a time stamp ``t`` is
+
+.. math::
+
+    \\varphi(t) = \\frac{\\mathrm{doy}(t) - 1 + s(t) / 86400}{N_\\mathrm{days}(\\mathrm{year}(t))}
+    \\in [0, 1),
+
+with ``doy`` the 1-based day of the year, ``s`` the seconds elapsed since midnight and
+``N_days`` the length of that year in the time stamp's calendar (360, 365 or 366).
+1 January 00:00 has phase 0 in every calendar; 1 July 00:00 has phase 0.5 in ``360_day``,
+181/365 in ``noleap``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from typing import Any
+
+import cftime
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "annual_phase",
+    "as_time_array",
+    "check_time_axis",
+    "day_of_year",
+    "days_in_year",
+    "month_of_year",
+    "time_step_days",
+]
+
+_SECONDS_PER_DAY = 86400.0
+_FIXED_YEAR_LENGTH = {
+    "360_day": 360,
+    "noleap": 365,
+    "365_day": 365,
+    "all_leap": 366,
+    "366_day": 366,
+}
+
+
+def as_time_array(times: Any) -> np.ndarray:
+    """Return ``times`` as a 1-D numpy array of ``datetime64[ns]`` or of ``cftime`` objects.
+
+    Parameters
+    ----------
+    times : array-like, xarray.DataArray, pandas.Index, CFTimeIndex or scalar
+        Time stamps. ``datetime.datetime`` and ``pandas.Timestamp`` objects are converted to
+        ``datetime64[ns]``; ``cftime.datetime`` objects are kept (object array).
+
+    Returns
+    -------
+    numpy.ndarray, shape (T,)
+    """
+    values = getattr(times, "values", times)
+    if isinstance(values, (np.datetime64, _dt.datetime, cftime.datetime, str)):
+        values = [values]
+    arr = np.asarray(values)
+    if arr.ndim == 0:
+        arr = arr.reshape(1)
+    arr = arr.ravel()
+    if arr.dtype.kind == "M":
+        return arr.astype("datetime64[ns]")
+    if arr.dtype.kind in "OU" and arr.size:
+        if all(isinstance(t, cftime.datetime) for t in arr):
+            return arr.astype(object)
+        return pd.to_datetime(arr).values.astype("datetime64[ns]")
+    if arr.size == 0:
+        return arr.astype("datetime64[ns]")
+    raise TypeError(
+        f"expected time stamps (datetime64, datetime or cftime objects), got dtype "
+        f"{arr.dtype}; decode times first, e.g. xarray.open_dataset(..., decode_times=True)"
+    )
+
+
+def _is_cftime(arr: np.ndarray) -> bool:
+    return arr.dtype == object
+
+
+def days_in_year(times: Any) -> np.ndarray:
+    """Length in days of the year of each time stamp, in the stamp's own calendar.
+
+    Returns
+    -------
+    numpy.ndarray of int, shape (T,)
+        360, 365 or 366.
+    """
+    arr = as_time_array(times)
+    if not _is_cftime(arr):
+        return np.where(pd.DatetimeIndex(arr).is_leap_year, 366, 365).astype(int)
+    out = np.empty(arr.size, dtype=int)
+    for i, t in enumerate(arr):
+        fixed = _FIXED_YEAR_LENGTH.get(t.calendar)
+        out[i] = fixed if fixed is not None else 365 + bool(cftime.is_leap_year(t.year, t.calendar))
+    return out
+
+
+def day_of_year(times: Any) -> np.ndarray:
+    """1-based day of the year of each time stamp (calendar-aware).
+
+    Returns
+    -------
+    numpy.ndarray of int, shape (T,)
+        1 … ``days_in_year``.
+    """
+    arr = as_time_array(times)
+    if not _is_cftime(arr):
+        return np.asarray(pd.DatetimeIndex(arr).dayofyear, dtype=int)
+    return np.array([t.dayofyr for t in arr], dtype=int)
+
+
+def month_of_year(times: Any) -> np.ndarray:
+    """Month (1 … 12) of each time stamp."""
+    arr = as_time_array(times)
+    if not _is_cftime(arr):
+        return np.asarray(pd.DatetimeIndex(arr).month, dtype=int)
+    return np.array([t.month for t in arr], dtype=int)
+
+
+def _seconds_of_day(arr: np.ndarray) -> np.ndarray:
+    if not _is_cftime(arr):
+        idx = pd.DatetimeIndex(arr)
+        return (idx - idx.normalize()).total_seconds().to_numpy(dtype=float)
+    return np.array(
+        [t.hour * 3600.0 + t.minute * 60.0 + t.second + t.microsecond * 1e-6 for t in arr],
+        dtype=float,
+    )
+
+
+def annual_phase(times: Any) -> np.ndarray:
+    """Annual phase φ = (day_of_year − 1 + seconds_of_day / 86400) / days_in_year.
+
+    Calendar-aware: ``cftime`` stamps use their own calendar (``noleap``, ``360_day`` …),
+    ``datetime64`` stamps the proleptic Gregorian calendar. Missing stamps (``NaT``) give NaN.
+
+    Parameters
+    ----------
+    times : array-like of datetime64 / cftime, shape (T,)
+        Time stamps (any container accepted by :func:`as_time_array`).
+
+    Returns
+    -------
+    numpy.ndarray of float64, shape (T,)
+        φ in [0, 1); 0 at 1 January 00:00.
+
+    Examples
+    --------
+    >>> annual_phase(np.array(["2001-01-01", "2001-07-02T12"], dtype="datetime64[ns]"))
+    array([0.        , 0.5       ])
+    """
+    arr = as_time_array(times)
+    if arr.size == 0:
+        return np.zeros(0, dtype=float)
+    nat = np.isnat(arr) if not _is_cftime(arr) else np.zeros(arr.size, dtype=bool)
+    if nat.any():
+        phase = np.full(arr.size, np.nan)
+        if (~nat).any():
+            phase[~nat] = annual_phase(arr[~nat])
+        return phase
+    doy = day_of_year(arr)
+    phase = (doy - 1 + _seconds_of_day(arr) / _SECONDS_PER_DAY) / days_in_year(arr)
+    # Guard against rounding of 23:59:59.999… stamps to exactly 1.
+    return np.minimum(phase, np.nextafter(1.0, 0.0))
+
+
+def _elapsed_seconds(arr: np.ndarray) -> np.ndarray:
+    """Seconds elapsed since the first stamp (float64)."""
+    if not _is_cftime(arr):
+        return (arr - arr[0]).astype("timedelta64[ns]").astype(np.int64) / 1e9
+    return np.array([(t - arr[0]).total_seconds() for t in arr], dtype=float)
+
+
+def time_step_days(times: Any) -> float:
+    """Median time step in days (e.g. 1 for daily, ≈30.4 for monthly data)."""
+    arr = as_time_array(times)
+    if arr.size < 2:
+        raise ValueError(f"need at least 2 time stamps to infer a time step, got {arr.size}")
+    return float(np.median(np.diff(_elapsed_seconds(arr)))) / _SECONDS_PER_DAY
+
+
+def _months_since_year0(arr: np.ndarray) -> np.ndarray:
+    if not _is_cftime(arr):
+        idx = pd.DatetimeIndex(arr)
+        return np.asarray(idx.year * 12 + idx.month - 1, dtype=np.int64)
+    return np.array([t.year * 12 + t.month - 1 for t in arr], dtype=np.int64)
+
+
+def check_time_axis(times: Any, *, regular: bool = True, name: str = "time") -> None:
+    """Raise a clear ``ValueError`` if a time axis is unusable for windowing.
+
+    Checks, in order: strictly increasing (no step backwards), no duplicated stamps, and —
+    when ``regular`` — a constant step. A step is constant when every difference between
+    consecutive stamps is equal, or, for calendar steps (monthly, seasonal, yearly data), when
+    the number of calendar months between consecutive stamps is constant and the day of the
+    month varies by at most 3 days (mid-month stamps on the 15th/16th).
+
+    Parameters
+    ----------
+    times : array-like of datetime64 / cftime, shape (T,)
+    regular : bool
+        Also require a constant time step.
+    name : str
+        Name used in error messages.
+
+    Raises
+    ------
+    ValueError
+        With the offending positions and stamps, and how to fix the data.
+    """
+    arr = as_time_array(times)
+    if arr.size < 2:
+        return
+    if not _is_cftime(arr) and np.isnat(arr).any():
+        bad = np.flatnonzero(np.isnat(arr))[:5].tolist()
+        raise ValueError(f"{name} contains missing stamps (NaT) at positions {bad}; drop them")
+    seconds = _elapsed_seconds(arr)
+    step = np.diff(seconds)
+    if (step == 0).any():
+        dup = np.flatnonzero(step == 0)[:5]
+        stamps = [str(arr[i]) for i in dup]
+        raise ValueError(
+            f"{name} has duplicated time stamps {stamps} (positions {dup.tolist()}); "
+            f"remove them, e.g. da.drop_duplicates('{name}')"
+        )
+    if (step < 0).any():
+        back = np.flatnonzero(step < 0)[:5]
+        pairs = [f"{arr[i]} -> {arr[i + 1]}" for i in back]
+        raise ValueError(
+            f"{name} is not monotonically increasing: steps backwards at positions "
+            f"{back.tolist()} ({', '.join(pairs)}); sort it with da.sortby('{name}')"
+        )
+    if not regular or np.all(step == step[0]):
+        return
+    months = np.diff(_months_since_year0(arr))
+    days = np.array([t.day for t in pd.DatetimeIndex(arr)] if not _is_cftime(arr)
+                    else [t.day for t in arr])
+    if months[0] > 0 and np.all(months == months[0]) and np.ptp(days) <= 3:
+        return
+    values, counts = np.unique(step / _SECONDS_PER_DAY, return_counts=True)
+    common = values[np.argmax(counts)]
+    odd = np.flatnonzero(~np.isclose(step / _SECONDS_PER_DAY, common))[:5]
+    found = ", ".join(f"{v:g} d (x{c})" for v, c in zip(values[:6], counts[:6]))
+    raise ValueError(
+        f"{name} has an irregular step: found steps of {found}; expected one constant step "
+        f"(or whole calendar months). First irregular steps after positions {odd.tolist()} "
+        f"({', '.join(str(arr[i]) for i in odd)}). Fill the gaps (da.resample / reindex) or "
+        f"select a contiguous period."
+    )
