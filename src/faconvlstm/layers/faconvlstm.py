@@ -1,0 +1,286 @@
+"""FAConvLSTM2D — Factorized-Attention ConvLSTM, a drop-in replacement for ConvLSTM2D.
+
+"FAConvLSTM: Factorized-Attention ConvLSTM for Efficient Feature Extraction in Multivariate
+Climate Data", arXiv 2601.10914 (2026). Only the abstract is public; the equations below are
+this project's reading of it (see ``SPEC.md`` §2.2). Compare line by line with
+:mod:`faconvlstm.layers.convlstm`: the time loop is the same, only the step differs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from faconvlstm.layers.axial_attention import AxialAttention
+from faconvlstm.layers.boundary import conv_pads, pad2d, symmetric_torch_padding
+from faconvlstm.layers.depthwise import MultiScaleDepthwise
+from faconvlstm.layers.fused_gates import lstm_gates, lstm_gates_reference
+from faconvlstm.layers.recurrent import RecurrentConv2D, glorot_uniform_
+from faconvlstm.layers.squeeze_excite import SqueezeExcite
+
+
+class FAConvLSTM2D(RecurrentConv2D):
+    r"""Factorized-Attention convolutional LSTM.
+
+    Same constructor arguments, defaults, shapes and call semantics as
+    :class:`~faconvlstm.ConvLSTM2D` (and Keras' ``ConvLSTM2D``), plus the FA arguments below.
+    One step, with r the bottleneck width:
+
+    .. math::
+        b &= W_x \star x_t + U_h h_{t-1}
+            && \text{bottleneck: } W_x \text{ is } k{\times}k\ (C \to r),\ U_h \text{ is } 1{\times}1\ (F \to r) \\
+        m &= \textstyle\sum_{d} \mathrm{DWConv}_{k,d}(b)
+            && \text{shared multi-scale depthwise mixing} \\
+        m &\leftarrow m \odot \sigma\big(W_2\,\mathrm{ReLU}(W_1\,\mathrm{GAP}(m))\big)
+            && \text{squeeze-and-excitation} \\
+        [z_i, z_f, z_c, z_o] &= E\,m + b_g
+            && 1{\times}1 \text{ expansion } (r \to 4F) \\
+        i = \sigma(z_i + p_i \odot c_{t-1}),\ f &= \sigma(z_f + p_f \odot c_{t-1}),\
+            c_t = f \odot c_{t-1} + i \odot \tanh(z_c)
+            && \text{peepholes (per channel)} \\
+        o = \sigma(z_o + p_o \odot c_t),\ h_t &= o \odot \tanh(c_t) \\
+        h_t &\leftarrow h_t + \gamma\, W_o\big(\mathrm{RowAttn}(h_t) + \mathrm{ColAttn}(h_t)\big)
+            && \text{every } k_a \text{ steps and at the last step}
+
+    Differences from a literal reading of the paper, and why:
+
+    * The input half of the bottleneck, :math:`W_x`, has the layer's ``kernel_size``,
+      ``strides``, ``padding`` and ``dilation_rate``, so the output grid is exactly Keras'
+      (``valid`` crops, strides subsample). With ``kernel_size=1`` it is the plain 1×1
+      bottleneck over ``[x_t, h_{t-1}]``. It runs once for all T steps.
+    * Dropout draws one input and one recurrent mask per call (not four, as ConvLSTM2D
+      does), because the four gates share one bottleneck.
+    * The expansion and gate math run fused, block by block, with a recomputing backward
+      (:mod:`faconvlstm.layers.fused_gates`): the (N, 4F) gate map is never stored.
+    * The attended :math:`h_t` is what the next step sees, so global context enters the
+      recurrence. :math:`\gamma` starts at 0 (ReZero), so an untrained layer is a plain
+      factorized ConvLSTM.
+
+    FA arguments (keyword only):
+        bottleneck: r, default ``max(8, filters // 4)``.
+        dilation_rates: one depthwise branch per rate, default (1, 2, 4).
+        se_ratio: SE reduction; 0 disables squeeze-and-excitation.
+        peephole: per-channel peephole weights :math:`p_i, p_f, p_o` (zero-initialised).
+        attention_every: :math:`k_a`; axial attention after steps k_a−1, 2k_a−1, … and the
+            last step (processing order); 0 disables attention.
+        attention_heads: heads n of the axial attention.
+        attention_dim: width of each head, default ``max(16, filters // 4)``.
+        fused: use the fused gate kernel (default); ``False`` runs plain autograd ops.
+
+    Interpretable internals cost nothing unless requested::
+
+        with layer.capture_internals() as rec:
+            layer(x)
+        rec["se_weights"]      # (B, T, r) SE weights per step
+        rec["branch_energy"]   # (B, T, n_branches) mean square of each depthwise branch
+        rec["attention"]       # [{"step": t, "row": (B,H,n,W,W), "col": (B,W,n,H,H)}, ...]
+
+    Example::
+
+        >>> layer = FAConvLSTM2D(64, 3, padding="same", return_sequences=True, in_channels=8)
+        >>> layer(torch.randn(2, 12, 8, 32, 64)).shape
+        torch.Size([2, 12, 64, 32, 64])
+    """
+
+    _internal_channels_last = True
+    _num_dropout_masks = 1  # the four gates share one bottleneck
+
+    def __init__(
+        self,
+        filters: int,
+        kernel_size: int | Sequence[int],
+        strides: int | Sequence[int] = 1,
+        padding: str = "valid",
+        data_format: str = "channels_first",
+        dilation_rate: int | Sequence[int] = 1,
+        activation: str | Callable | None = "tanh",
+        recurrent_activation: str | Callable | None = "sigmoid",
+        use_bias: bool = True,
+        unit_forget_bias: bool = True,
+        dropout: float = 0.0,
+        recurrent_dropout: float = 0.0,
+        return_sequences: bool = False,
+        return_state: bool = False,
+        go_backwards: bool = False,
+        stateful: bool = False,
+        *,
+        in_channels: int | None = None,
+        boundary: str = "zeros",
+        gradient_checkpointing: bool = False,
+        check_finite: bool = False,
+        bottleneck: int | None = None,
+        dilation_rates: Sequence[int] = (1, 2, 4),
+        se_ratio: int = 4,
+        peephole: bool = True,
+        attention_every: int = 4,
+        attention_heads: int = 1,
+        attention_dim: int | None = None,
+        fused: bool = True,
+    ) -> None:
+        super().__init__(
+            filters, kernel_size, strides, padding, data_format, dilation_rate, activation,
+            recurrent_activation, use_bias, unit_forget_bias, dropout, recurrent_dropout,
+            return_sequences, return_state, go_backwards, stateful,
+            in_channels=None, boundary=boundary, gradient_checkpointing=gradient_checkpointing,
+            check_finite=check_finite,
+        )  # fmt: skip
+        r = max(8, filters // 4) if bottleneck is None else bottleneck
+        for name, value, low in (
+            ("bottleneck", r, 1),
+            ("se_ratio", se_ratio, 0),
+            ("attention_every", attention_every, 0),
+            ("attention_heads", attention_heads, 1),
+        ):
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+        self.bottleneck = r
+        self.dilation_rates = tuple(int(d) for d in dilation_rates)
+        self.se_ratio = se_ratio
+        self.peephole = bool(peephole)
+        self.attention_every = attention_every
+        self.attention_heads = attention_heads
+        self.attention_dim = max(16, filters // 4) if attention_dim is None else int(attention_dim)
+        self.fused = bool(fused)
+        F4 = 4 * filters
+
+        self.recurrent_kernel = nn.Parameter(torch.empty(r, filters))
+        self.mixing = MultiScaleDepthwise(r, self.kernel_size, self.dilation_rates, boundary)
+        self.se = SqueezeExcite(r, se_ratio) if se_ratio > 0 else None
+        self.expansion = nn.Parameter(torch.empty(F4, r))
+        self.bias = nn.Parameter(torch.zeros(F4)) if self.use_bias else None
+        self.peephole_weight = nn.Parameter(torch.zeros(3, filters)) if self.peephole else None
+        if attention_every > 0:
+            self.attention = AxialAttention(filters, self.attention_dim, attention_heads)
+            self.gamma = nn.Parameter(torch.zeros(()))
+        else:
+            self.attention = None
+            self.gamma = None
+        self._record: dict[str, Any] | None = None
+        self._reset_cell_parameters()
+        if in_channels is not None:
+            self._build_once(in_channels)
+
+    # ------------------------------------------------------------------ parameters
+    def _build(self, in_channels: int) -> None:
+        kh, kw = self.kernel_size
+        self.input_kernel = nn.Parameter(torch.empty(self.bottleneck, in_channels, kh, kw))
+        glorot_uniform_(self.input_kernel, in_channels * kh * kw, self.bottleneck * kh * kw)
+
+    def _reset_cell_parameters(self) -> None:
+        nn.init.orthogonal_(self.recurrent_kernel)
+        glorot_uniform_(self.expansion, self.bottleneck, 4 * self.filters)
+        if self.bias is not None:
+            with torch.no_grad():
+                self.bias.zero_()
+                if self.unit_forget_bias:
+                    self.bias[self.filters : 2 * self.filters] = 1.0
+
+    def _in_channels_from_state(self, state_dict: dict[str, Any], prefix: str) -> int | None:
+        weight = state_dict.get(prefix + "input_kernel")
+        return None if weight is None else int(weight.shape[1])
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "bottleneck": self.bottleneck,
+            "dilation_rates": self.dilation_rates,
+            "se_ratio": self.se_ratio,
+            "peephole": self.peephole,
+            "attention_every": self.attention_every,
+            "attention_heads": self.attention_heads,
+            "attention_dim": self.attention_dim,
+            "fused": self.fused,
+        }
+
+    def extra_repr(self) -> str:
+        return (
+            f"{super().extra_repr()}, bottleneck={self.bottleneck}, "
+            f"dilation_rates={self.dilation_rates}, se_ratio={self.se_ratio}, "
+            f"peephole={self.peephole}, attention_every={self.attention_every}"
+        )
+
+    # ------------------------------------------------------------------ internals
+    @contextlib.contextmanager
+    def capture_internals(self) -> Iterator[dict[str, Any]]:
+        """Record SE weights, branch energies and attention maps of the calls in the block.
+
+        Yields a dict that is filled when the block exits: ``"se_weights"`` (B, T, r) or
+        None, ``"branch_energy"`` (B, T, n_branches), ``"attention"`` a list of
+        ``{"step": t, "row": (B, H, n, W, W), "col": (B, W, n, H, H)}`` with t the
+        processing-order step. Steps of several calls in one block are concatenated.
+        """
+        record: dict[str, Any] = {"se_weights": [], "branch_energy": [], "attention": []}
+        self._record = record
+        try:
+            yield record
+        finally:
+            self._record = None
+            for key in ("se_weights", "branch_energy"):
+                record[key] = torch.stack(record[key], dim=1) if record[key] else None
+
+    def _recording(self) -> bool:
+        return self._record is not None
+
+    def _attend_steps(self, steps: int) -> set[int]:
+        k = self.attention_every
+        if k <= 0:
+            return set()
+        return {t for t in range(steps) if (t + 1) % k == 0} | {steps - 1}
+
+    # ------------------------------------------------------------------ the step
+    def _input_sequence(self, x: torch.Tensor, input_masks: list[torch.Tensor] | None) -> torch.Tensor:
+        """W_x ⋆ x_t for all steps at once: (B, T, C, H, W) → time-major (T, B, H', W', r)."""
+        batch, steps = x.shape[:2]
+        if input_masks is not None:
+            x = x * input_masks[0][:, None]
+        frames = x.permute(1, 0, 3, 4, 2).reshape(steps * batch, *x.shape[3:], x.shape[2])
+        frames = frames.permute(0, 3, 1, 2)  # NCHW view in channels_last memory format
+        pads = conv_pads(frames.shape[-2:], self.kernel_size, self.strides, self.dilation_rate, self.padding)
+        sym = symmetric_torch_padding(pads) if self.boundary == "zeros" else None
+        weight = self.input_kernel
+        if sym is not None:
+            z = F.conv2d(frames, weight, stride=self.strides, padding=sym, dilation=self.dilation_rate)
+        else:
+            frames = pad2d(frames, pads, self.boundary)
+            z = F.conv2d(frames, weight, stride=self.strides, dilation=self.dilation_rate)
+        z = z.permute(0, 2, 3, 1).contiguous()  # (T·B, H', W', r), a no-op in channels_last
+        return z.view(steps, batch, *z.shape[1:])
+
+    def _step(self, xs_t, h, c, recurrent_masks, t, steps, attend):
+        B, H, W, F_ = h.shape
+        r = self.bottleneck
+        record = self._record
+        if recurrent_masks is not None:
+            h = h * recurrent_masks[0]
+        b = torch.addmm(xs_t.reshape(-1, r), h.reshape(-1, F_), self.recurrent_kernel.t())
+        b = b.view(B, H, W, r)
+        if record is None:
+            m = self.mixing(b)
+        else:
+            m, energy = self.mixing(b, return_energy=True)
+            record["branch_energy"].append(energy)
+        if self.se is not None:
+            m, s = self.se(m)
+            if record is not None:
+                record["se_weights"].append(s.detach())
+        m, c = m.reshape(-1, r), c.reshape(-1, F_)
+        if self.fused and self.activation == "tanh" and self.recurrent_activation == "sigmoid":
+            h_new, c_new = lstm_gates(m, c, self.expansion, self.bias, self.peephole_weight)
+        else:
+            h_new, c_new = lstm_gates_reference(
+                m, c, self.expansion, self.bias, self.peephole_weight, self._act, self._rec_act
+            )
+        h_new, c_new = h_new.view(B, H, W, F_), c_new.view(B, H, W, F_)
+        if attend:
+            if record is None:
+                delta = self.attention(h_new)
+            else:
+                delta, maps = self.attention(h_new, return_maps=True)
+                record["attention"].append({"step": t, **maps})
+            h_new = h_new + self.gamma * delta
+        return h_new, c_new

@@ -1,0 +1,207 @@
+r"""Fused 1×1 gate expansion + peephole LSTM update, with a recomputing backward.
+
+The FA step is memory-bound (see ``shared/PERF_NOTES.md``): the four-gate map
+(N pixels × 4F channels) is the largest tensor of a step, and a straightforward autograd
+implementation writes it, reads it and stores several copies of it for backward. Here the
+expansion :math:`z = m W^\top + b` and the gate math run block by block over pixels, so each
+block of ``z`` lives in cache and is never written to main memory; backward recomputes ``z``
+from the r-channel bottleneck ``m`` (r ≪ 4F) instead of storing it. Saved per step: ``m``
+(N × r), ``c_{t-1}`` and ``c_t`` (N × F) — about 1/4 of what autograd keeps for the same
+equations.
+
+Equations (per pixel; :math:`p_i, p_f, p_o` per-channel peephole weights):
+
+.. math::
+    [z_i, z_f, z_g, z_o] &= m W^\top + b \\
+    i = \sigma(z_i + p_i \odot c_{t-1}),\quad f &= \sigma(z_f + p_f \odot c_{t-1}),\quad
+    g = \tanh(z_g) \\
+    c_t &= f \odot c_{t-1} + i \odot g \\
+    o &= \sigma(z_o + p_o \odot c_t),\qquad h_t = o \odot \tanh(c_t)
+
+Backward, given :math:`\bar h_t` and :math:`\bar c_t` (the gradient reaching :math:`c_t` from
+later steps):
+
+.. math::
+    \bar z_o &= \bar h_t \tanh(c_t)\, o(1-o) \\
+    \bar c &= \bar c_t + \bar h_t\, o\,(1-\tanh^2 c_t) + \bar z_o p_o \\
+    \bar z_i = \bar c\, g\, i(1-i),\quad \bar z_f &= \bar c\, c_{t-1} f(1-f),\quad
+    \bar z_g = \bar c\, i\,(1-g^2) \\
+    \bar c_{t-1} &= \bar c f + \bar z_i p_i + \bar z_f p_f,\qquad
+    \bar m = \bar z W,\quad \bar W = \bar z^\top m,\quad \bar b = \textstyle\sum \bar z
+
+:func:`lstm_gates_reference` is the same computation in plain autograd ops: it is used
+under ``torch.compile``/``torch.export`` (where the compiler fuses it), for non-default
+activations, and by the tests as the oracle.
+"""
+
+from __future__ import annotations
+
+import torch
+
+_sigmoid_backward = torch.ops.aten.sigmoid_backward
+_tanh_backward = torch.ops.aten.tanh_backward
+
+#: elements of the (block × 4F) gate buffer per block: 2**16 floats = 256 KiB, which stays in
+#: L2 together with the block's slices of m, c and h (measured fastest in benchmarks/).
+BLOCK_ELEMENTS = 1 << 16
+
+
+def lstm_gates_reference(
+    m: torch.Tensor,
+    c_prev: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    peephole: torch.Tensor | None,
+    activation=torch.tanh,
+    recurrent_activation=torch.sigmoid,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Plain-autograd version. m (N, r), c_prev (N, F), weight (4F, r), bias (4F,),
+    peephole (3, F) or None. Returns (h, c), each (N, F)."""
+    z = torch.nn.functional.linear(m, weight, bias)
+    zi, zf, zg, zo = z.chunk(4, dim=1)
+    if peephole is not None:
+        zi = zi + peephole[0] * c_prev
+        zf = zf + peephole[1] * c_prev
+    i = recurrent_activation(zi)
+    f = recurrent_activation(zf)
+    c = f * c_prev + i * activation(zg)
+    if peephole is not None:
+        zo = zo + peephole[2] * c
+    o = recurrent_activation(zo)
+    h = o * activation(c)
+    return h, c
+
+
+def _block_size(n: int, filters: int, device: torch.device) -> int:
+    if device.type != "cpu":  # GPUs: one block (launch overhead dominates; memory saving kept)
+        return n
+    return max(64, min(n, BLOCK_ELEMENTS // (4 * filters)))
+
+
+def _gates_block(z, c_prev, peephole, filters):
+    """In place on the block buffer z (n, 4F): z ← [i, f, g, o] activated. Returns views."""
+    F_ = filters
+    if peephole is not None:
+        z[:, : 2 * F_].view(-1, 2, F_).addcmul_(c_prev.unsqueeze(1), peephole[:2])
+    z[:, : 2 * F_].sigmoid_()
+    z[:, 2 * F_ : 3 * F_].tanh_()
+    return z[:, :F_], z[:, F_ : 2 * F_], z[:, 2 * F_ : 3 * F_], z[:, 3 * F_ :]
+
+
+class FusedLSTMGates(torch.autograd.Function):
+    """Autograd function for the fused expansion + gates; see the module docstring."""
+
+    @staticmethod
+    def forward(ctx, m, c_prev, weight, bias, peephole):
+        n_pix, F_ = c_prev.shape
+        block = _block_size(n_pix, F_, c_prev.device)
+        h = torch.empty_like(c_prev)
+        c = torch.empty_like(c_prev)
+        z_buf = torch.empty(block, 4 * F_, dtype=c_prev.dtype, device=c_prev.device)
+        wt = weight.t()
+        for s in range(0, n_pix, block):
+            e = min(n_pix, s + block)
+            z = z_buf[: e - s]
+            if bias is None:
+                torch.mm(m[s:e], wt, out=z)
+            else:
+                torch.addmm(bias, m[s:e], wt, out=z)
+            i, f, g, o = _gates_block(z, c_prev[s:e], peephole, F_)
+            cb = c[s:e]
+            torch.mul(f, c_prev[s:e], out=cb)
+            cb.addcmul_(i, g)
+            if peephole is not None:
+                o.addcmul_(cb, peephole[2])
+            o.sigmoid_()
+            torch.tanh(cb, out=h[s:e])
+            h[s:e].mul_(o)
+        ctx.save_for_backward(m, c_prev, c, weight, bias, peephole)
+        return h, c
+
+    @staticmethod
+    def backward(ctx, dh, dc):
+        m, c_prev, c, weight, bias, peephole = ctx.saved_tensors
+        n_pix, F_ = c_prev.shape
+        block = _block_size(n_pix, F_, c_prev.device)
+        dh = dh.contiguous()
+        dc = dc.contiguous()
+        dm = torch.empty_like(m)
+        dc_prev = torch.empty_like(c_prev)
+        dweight = torch.zeros_like(weight)
+        dbias = torch.zeros(4 * F_, dtype=c.dtype, device=c.device) if bias is not None else None
+        dpeep = torch.zeros_like(peephole) if peephole is not None else None
+        z_buf = torch.empty(block, 4 * F_, dtype=c.dtype, device=c.device)
+        dz_buf = torch.empty_like(z_buf)
+        tmp = torch.empty(block, F_, dtype=c.dtype, device=c.device)
+        dcb = torch.empty_like(tmp)
+        tc = torch.empty_like(tmp)
+        wt = weight.t()
+        for s in range(0, n_pix, block):
+            e = min(n_pix, s + block)
+            n = e - s
+            z, dz, t1, dct, tcb = z_buf[:n], dz_buf[:n], tmp[:n], dcb[:n], tc[:n]
+            c0, c1, dhb = c_prev[s:e], c[s:e], dh[s:e]
+            if bias is None:
+                torch.mm(m[s:e], wt, out=z)
+            else:
+                torch.addmm(bias, m[s:e], wt, out=z)
+            i, f, g, o = _gates_block(z, c0, peephole, F_)
+            if peephole is not None:
+                o.addcmul_(c1, peephole[2])
+            o.sigmoid_()
+            torch.tanh(c1, out=tcb)
+            dzi, dzf, dzg, dzo = (dz[:, k * F_ : (k + 1) * F_] for k in range(4))
+            # output gate
+            torch.mul(dhb, tcb, out=t1)
+            _sigmoid_backward.grad_input(t1, o, grad_input=dzo)
+            # total gradient reaching c_t
+            torch.mul(dhb, o, out=t1)
+            _tanh_backward.grad_input(t1, tcb, grad_input=dct)
+            dct.add_(dc[s:e])
+            if peephole is not None:
+                dct.addcmul_(dzo, peephole[2])
+            # input, forget, candidate
+            torch.mul(dct, g, out=t1)
+            _sigmoid_backward.grad_input(t1, i, grad_input=dzi)
+            torch.mul(dct, c0, out=t1)
+            _sigmoid_backward.grad_input(t1, f, grad_input=dzf)
+            torch.mul(dct, i, out=t1)
+            _tanh_backward.grad_input(t1, g, grad_input=dzg)
+            # carry to c_{t-1}
+            dcp = dc_prev[s:e]
+            torch.mul(dct, f, out=dcp)
+            if peephole is not None:
+                dcp.addcmul_(dzi, peephole[0]).addcmul_(dzf, peephole[1])
+                dpeep[0].add_(torch.mul(dzi, c0, out=t1).sum(0))
+                dpeep[1].add_(torch.mul(dzf, c0, out=t1).sum(0))
+                dpeep[2].add_(torch.mul(dzo, c1, out=t1).sum(0))
+            # expansion
+            torch.mm(dz, weight, out=dm[s:e])
+            dweight.addmm_(dz.t(), m[s:e])
+            if dbias is not None:
+                dbias.add_(dz.sum(0))
+        return dm, dc_prev, dweight, dbias, dpeep
+
+
+def lstm_gates(
+    m: torch.Tensor,
+    c_prev: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    peephole: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fused gates (sigmoid/tanh): m (N, r), c_prev (N, F) → (h, c), each (N, F).
+
+    Runs in ``c_prev``'s dtype (float32 states under autocast) with autocast disabled, so
+    mixed precision never degrades the cell state. Falls back to
+    :func:`lstm_gates_reference` while compiling or exporting.
+    """
+    if torch.compiler.is_compiling() or torch.compiler.is_exporting():
+        return lstm_gates_reference(m, c_prev, weight, bias, peephole)
+    dtype = c_prev.dtype
+    m = m.to(dtype).contiguous()
+    weight = weight.to(dtype)
+    bias = bias.to(dtype) if bias is not None else None
+    peephole = peephole.to(dtype) if peephole is not None else None
+    with torch.autocast(device_type=m.device.type, enabled=False):
+        return FusedLSTMGates.apply(m, c_prev.contiguous(), weight, bias, peephole)
