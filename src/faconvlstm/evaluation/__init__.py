@@ -1,0 +1,77 @@
+"""The evaluation protocol (SPEC §4): the paper's claims measured side by side.
+
+Each metric is a small function, numpy/xarray/torch in, numbers or xarray out:
+
+- :mod:`~faconvlstm.evaluation.stability` — linear CKA, seed agreement of k-means regimes,
+  embedding drift between epochs;
+- :mod:`~faconvlstm.evaluation.quality` — WeatherBench2 latitude-weighted RMSE and ACC,
+  clustering scores, ARI/NMI against ground truth, composite-based regime scores;
+- :mod:`~faconvlstm.evaluation.robustness` — noise and masking perturbations and the
+  similarity curves of embeddings under them;
+- :mod:`~faconvlstm.evaluation.interpretability` — axial-attention maps, SE/branch
+  statistics, occlusion attribution, linear probes of known drivers.
+"""
+
+from faconvlstm.evaluation.interpretability import (
+    attention_map,
+    attention_mass_on_region,
+    box_mean_index,
+    linear_probe_r2,
+    nino34_index,
+    occlusion_attribution,
+    region_mask,
+    se_branch_statistics,
+)
+from faconvlstm.evaluation.quality import (
+    acc,
+    ari_nmi_truth,
+    cluster_quality,
+    dayofyear_climatology,
+    intra_inter_cluster_rmse,
+    lat_weighted_rmse,
+    spatial_correlation_matrix,
+)
+from faconvlstm.evaluation.robustness import (
+    add_gaussian_noise,
+    block_mask,
+    embedding_cosine,
+    random_mask,
+    robustness_curve,
+)
+from faconvlstm.evaluation.stability import (
+    cluster_agreement,
+    embedding_drift,
+    kmeans_labels,
+    linear_cka,
+    mean_pairwise_cka,
+    pairwise_cka,
+)
+
+__all__ = [
+    "acc",
+    "add_gaussian_noise",
+    "ari_nmi_truth",
+    "attention_map",
+    "attention_mass_on_region",
+    "block_mask",
+    "box_mean_index",
+    "cluster_agreement",
+    "cluster_quality",
+    "dayofyear_climatology",
+    "embedding_cosine",
+    "embedding_drift",
+    "intra_inter_cluster_rmse",
+    "kmeans_labels",
+    "lat_weighted_rmse",
+    "linear_cka",
+    "linear_probe_r2",
+    "mean_pairwise_cka",
+    "nino34_index",
+    "occlusion_attribution",
+    "pairwise_cka",
+    "random_mask",
+    "region_mask",
+    "robustness_curve",
+    "se_branch_statistics",
+    "spatial_correlation_matrix",
+]

@@ -1,0 +1,229 @@
+"""Reading what a model attends to and what its embeddings know.
+
+- Axial attention maps: the row (zonal) and column (meridional) softmax weights that
+  ``FAConvLSTM2D.capture_internals()`` records are turned into a map on the grid for a
+  query point, and scored by the attention mass that falls on a region (e.g. the remote lobe
+  of a teleconnection) against the chance level, the region's share of the grid.
+- SE weights and dilation-branch energies summarised by season.
+- Per-variable attribution by occlusion.
+- Linear probes: cross-validated R² of a known driver (the synthetic oscillator, or an index
+  computed from the data such as the Niño-3.4 box mean of SST) regressed on the embeddings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import xarray as xr
+from sklearn.linear_model import RidgeCV
+from sklearn.metrics import r2_score
+from sklearn.model_selection import KFold, cross_val_predict
+
+from faconvlstm.evaluation._arrays import as_samples, to_numpy
+
+__all__ = [
+    "attention_map",
+    "attention_mass_on_region",
+    "box_mean_index",
+    "linear_probe_r2",
+    "nino34_index",
+    "occlusion_attribution",
+    "region_mask",
+    "se_branch_statistics",
+]
+
+
+def attention_map(
+    row: Any, col: Any, query: tuple[int, int], *, hops: int = 1, batch_index: int | None = None
+) -> np.ndarray:
+    """Where one query point's axial attention goes, as a map on the grid.
+
+    At an attention step the update at query q = (i, j) is the sum of a row attention over
+    (i, ·) and a column attention over (·, j). Splitting its mass equally between the two
+    gives a distribution on the grid (a cross through q); heads and batch are averaged:
+
+    .. math:: P_1(i', j') = \\tfrac12\\,\\delta_{i'i}\\,R_{i}[j, j'] +
+              \\tfrac12\\,\\delta_{j'j}\\,C_{j}[i, i']
+
+    A single step only reaches q's own row and column; because the attended state feeds the
+    recurrence, later attention steps compose. ``hops = n`` propagates the distribution n
+    times through the same operator (attention rollout, Abnar & Zuidema 2020, without the
+    residual term), which is how a point at another latitude *and* longitude is reached.
+
+    Args:
+        row: ``(B, H, heads, W, W)`` row-attention weights (rows sum to 1).
+        col: ``(B, W, heads, H, H)`` column-attention weights.
+        query: ``(i, j)`` grid indices (latitude row, longitude column) of the query.
+        hops: number of propagation steps (≥ 1).
+        batch_index: one sample instead of the batch mean.
+
+    Returns:
+        ``(H, W)`` non-negative map summing to 1.
+    """
+    r, c = to_numpy(row), to_numpy(col)
+    if batch_index is not None:
+        r, c = r[batch_index : batch_index + 1], c[batch_index : batch_index + 1]
+    r = r.mean(axis=(0, 2))  # (H, W, W): R[i][j, j']
+    c = c.mean(axis=(0, 2))  # (W, H, H): C[j][i, i']
+    h, w = r.shape[0], c.shape[0]
+    p = np.zeros((h, w))
+    p[query] = 1.0
+    for _ in range(hops):
+        along_row = np.einsum("ij,ijk->ik", p, r)  # p(i, j) R_i[j, k] -> (i, k)
+        along_col = np.einsum("ij,jik->kj", p, c)  # p(i, j) C_j[i, k] -> (k, j)
+        p = 0.5 * (along_row + along_col)
+    return p
+
+
+def region_mask(lat: Any, lon: Any, centre: tuple[float, float], radius_deg: float) -> np.ndarray:
+    """``(H, W)`` bool mask of the grid points within ``radius_deg`` (great circle) of ``centre``.
+
+    Args:
+        lat, lon: grid coordinates in degrees; ``centre = (lat, lon)`` in degrees.
+    """
+    la, lo = np.deg2rad(np.meshgrid(np.asarray(lat, float), np.asarray(lon, float), indexing="ij"))
+    c_la, c_lo = np.deg2rad(centre)
+    cos_d = np.sin(la) * np.sin(c_la) + np.cos(la) * np.cos(c_la) * np.cos(lo - c_lo)
+    return np.rad2deg(np.arccos(np.clip(cos_d, -1.0, 1.0))) <= radius_deg
+
+
+def attention_mass_on_region(attn_map: Any, region: Any) -> dict[str, float]:
+    """Share of an attention map's mass that falls on a region, against chance.
+
+    Args:
+        attn_map: ``(H, W)`` non-negative map (e.g. :func:`attention_map`).
+        region: ``(H, W)`` bool mask (e.g. :func:`region_mask` around a teleconnection lobe).
+
+    Returns:
+        ``{"mass": Σ_region A / Σ A, "chance": region share of grid points,
+        "ratio": mass / chance}`` — ratio > 1 means the region is attended above chance.
+    """
+    a = to_numpy(attn_map)
+    region = np.asarray(region, dtype=bool)
+    mass = float(a[region].sum() / a.sum())
+    chance = float(region.mean())
+    return {"mass": mass, "chance": chance, "ratio": mass / chance if chance > 0 else np.nan}
+
+
+def linear_probe_r2(z: Any, target: Any, *, n_splits: int = 5) -> float:
+    """Cross-validated R² of a ridge regression of a known driver on the embeddings.
+
+    Folds are contiguous blocks of time (no shuffling), so the strong autocorrelation of
+    climate series does not leak the answer from neighbouring days into the test fold. The
+    ridge penalty is chosen inside each training fold (``RidgeCV``). R² is computed once over
+    all out-of-fold predictions: 1 − Σ(y − ŷ)² / Σ(y − ȳ)².
+
+    Args:
+        z: ``(n, E)`` embeddings.
+        target: ``(n,)`` driver, e.g. the synthetic oscillator or :func:`nino34_index`.
+
+    Returns:
+        R² (≤ 1; ≤ 0 means the driver is not linearly decodable).
+    """
+    x = as_samples(z)
+    y = to_numpy(target).ravel()
+    model = RidgeCV(alphas=np.logspace(-3, 3, 13))
+    pred = cross_val_predict(model, x, y, cv=KFold(n_splits=n_splits, shuffle=False))
+    return float(r2_score(y, pred))
+
+
+def occlusion_attribution(
+    embed_fn: Callable[[Any], Any],
+    x: Any,
+    *,
+    baseline: float = 0.0,
+    variables: Sequence[str] | None = None,
+) -> xr.DataArray:
+    """Per-variable attribution by occlusion: how far the embeddings move without a variable.
+
+    Channel c of the input ``(..., C, H, W)`` is replaced by ``baseline`` (0 = the mean of
+    normalised inputs) and
+
+    .. math:: a_c = \\frac{\\operatorname{mean}_i \\lVert z_i - z_i^{(-c)} \\rVert_2}
+                         {\\operatorname{mean}_i \\lVert z_i \\rVert_2}
+
+    Args:
+        embed_fn: maps inputs like ``x`` to embeddings.
+        x: ``(..., C, H, W)`` torch tensor or numpy array.
+        variables: C names for the output coordinate.
+
+    Returns:
+        ``(variable,)`` DataArray of relative embedding change (dimensionless, ≥ 0).
+    """
+    clean = as_samples(embed_fn(x))
+    n_ch = x.shape[-3]
+    scores = []
+    for ch in range(n_ch):
+        occluded = x.clone() if isinstance(x, torch.Tensor) else np.array(x, copy=True)
+        occluded[..., ch, :, :] = baseline
+        z = as_samples(embed_fn(occluded))
+        scores.append(
+            np.linalg.norm(clean - z, axis=1).mean() / np.linalg.norm(clean, axis=1).mean()
+        )
+    names = list(variables) if variables is not None else list(range(n_ch))
+    return xr.DataArray(np.asarray(scores), dims=("variable",), coords={"variable": names})
+
+
+def se_branch_statistics(se_weights: Any, branch_energy: Any, times: Any = None) -> xr.Dataset:
+    """Mean SE channel weights and dilation-branch energy shares, by season.
+
+    Args:
+        se_weights: ``(B, T, r)`` squeeze-and-excitation gates in (0, 1).
+        branch_energy: ``(B, T, n_branches)`` energy of each depthwise dilation branch.
+        times: ``(B, T)`` datetime stamps (numpy or cftime) of the steps; without them the
+            statistics are per step index instead of per season.
+
+    Returns:
+        Dataset with ``se_weight (group, se_channel)`` and ``branch_share (group, branch)``
+        (energy of a branch / total energy, summing to 1 over branches), where ``group`` is
+        the meteorological season (DJF, MAM, JJA, SON) or the step index.
+    """
+    se = to_numpy(se_weights)
+    energy = to_numpy(branch_energy)
+    share = energy / energy.sum(-1, keepdims=True)
+    ds = xr.Dataset(
+        {
+            "se_weight": (("sample", "se_channel"), se.reshape(-1, se.shape[-1])),
+            "branch_share": (("sample", "branch"), share.reshape(-1, share.shape[-1])),
+        }
+    )
+    if times is None:
+        steps = np.broadcast_to(np.arange(se.shape[1]), se.shape[:2]).ravel()
+        return ds.assign_coords(step=("sample", steps)).groupby("step").mean()
+    stamps = np.asarray(times).ravel()
+    ds = ds.assign_coords(time=("sample", stamps))
+    return ds.groupby("time.season").mean().rename(season="group")
+
+
+def box_mean_index(
+    field: xr.DataArray,
+    lat_range: tuple[float, float],
+    lon_range: tuple[float, float],
+    *,
+    lat_dim: str = "lat",
+    lon_dim: str = "lon",
+    anomaly: bool = True,
+) -> xr.DataArray:
+    """Area-weighted (cos φ) mean of a field over a lat-lon box, as a time series.
+
+    Longitudes of the box may be given in either convention (−180…180 or 0…360); they are
+    matched to the field's. With ``anomaly=True`` the time mean is removed.
+    """
+    lon = field[lon_dim]
+    lo0, lo1 = lon_range
+    if float(lon.min()) >= 0:
+        lo0, lo1 = lo0 % 360, lo1 % 360
+    lon_sel = (lon >= lo0) & (lon <= lo1)
+    lat = field[lat_dim]
+    lat_sel = (lat >= min(lat_range)) & (lat <= max(lat_range))
+    box = field.where(lat_sel & lon_sel, drop=True)
+    idx = box.weighted(np.cos(np.deg2rad(box[lat_dim]))).mean((lat_dim, lon_dim))
+    return idx - idx.mean() if anomaly else idx
+
+
+def nino34_index(sst: xr.DataArray, *, lat_dim: str = "lat", lon_dim: str = "lon") -> xr.DataArray:
+    """Niño-3.4 index: SST anomaly averaged over 5°S–5°N, 170°W–120°W (time mean removed)."""
+    return box_mean_index(sst, (-5.0, 5.0), (-170.0, -120.0), lat_dim=lat_dim, lon_dim=lon_dim)

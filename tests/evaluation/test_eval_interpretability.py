@@ -1,0 +1,115 @@
+"""Interpretability: attention maps on the grid, SE/branch statistics, occlusion, probes."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import xarray as xr
+
+from faconvlstm.evaluation import (
+    attention_map,
+    attention_mass_on_region,
+    linear_probe_r2,
+    nino34_index,
+    occlusion_attribution,
+    region_mask,
+    se_branch_statistics,
+)
+
+H, W = 6, 10
+
+
+def _uniform():
+    return np.full((1, H, 1, W, W), 1.0 / W), np.full((1, W, 1, H, H), 1.0 / H)
+
+
+def test_one_hop_attention_map_is_the_cross_through_the_query():
+    row, col = _uniform()
+    m = attention_map(row, col, (2, 3))
+    assert m.sum() == pytest.approx(1.0)
+    assert m[2, 0] == pytest.approx(0.5 / W)
+    assert m[0, 3] == pytest.approx(0.5 / H)
+    assert m[2, 3] == pytest.approx(0.5 / W + 0.5 / H)
+    assert m[0, 0] == 0.0
+
+
+def test_two_hops_reach_a_lobe_at_another_latitude_and_longitude():
+    # column attention sends every point to the mirrored latitude, row attention to the
+    # opposite longitude; a lobe at (H-1-i, j+W/2) is reached only through both.
+    row = np.zeros((2, H, 1, W, W))
+    col = np.zeros((2, W, 1, H, H))
+    for j in range(W):
+        row[:, :, 0, j, (j + W // 2) % W] = 1.0
+    for i in range(H):
+        col[:, :, 0, i, H - 1 - i] = 1.0
+    assert attention_map(row, col, (1, 2))[H - 2, 7] == 0.0
+    two = attention_map(row, col, (1, 2), hops=2)
+    assert two.sum() == pytest.approx(1.0)
+    assert two[H - 2, 7] == pytest.approx(0.5)  # row→col and col→row paths, 0.25 each
+
+
+def test_attention_mass_on_region_against_chance():
+    region = np.zeros((H, W), bool)
+    region[:2, :5] = True
+    uniform = np.ones((H, W))
+    out = attention_mass_on_region(uniform, region)
+    assert out["mass"] == pytest.approx(10 / 60)
+    assert out["ratio"] == pytest.approx(1.0)
+    focused = attention_mass_on_region(region.astype(float), region)
+    assert focused["mass"] == pytest.approx(1.0)
+    assert focused["ratio"] == pytest.approx(6.0)
+
+
+def test_region_mask_uses_great_circle_distance_across_the_dateline():
+    lat = np.array([-30.0, 0.0, 30.0])
+    lon = np.array([0.0, 10.0, 180.0, 350.0])
+    m = region_mask(lat, lon, centre=(0.0, 355.0), radius_deg=16.0)
+    assert m[1].tolist() == [True, True, False, True]
+    assert not m[0].any() and not m[2].any()
+
+
+def test_linear_probe_recovers_a_linear_driver_and_not_noise():
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(400, 8))
+    driver = z @ rng.normal(size=8)
+    assert linear_probe_r2(z, driver) > 0.999
+    # an independent target is not decodable: out-of-fold R² ≤ ~0
+    assert linear_probe_r2(z, rng.normal(size=400)) < 0.05
+
+
+def test_occlusion_attributes_nothing_to_an_unused_variable():
+    x = torch.randn(2, 5, 3, 4, 4, generator=torch.Generator().manual_seed(0))
+
+    def embed(inp):
+        return inp[:, :, 0].reshape(10, -1) * 2.0 + inp[:, :, 2].reshape(10, -1)
+
+    out = occlusion_attribution(embed, x, variables=["t2m", "z500", "sst"])
+    assert out["variable"].values.tolist() == ["t2m", "z500", "sst"]
+    assert float(out.sel(variable="z500")) == 0.0
+    assert float(out.sel(variable="t2m")) > float(out.sel(variable="sst")) > 0.0
+
+
+def test_se_branch_statistics_by_season_and_by_step():
+    times = pd.date_range("2001-01-01", periods=365, freq="D").values.reshape(5, 73)
+    month = pd.DatetimeIndex(times.ravel()).month.values.reshape(5, 73)
+    se = np.where(np.isin(month, [12, 1, 2]), 1.0, 0.0)[..., None] * np.ones(4)
+    energy = np.ones((5, 73, 3)) * np.array([1.0, 1.0, 2.0])
+    out = se_branch_statistics(se, energy, times)
+    np.testing.assert_allclose(out["se_weight"].sel(group="DJF"), 1.0)
+    np.testing.assert_allclose(out["se_weight"].sel(group="JJA"), 0.0)
+    np.testing.assert_allclose(out["branch_share"].sel(group="MAM"), [0.25, 0.25, 0.5])
+    by_step = se_branch_statistics(se, energy)
+    assert by_step["se_weight"].sizes == {"step": 73, "se_channel": 4}
+
+
+@pytest.mark.parametrize("lon", [np.arange(0.0, 360.0, 5.0), np.arange(-180.0, 180.0, 5.0)])
+def test_nino34_index_is_the_box_mean_anomaly(lon):
+    lat = np.arange(-20.0, 21.0, 2.5)
+    amp = np.array([1.0, -1.0, 3.0, 1.0])
+    in_box = (np.abs(lat)[:, None] <= 5) & (((lon % 360) >= 190) & ((lon % 360) <= 240))[None]
+    sst = xr.DataArray(
+        20.0 + amp[:, None, None] * in_box + 5.0 * ~in_box * amp[::-1, None, None],
+        dims=("time", "lat", "lon"),
+        coords={"time": np.arange(4), "lat": lat, "lon": lon},
+    )
+    np.testing.assert_allclose(nino34_index(sst).values, amp - amp.mean())
