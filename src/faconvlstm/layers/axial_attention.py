@@ -45,7 +45,7 @@ class AxialAttention(nn.Module):
         self.proj = nn.Linear(heads * dim, channels)
 
     def forward(self, h: torch.Tensor, return_maps: bool = False):
-        B, H, W, _ = h.shape
+        B = h.shape[0]
         q, k, v = self.qkv(h).chunk(3, dim=-1)
         n = self.heads
 

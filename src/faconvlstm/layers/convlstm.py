@@ -74,7 +74,9 @@ class ConvLSTM2D(RecurrentConv2D):
             return F.conv2d(x, weight, stride=strides, padding=sym, dilation=dilation)
         return F.conv2d(pad2d(x, pads, self.boundary), weight, stride=strides, dilation=dilation)
 
-    def _input_sequence(self, x: torch.Tensor, input_masks: list[torch.Tensor] | None) -> torch.Tensor:
+    def _input_sequence(
+        self, x: torch.Tensor, input_masks: list[torch.Tensor] | None
+    ) -> torch.Tensor:
         """All input convolutions at once: (B, T, C, H, W) → time-major (T, B, 4F, H', W')."""
         batch, steps = x.shape[:2]
         frames = x.transpose(0, 1).reshape(steps * batch, *x.shape[2:])

@@ -47,7 +47,9 @@ class MultiScaleDepthwise(nn.Module):
         super().__init__()
         rates = tuple(int(d) for d in dilation_rates)
         if not rates or min(rates) < 1:
-            raise ValueError(f"dilation_rates must be a non-empty sequence of ints >= 1, got {dilation_rates!r}")
+            raise ValueError(
+                f"dilation_rates must be a non-empty sequence of ints >= 1, got {dilation_rates!r}"
+            )
         self.channels = channels
         self.kernel_size = tuple(kernel_size)
         self.dilation_rates = rates
@@ -75,7 +77,9 @@ class MultiScaleDepthwise(nn.Module):
             if sym is not None:
                 y = F.conv2d(x, weight, padding=sym, dilation=d, groups=self.channels)
             else:
-                y = F.conv2d(pad2d(x, pads, self.boundary), weight, dilation=d, groups=self.channels)
+                y = F.conv2d(
+                    pad2d(x, pads, self.boundary), weight, dilation=d, groups=self.channels
+                )
             if return_energy:
                 energies.append(y.detach().pow(2).mean(dim=(1, 2, 3)))
             out = y if out is None else out + y
@@ -85,4 +89,7 @@ class MultiScaleDepthwise(nn.Module):
         return out
 
     def extra_repr(self) -> str:
-        return f"channels={self.channels}, kernel_size={self.kernel_size}, dilation_rates={self.dilation_rates}"
+        return (
+            f"channels={self.channels}, kernel_size={self.kernel_size}, "
+            f"dilation_rates={self.dilation_rates}"
+        )

@@ -33,7 +33,7 @@ class FAConvLSTM2D(RecurrentConv2D):
 
     .. math::
         b &= W_x \star x_t + U_h h_{t-1}
-            && \text{bottleneck: } W_x \text{ is } k{\times}k\ (C \to r),\ U_h \text{ is } 1{\times}1\ (F \to r) \\
+            && \text{bottleneck: } W_x\ k{\times}k\ (C \to r),\ U_h\ 1{\times}1\ (F \to r) \\
         m &= \textstyle\sum_{d} \mathrm{DWConv}_{k,d}(b)
             && \text{shared multi-scale depthwise mixing} \\
         m &\leftarrow m \odot \sigma\big(W_2\,\mathrm{ReLU}(W_1\,\mathrm{GAP}(m))\big)
@@ -233,18 +233,24 @@ class FAConvLSTM2D(RecurrentConv2D):
         return {t for t in range(steps) if (t + 1) % k == 0} | {steps - 1}
 
     # ------------------------------------------------------------------ the step
-    def _input_sequence(self, x: torch.Tensor, input_masks: list[torch.Tensor] | None) -> torch.Tensor:
+    def _input_sequence(
+        self, x: torch.Tensor, input_masks: list[torch.Tensor] | None
+    ) -> torch.Tensor:
         """W_x ⋆ x_t for all steps at once: (B, T, C, H, W) → time-major (T, B, H', W', r)."""
         batch, steps = x.shape[:2]
         if input_masks is not None:
             x = x * input_masks[0][:, None]
         frames = x.permute(1, 0, 3, 4, 2).reshape(steps * batch, *x.shape[3:], x.shape[2])
         frames = frames.permute(0, 3, 1, 2)  # NCHW view in channels_last memory format
-        pads = conv_pads(frames.shape[-2:], self.kernel_size, self.strides, self.dilation_rate, self.padding)
+        pads = conv_pads(
+            frames.shape[-2:], self.kernel_size, self.strides, self.dilation_rate, self.padding
+        )
         sym = symmetric_torch_padding(pads) if self.boundary == "zeros" else None
         weight = self.input_kernel
         if sym is not None:
-            z = F.conv2d(frames, weight, stride=self.strides, padding=sym, dilation=self.dilation_rate)
+            z = F.conv2d(
+                frames, weight, stride=self.strides, padding=sym, dilation=self.dilation_rate
+            )
         else:
             frames = pad2d(frames, pads, self.boundary)
             z = F.conv2d(frames, weight, stride=self.strides, dilation=self.dilation_rate)

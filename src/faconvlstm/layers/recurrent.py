@@ -77,7 +77,9 @@ def to_pair(value: int | Sequence[int], argument: str, minimum: int = 1) -> tupl
         try:
             pair = tuple(int(v) for v in value)  # type: ignore[union-attr]
         except TypeError:
-            raise ValueError(f"{argument} must be an int or a pair of ints, got {value!r}") from None
+            raise ValueError(
+                f"{argument} must be an int or a pair of ints, got {value!r}"
+            ) from None
         if len(pair) != 2:
             raise ValueError(f"{argument} must be an int or a pair of ints, got {value!r}")
     if min(pair) < minimum:
@@ -349,8 +351,7 @@ class RecurrentConv2D(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         if not isinstance(states, (tuple, list)) or len(states) != 2:
             raise ValueError(
-                "initial_state must be a pair (h, c) of tensors, got "
-                f"{type(states).__name__} of length {len(states) if hasattr(states, '__len__') else '?'}"
+                f"initial_state must be a pair (h, c) of tensors, got {type(states).__name__}"
             )
         h, c = states
         if batch is not None and out_hw is not None:
@@ -368,7 +369,9 @@ class RecurrentConv2D(nn.Module):
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"input must be a torch.Tensor, got {type(x).__name__}")
         if x.dim() != 5:
-            layout = "(B, T, C, H, W)" if self.data_format == "channels_first" else "(B, T, H, W, C)"
+            layout = (
+                "(B, T, C, H, W)" if self.data_format == "channels_first" else "(B, T, H, W, C)"
+            )
             raise ValueError(
                 f"{type(self).__name__} expects a 5-D input {layout} "
                 f"(data_format={self.data_format!r}), got shape {tuple(x.shape)}"
@@ -424,7 +427,9 @@ class RecurrentConv2D(nn.Module):
             )
         if mask is not None:
             if mask.shape != (batch, steps):
-                raise ValueError(f"mask must have shape (B, T) = {(batch, steps)}, got {tuple(mask.shape)}")
+                raise ValueError(
+                    f"mask must have shape (B, T) = {(batch, steps)}, got {tuple(mask.shape)}"
+                )
             mask = mask.to(device=x.device, dtype=torch.bool)
         if self.go_backwards:
             x = x.flip(1)

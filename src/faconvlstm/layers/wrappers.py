@@ -13,7 +13,7 @@ MERGE_MODES = ("concat", "sum", "mul", "ave", None)
 
 
 class Bidirectional(nn.Module):
-    """Run a layer forwards and a copy backwards over time and merge, as ``keras.layers.Bidirectional``.
+    """Run a layer forwards and a copy backwards in time and merge, as Keras' ``Bidirectional``.
 
     Args:
         layer: a :class:`~faconvlstm.ConvLSTM2D` or :class:`~faconvlstm.FAConvLSTM2D`.
