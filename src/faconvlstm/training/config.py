@@ -1,0 +1,370 @@
+"""Typed run configuration: one YAML file describes data, model, optimisation and trainer.
+
+The schema is a tree of dataclasses. :func:`load_config` reads YAML, applies ``--set``
+overrides and validates every key and value *before* any data is opened or any model is
+built: an unknown key or a value of the wrong type raises :class:`ConfigError` naming the
+dotted key, the expected type and the keys that are accepted there.
+
+A complete file (every section optional, defaults shown in the dataclasses below)::
+
+    seed: 0
+    task: autoencoder            # autoencoder | forecast
+    data:
+      source: synthetic          # synthetic | sample:sst | sample:z500 | path/URL (NetCDF, Zarr)
+      synthetic: {n_years: 4}    # keyword arguments of faconvlstm.data.synthetic
+      variables: null            # subset of data variables (null: all)
+      window: 12                 # time steps per training sample
+      horizon: 0                 # forecast lead steps (forecast task only)
+      train_years: [2000, 2002]
+      val_years: [2003, 2003]
+      batch_size: 8
+    model:                       # constructor arguments of the model (checked against it)
+      cell: fa
+      filters: [16, 16]
+    optim: {lr: 0.001, weight_decay: 0.0, scheduler: none}
+    loss: {latitude_weighted: true, regularization_weight: 1.0, teacher_forcing: 0.0}
+    trainer: {max_epochs: 5, accelerator: cpu, devices: 1, strategy: auto, deterministic: true}
+    checkpoint: {every_n_train_steps: 50}
+
+The ``model`` section is not a fixed dataclass: it holds keyword arguments of the model
+class chosen by ``task`` and is checked against that constructor's signature (see
+:func:`validate_model_kwargs`), so every model option is available without being repeated here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """An invalid configuration: the message names the dotted key and what was expected."""
+
+
+@dataclass
+class DataConfig:
+    """Where the data comes from and how it is cut into samples.
+
+    ``source``: ``"synthetic"`` (the built-in generator, with ``synthetic`` as its keyword
+    arguments), ``"sample:sst"`` / ``"sample:z500"`` (the NetCDF samples shipped with
+    ``eofs``), or a local path / fsspec URL to NetCDF or Zarr. Years are inclusive
+    ``[first, last]``; ``null`` years for train mean "all time steps", for val/test "none"
+    (with no val years, validation uses the last ``val_fraction`` of the training period).
+    ``climatology``: normalise anomalies from a day-of-year / monthly climatology of the
+    training period (``true`` picks the kind from the time step).
+    """
+
+    source: str = "synthetic"
+    synthetic: dict = field(default_factory=dict)
+    variables: list[str] | None = None
+    levels: list[float] | None = None
+    window: int = 12
+    horizon: int = 0
+    stride: int = 1
+    train_years: list[int] | None = None
+    val_years: list[int] | None = None
+    test_years: list[int] | None = None
+    val_fraction: float = 0.2
+    climatology: Union[bool, Literal["dayofyear", "month"]] = False  # noqa: UP007
+    batch_size: int = 8
+    num_workers: int = 0
+    shuffle: bool = True
+
+
+@dataclass
+class OptimConfig:
+    """AdamW with an optional cosine learning-rate schedule (per optimiser step)."""
+
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    scheduler: Literal["none", "cosine"] = "none"
+    min_lr: float = 0.0
+
+
+@dataclass
+class LossConfig:
+    """Training objective: latitude-weighted masked MSE + model regularisation.
+
+    ``teacher_forcing`` is the probability of feeding the true previous step to an
+    autoregressive forecaster during training (scheduled sampling; forecast task only).
+    """
+
+    latitude_weighted: bool = True
+    regularization_weight: float = 1.0
+    teacher_forcing: float = 0.0
+
+
+@dataclass
+class TrainerConfig:
+    """The subset of ``lightning.Trainer`` arguments a run file may set.
+
+    ``strategy: ddp`` with ``devices: N`` trains on N processes (GPUs, or CPU with gloo);
+    ``num_nodes`` for multi-node jobs launched by torchrun or SLURM (see the README).
+    """
+
+    max_epochs: int = 10
+    max_steps: int = -1
+    accelerator: str = "auto"
+    devices: Union[int, str, list[int]] = "auto"  # noqa: UP007 (readable in error messages)
+    num_nodes: int = 1
+    strategy: str = "auto"
+    precision: Union[str, int] = "32-true"  # noqa: UP007
+    deterministic: bool = True
+    limit_train_batches: Union[int, float] = 1.0  # noqa: UP007
+    limit_val_batches: Union[int, float] = 1.0  # noqa: UP007
+    val_check_interval: Union[int, float] | None = None  # noqa: UP007
+    check_val_every_n_epoch: int = 1
+    num_sanity_val_steps: int = 0
+    log_every_n_steps: int = 10
+    gradient_clip_val: float | None = None
+    accumulate_grad_batches: int = 1
+    enable_progress_bar: bool = True
+
+
+@dataclass
+class CheckpointConfig:
+    """``best.ckpt`` (lowest ``monitor``) and ``last.ckpt`` (every ``every_n_train_steps``
+    optimiser steps, every epoch end, and on SIGTERM) under ``<out>/checkpoints``."""
+
+    monitor: str = "val/loss"
+    every_n_train_steps: int | None = 50
+
+
+@dataclass
+class RunConfig:
+    """The whole run. ``out`` is the output directory (``--out`` on the command line wins)."""
+
+    seed: int = 0
+    task: Literal["autoencoder", "forecast"] = "autoencoder"
+    out: str | None = None
+    data: DataConfig = field(default_factory=DataConfig)
+    model: dict = field(default_factory=dict)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+
+    def to_dict(self) -> dict:
+        """Plain nested dict (YAML/JSON/``weights_only`` safe)."""
+        return dataclasses.asdict(self)
+
+
+# ---------------------------------------------------------------------------------------
+# type checking
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if tp is type(None):
+        return "null"
+    if origin is Literal:
+        return " | ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (Union, types.UnionType):
+        return " | ".join(_type_name(a) for a in typing.get_args(tp))
+    if origin in (list, tuple):
+        args = [a for a in typing.get_args(tp) if a is not Ellipsis]
+        return f"list of {_type_name(args[0])}" if args else "list"
+    if origin is dict or tp is dict:
+        return "mapping"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _matches(value: Any, tp: Any) -> bool:
+    """Whether a YAML value fits an annotation (ints are accepted for floats, not bools)."""
+    if tp is Any or tp is inspect.Parameter.empty:
+        return True
+    if tp is type(None) or tp is None:
+        return value is None
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return value in typing.get_args(tp)
+    if origin in (Union, types.UnionType):
+        return any(_matches(value, a) for a in typing.get_args(tp))
+    if origin in (list, tuple, typing.Sequence) or tp in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            return False
+        args = [a for a in typing.get_args(tp) if a is not Ellipsis]
+        if origin is tuple and len(args) > 1 and Ellipsis not in typing.get_args(tp):
+            return len(value) == len(args) and all(map(_matches, value, args))
+        return not args or all(_matches(v, args[0]) for v in value)
+    if origin is dict or tp is dict:
+        return isinstance(value, dict)
+    if tp is bool:
+        return isinstance(value, bool)
+    if tp is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(tp, type):
+        return isinstance(value, tp)
+    return True  # an annotation we cannot check (a class, a callable...): accept
+
+
+def _check(value: Any, tp: Any, key: str) -> None:
+    if not _matches(value, tp):
+        raise ConfigError(
+            f"config key '{key}': expected {_type_name(tp)}, got {type(value).__name__} "
+            f"({value!r})"
+        )
+
+
+def _build(cls: type, raw: Any, prefix: str) -> Any:
+    """Instantiate dataclass ``cls`` from a mapping, validating keys and types recursively."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            f"config section '{prefix or '<top level>'}': expected a mapping, "
+            f"got {type(raw).__name__} ({raw!r})"
+        )
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        where = f"section '{prefix}'" if prefix else "the top level"
+        raise ConfigError(
+            f"unknown config key '{_join(prefix, unknown[0])}' in {where}; "
+            f"accepted keys: {', '.join(fields)}"
+        )
+    kwargs = {}
+    for name, value in raw.items():
+        tp = hints[name]
+        key = _join(prefix, name)
+        if dataclasses.is_dataclass(tp):
+            kwargs[name] = _build(tp, value, key)
+        else:
+            _check(value, tp, key)
+            kwargs[name] = value
+    return cls(**kwargs)
+
+
+def _join(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
+
+
+# ---------------------------------------------------------------------------------------
+# loading
+
+
+def parse_overrides(overrides: list[str] | None) -> dict:
+    """``["trainer.max_epochs=2", "model.filters=[8, 8]"]`` -> nested dict (values YAML-parsed)."""
+    tree: dict = {}
+    for item in overrides or []:
+        if "=" not in item:
+            raise ConfigError(f"override '{item}' is not of the form dotted.key=value")
+        key, text = item.split("=", 1)
+        node = tree
+        *parents, leaf = key.strip().split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = yaml.safe_load(text)
+    return tree
+
+
+def _merge(base: dict, update: dict) -> dict:
+    out = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and key != "synthetic":
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def resolve_config_path(name: str | Path) -> Path:
+    """A config path as given, or the name of a shipped config (``quick`` -> ``quick.yaml``)."""
+    path = Path(name)
+    if path.exists():
+        return path
+    from importlib import resources
+
+    stem = path.stem if path.suffix in (".yaml", ".yml") else path.name
+    shipped = resources.files("faconvlstm") / "configs" / f"{stem}.yaml"
+    if shipped.is_file():
+        return Path(str(shipped))
+    raise ConfigError(f"config file '{name}' not found (and no shipped config named '{stem}')")
+
+
+def config_from_dict(raw: dict) -> RunConfig:
+    """Validate a nested dict into a :class:`RunConfig` (raises :class:`ConfigError`)."""
+    cfg = _build(RunConfig, raw, "")
+    _check_consistency(cfg)
+    return cfg
+
+
+def load_config(source: str | Path | dict, overrides: list[str] | None = None) -> RunConfig:
+    """Read a YAML file (or take a dict), apply dotted ``overrides`` and validate."""
+    if isinstance(source, dict):
+        raw = source
+    else:
+        path = resolve_config_path(source)
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path} is not valid YAML: {err}") from err
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    return config_from_dict(_merge(raw, parse_overrides(overrides)))
+
+
+def _check_consistency(cfg: RunConfig) -> None:
+    d = cfg.data
+    for name in ("window", "stride", "batch_size"):
+        if getattr(d, name) < 1:
+            raise ConfigError(f"config key 'data.{name}': must be >= 1, got {getattr(d, name)}")
+    if cfg.task == "forecast" and d.horizon < 1:
+        raise ConfigError("config key 'data.horizon': the forecast task needs horizon >= 1")
+    if cfg.task == "autoencoder" and d.horizon != 0:
+        raise ConfigError("config key 'data.horizon': must be 0 for the autoencoder task")
+    for name in ("train_years", "val_years", "test_years"):
+        years = getattr(d, name)
+        if years is not None and (len(years) != 2 or years[0] > years[1]):
+            raise ConfigError(f"config key 'data.{name}': expected [first, last], got {years}")
+    if not 0.0 <= cfg.loss.teacher_forcing <= 1.0:
+        raise ConfigError("config key 'loss.teacher_forcing': must lie in [0, 1]")
+
+
+# ---------------------------------------------------------------------------------------
+# model section
+
+
+_FROM_DATA = {"in_channels", "horizon"}
+
+
+def validate_model_kwargs(model_cls: type, kwargs: dict) -> None:
+    """Check the ``model`` section against ``model_cls.__init__`` (names and simple types).
+
+    ``in_channels`` and ``horizon`` come from the data section and may not be given here.
+    """
+    sig = inspect.signature(model_cls.__init__)
+    params = {n: p for n, p in sig.parameters.items() if n != "self"}
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    accepted = [n for n, p in params.items() if n not in _FROM_DATA and p.kind in (
+        inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)]
+    try:
+        hints = typing.get_type_hints(model_cls.__init__)
+    except Exception:  # unresolvable annotations: names are still checked
+        hints = {}
+    for name, value in kwargs.items():
+        key = f"model.{name}"
+        if name in _FROM_DATA:
+            raise ConfigError(
+                f"config key '{key}' is set from the data (channels / data.horizon); remove it"
+            )
+        if name not in params:
+            if takes_any:
+                continue
+            raise ConfigError(
+                f"unknown config key '{key}' for {model_cls.__name__}; "
+                f"accepted keys: {', '.join(accepted)}"
+            )
+        if name in hints:
+            _check(value, hints[name], key)
