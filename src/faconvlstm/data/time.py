@@ -34,6 +34,7 @@ __all__ = [
     "check_time_axis",
     "day_of_year",
     "days_in_year",
+    "elapsed_days",
     "month_of_year",
     "time_step_days",
 ]
@@ -179,6 +180,14 @@ def _elapsed_seconds(arr: np.ndarray) -> np.ndarray:
     return np.array([(t - arr[0]).total_seconds() for t in arr], dtype=float)
 
 
+def elapsed_days(times: Any) -> np.ndarray:
+    """Days elapsed since the first stamp, calendar-aware (float64, shape (T,))."""
+    arr = as_time_array(times)
+    if arr.size == 0:
+        return np.zeros(0)
+    return _elapsed_seconds(arr) / _SECONDS_PER_DAY
+
+
 def time_step_days(times: Any) -> float:
     """Median time step in days (e.g. 1 for daily, ≈30.4 for monthly data)."""
     arr = as_time_array(times)
@@ -241,8 +250,7 @@ def check_time_axis(times: Any, *, regular: bool = True, name: str = "time") -> 
     if not regular or np.all(step == step[0]):
         return
     months = np.diff(_months_since_year0(arr))
-    days = np.array([t.day for t in pd.DatetimeIndex(arr)] if not _is_cftime(arr)
-                    else [t.day for t in arr])
+    days = np.array([t.day for t in (pd.DatetimeIndex(arr) if not _is_cftime(arr) else arr)])
     if months[0] > 0 and np.all(months == months[0]) and np.ptp(days) <= 3:
         return
     values, counts = np.unique(step / _SECONDS_PER_DAY, return_counts=True)

@@ -1,0 +1,275 @@
+"""Write results (embeddings, cluster labels, reconstructions, forecasts) as NetCDF / Zarr.
+
+Every writer builds an :class:`xarray.Dataset` carrying the input's time stamps and grid
+coordinates with CF attributes, then hands it to :func:`save_dataset`, which writes
+atomically: to a temporary file beside the target, then ``os.replace``. A reader never sees
+a half-written file, and an interrupted run leaves the previous result intact. The format
+follows the suffix: ``.nc`` → NetCDF-4, ``.zarr`` → Zarr.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from faconvlstm.data.time import as_time_array
+
+__all__ = ["CF_VARIABLES", "save_dataset", "write_embeddings", "write_fields", "write_labels"]
+
+#: CF standard names and canonical units for common ERA5 / WeatherBench2 / CMIP short names.
+CF_VARIABLES: dict[str, tuple[str, str]] = {
+    "t2m": ("air_temperature", "K"),
+    "2m_temperature": ("air_temperature", "K"),
+    "tas": ("air_temperature", "K"),
+    "t": ("air_temperature", "K"),
+    "ta": ("air_temperature", "K"),
+    "temperature": ("air_temperature", "K"),
+    "sst": ("sea_surface_temperature", "K"),
+    "tos": ("sea_surface_temperature", "degC"),
+    "sea_surface_temperature": ("sea_surface_temperature", "K"),
+    "z": ("geopotential", "m2 s-2"),
+    "geopotential": ("geopotential", "m2 s-2"),
+    "z500": ("geopotential_height", "m"),
+    "zg": ("geopotential_height", "m"),
+    "u": ("eastward_wind", "m s-1"),
+    "u10": ("eastward_wind", "m s-1"),
+    "ua": ("eastward_wind", "m s-1"),
+    "v": ("northward_wind", "m s-1"),
+    "v10": ("northward_wind", "m s-1"),
+    "va": ("northward_wind", "m s-1"),
+    "q": ("specific_humidity", "kg kg-1"),
+    "hus": ("specific_humidity", "kg kg-1"),
+    "msl": ("air_pressure_at_mean_sea_level", "Pa"),
+    "psl": ("air_pressure_at_mean_sea_level", "Pa"),
+    "tp": ("lwe_precipitation_rate", "mm day-1"),
+    "pr": ("precipitation_flux", "kg m-2 s-1"),
+    "total_precipitation": ("precipitation_amount", "m"),
+}
+
+
+def save_dataset(ds: xr.Dataset, path: str | os.PathLike) -> Path:
+    """Write ``ds`` atomically; ``.nc`` → NetCDF-4, ``.zarr`` → Zarr (directory).
+
+    The data go to a temporary sibling first and are moved into place with ``os.replace``
+    (atomic for files; for a Zarr directory an existing store is first moved aside, so the
+    target path is briefly absent but never half-written).
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+    path : str or PathLike
+        Target, ending in ``.nc`` or ``.zarr``.
+
+    Returns
+    -------
+    pathlib.Path
+        The path written.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".nc", ".nc4", ".zarr"):
+        raise ValueError(
+            f"cannot infer the format of {str(path)!r}: use a '.nc' (NetCDF) or "
+            f"'.zarr' (Zarr) suffix"
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".zarr":
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+        try:
+            ds.to_zarr(tmp, mode="w")
+            old = None
+            if path.exists():
+                old = path.with_name(f".{path.name}.old-{os.getpid()}")
+                os.replace(path, old)
+            os.replace(tmp, path)
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return path
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        ds.to_netcdf(tmp_name)
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _time_coord(times: Any, n: int) -> xr.DataArray:
+    arr = as_time_array(times)
+    if arr.size != n:
+        raise ValueError(f"got {arr.size} time stamps for {n} rows; pass one stamp per row")
+    return xr.DataArray(arr, dims="time", attrs={"standard_name": "time", "axis": "T"})
+
+
+def _grid_coords(lat: Any, lon: Any) -> dict[str, xr.DataArray]:
+    return {
+        "lat": xr.DataArray(
+            np.asarray(lat, dtype="float64"),
+            dims="lat",
+            attrs={
+                "standard_name": "latitude",
+                "long_name": "latitude",
+                "units": "degrees_north",
+                "axis": "Y",
+            },
+        ),
+        "lon": xr.DataArray(
+            np.asarray(lon, dtype="float64"),
+            dims="lon",
+            attrs={
+                "standard_name": "longitude",
+                "long_name": "longitude",
+                "units": "degrees_east",
+                "axis": "X",
+            },
+        ),
+    }
+
+
+def _global_attrs(attrs: Mapping[str, Any] | None, title: str) -> dict[str, Any]:
+    out = {"Conventions": "CF-1.8", "title": title, "source": "faconvlstm"}
+    out.update({k: v for k, v in (attrs or {}).items() if v is not None})
+    # NetCDF attributes cannot hold booleans or None.
+    return {k: (int(v) if isinstance(v, bool) else v) for k, v in out.items()}
+
+
+def write_embeddings(
+    emb: Any, times: Any, path: str | os.PathLike, attrs: Mapping[str, Any] | None = None
+) -> Path:
+    """Write per-time-step embeddings as variable ``embedding(time, embedding_dim)``.
+
+    Parameters
+    ----------
+    emb : array-like or torch.Tensor, shape (N_time, E)
+    times : array-like of datetime64 / cftime, shape (N_time,)
+    path : ``*.nc`` or ``*.zarr``
+    attrs : mapping, optional
+        Global attributes (model name, checkpoint, seed …).
+    """
+    emb = _to_numpy(emb)
+    if emb.ndim != 2:
+        raise ValueError(f"embeddings must be (N_time, E), got shape {emb.shape}")
+    ds = xr.Dataset(
+        {
+            "embedding": (
+                ("time", "embedding_dim"),
+                emb.astype("float32"),
+                {"long_name": "learned representation of each time step", "units": "1"},
+            )
+        },
+        coords={"time": _time_coord(times, emb.shape[0]), "embedding_dim": np.arange(emb.shape[1])},
+        attrs=_global_attrs(attrs, "faconvlstm embeddings"),
+    )
+    return save_dataset(ds, path)
+
+
+def write_labels(
+    labels: Any, times: Any, path: str | os.PathLike, attrs: Mapping[str, Any] | None = None
+) -> Path:
+    """Write cluster labels as integer variable ``label(time)`` (CF ``flag_values``)."""
+    labels = _to_numpy(labels).astype("int32").reshape(-1)
+    ds = xr.Dataset(
+        {
+            "label": (
+                "time",
+                labels,
+                {"long_name": "cluster label", "flag_values": np.unique(labels).astype("int32")},
+            )
+        },
+        coords={"time": _time_coord(times, labels.size)},
+        attrs=_global_attrs(attrs, "faconvlstm cluster labels"),
+    )
+    return save_dataset(ds, path)
+
+
+def write_fields(
+    arr: Any,
+    times: Any,
+    channels: Sequence[str],
+    lat: Any,
+    lon: Any,
+    path: str | os.PathLike,
+    name: str = "forecast",
+    attrs: Mapping[str, Any] | None = None,
+    units: Sequence[str] | None = None,
+) -> Path:
+    """Write gridded fields (reconstructions, forecasts) as ``name(time, channel, lat, lon)``.
+
+    The file reopens with :func:`~faconvlstm.data.open_gridded`, which reads the ``channel``
+    coordinate back as channel names.
+
+    Parameters
+    ----------
+    arr : array-like or torch.Tensor, shape (N_time, C, H, W)
+        Fields in physical units (denormalise first, see ``NormStats.denormalize_array``).
+    times : array-like, shape (N_time,)
+        Valid time of each field.
+    channels : list of str, length C
+    lat, lon : array-like, shapes (H,), (W,)
+        Degrees north / east, as in the input.
+    path : ``*.nc`` or ``*.zarr``
+    name : str
+        Variable name (``"forecast"``, ``"reconstruction"`` …).
+    attrs : mapping, optional
+        Global attributes.
+    units : list of str, optional
+        Units per channel; default from :data:`CF_VARIABLES` where the variable is known.
+        Standard names per channel are written as channel coordinates
+        ``channel_standard_name`` and ``channel_units`` (CF allows one standard name per
+        variable, and channels differ).
+    """
+    arr = _to_numpy(arr)
+    if arr.ndim != 4:
+        raise ValueError(f"fields must be (N_time, C, H, W), got shape {arr.shape}")
+    channels = [str(c) for c in channels]
+    n, c, h, w = arr.shape
+    if len(channels) != c:
+        raise ValueError(f"got {len(channels)} channel names for {c} channels")
+    coords = _grid_coords(lat, lon)
+    if coords["lat"].size != h or coords["lon"].size != w:
+        raise ValueError(
+            f"grid ({coords['lat'].size}, {coords['lon'].size}) does not match "
+            f"fields of shape (H, W) = ({h}, {w})"
+        )
+    known = [CF_VARIABLES.get(ch.split("@")[0]) for ch in channels]
+    std_names = [k[0] if k else "" for k in known]
+    units = list(units) if units is not None else [k[1] if k else "" for k in known]
+    var_attrs = {"long_name": f"{name} of {', '.join(channels)}"}
+    if len(set(units)) == 1 and units[0]:
+        var_attrs["units"] = units[0]
+    if len(set(std_names)) == 1 and std_names[0]:
+        var_attrs["standard_name"] = std_names[0]
+    ds = xr.Dataset(
+        {name: (("time", "channel", "lat", "lon"), arr.astype("float32"), var_attrs)},
+        coords={
+            "time": _time_coord(times, n),
+            "channel": xr.DataArray(
+                np.array(channels, dtype=object),
+                dims="channel",
+                attrs={"long_name": "variable@pressure_level (hPa)"},
+            ),
+            "channel_standard_name": ("channel", np.array(std_names, dtype=object)),
+            "channel_units": ("channel", np.array(units, dtype=object)),
+            **coords,
+        },
+        attrs=_global_attrs(attrs, f"faconvlstm {name}"),
+    )
+    return save_dataset(ds, path)
+
+
+def _to_numpy(x: Any) -> np.ndarray:
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x)
