@@ -115,7 +115,7 @@ def day_of_year(times: Any) -> np.ndarray:
     """
     arr = as_time_array(times)
     if not _is_cftime(arr):
-        return np.asarray(pd.DatetimeIndex(arr).dayofyear, dtype=int)
+        return np.asarray(pd.DatetimeIndex(arr).day_of_year, dtype=int)
     return np.array([t.dayofyr for t in arr], dtype=int)
 
 
