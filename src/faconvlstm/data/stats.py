@@ -198,6 +198,11 @@ class NormStats:
                 f"channels ({len(self.channels)}), mean ({self.mean.size}) and std "
                 f"({self.std.size}) must have the same length"
             )
+        if self.climatology_values is not None and "kind" not in self.climatology_values.attrs:
+            # e.g. rebuilt from a checkpoint tensor: the kind lives on NormStats.
+            self.climatology_values = self.climatology_values.assign_attrs(
+                kind=self.climatology_kind or "dayofyear"
+            )
         if self.climatology and self.climatology_values is None:
             raise ValueError(
                 "climatology=True needs climatology_values (key, channel, lat, "

@@ -149,14 +149,19 @@ def _regime_patterns(
     """(k, 3, H, W) patterns: z500 blobs, t2m same sign (0.8), tp opposite sign (−0.6).
 
     Every blob of every regime sits at its own extratropical site, at least 35° (great
-    circle) from all others, so one grid point can tell at most "regime k or not" — never
+    circle; less when many regimes crowd the bands) from all others, so one grid point can tell at most "regime k or not" — never
     all regimes apart — while the whole field identifies the regime.
     """
     sites: list[tuple[float, float]] = []
+    min_distance, failures = 35.0, 0
     while len(sites) < k * blobs_per_regime:
         cand = (float(rng.choice([-1, 1]) * rng.uniform(35, 70)), float(rng.uniform(0, 360)))
-        if all(_great_circle(cand, s) > 35.0 for s in sites):
+        if all(_great_circle(cand, s) > min_distance for s in sites):
             sites.append(cand)
+        else:
+            failures += 1
+            if failures % 200 == 0:  # many regimes: the bands are full, pack tighter
+                min_distance *= 0.9
     base = np.zeros((k, lat.size, lon.size))
     for r in range(k):
         for b in range(blobs_per_regime):
