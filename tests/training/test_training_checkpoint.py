@@ -40,7 +40,7 @@ def test_truncated_file_is_refused(tmp_path):
 def test_garbage_file_is_refused(tmp_path):
     path = tmp_path / "a.ckpt"
     path.write_bytes(os.urandom(256))
-    with pytest.raises(CheckpointError, match="not a readable PyTorch checkpoint|refusing"):
+    with pytest.raises(CheckpointError, match="not a readable PyTorch checkpoint"):
         load_checkpoint(path)
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import tempfile
 import zipfile
 from pathlib import Path
@@ -62,12 +63,20 @@ def load_state(path: str | Path, map_location: Any = "cpu") -> Any:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive since PyTorch 1.6
+        raise CheckpointError(
+            f"{path} is not a readable PyTorch checkpoint (corrupt or truncated, or not a "
+            "checkpoint at all)"
+        )
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
+        reason = re.search(r"(unsupported GLOBAL [^\n]+|WeightsUnpickler error: [^\n]+)",
+                           str(err))
         raise CheckpointError(
-            f"refusing to load {path}: it contains Python objects other than tensors and "
-            f"plain containers, which could run code on load (weights_only=True): {err}"
+            f"refusing to load {path}: it holds Python objects other than tensors and plain "
+            "containers, which could run code when loaded (loaded with weights_only=True"
+            f"{'; ' + reason.group(1).strip() if reason else ''})"
         ) from err
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as err:
         raise CheckpointError(

@@ -1,0 +1,226 @@
+"""The ``faconvlstm`` command.
+
+Subcommands::
+
+    faconvlstm fit --config FILE [--out DIR] [--resume] [--set key=value ...]
+    faconvlstm embed --ckpt CKPT [--data SOURCE] --out FILE.nc|FILE.zarr
+    faconvlstm predict --ckpt CKPT [--data SOURCE] --out FILE.nc|FILE.zarr
+
+``faconvlstm SUBCOMMAND --help`` lists every option with examples. Exit status: 0 done,
+2 invalid configuration or arguments (nothing was trained or written), 1 training failed
+(e.g. NaN loss; checkpoints written so far are intact), 143 stopped by SIGTERM after
+saving ``last.ckpt`` (continue with ``--resume``).
+
+Adding a subcommand (e.g. ``compare`` and ``demo`` from :mod:`faconvlstm.evaluation`):
+write ``add_arguments(parser)`` and ``run(args) -> int`` functions and register them with
+one line each at the bottom of this module::
+
+    register_subcommand("compare", "side-by-side FA vs ConvLSTM report",
+                        "faconvlstm.evaluation.compare:add_compare_arguments",
+                        "faconvlstm.evaluation.compare:run_compare")
+
+Functions may be given as callables or as ``"module:function"`` strings; strings are
+imported only when that subcommand runs, so ``faconvlstm --help`` stays fast and a missing
+optional module only disables its own subcommand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import textwrap
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["main", "register_subcommand"]
+
+_Fn = Callable[..., Any] | str
+
+
+@dataclass
+class _Subcommand:
+    help: str
+    add_arguments: _Fn
+    run: _Fn
+    examples: str = ""
+
+
+_SUBCOMMANDS: dict[str, _Subcommand] = {}
+
+
+def register_subcommand(
+    name: str, help: str, add_arguments: _Fn, run: _Fn, examples: str = ""
+) -> None:
+    """Add ``faconvlstm NAME``: ``add_arguments(parser)`` defines its options, ``run(args)``
+    executes it and returns the exit status. Either may be a ``"module:function"`` string."""
+    _SUBCOMMANDS[name] = _Subcommand(help, add_arguments, run, textwrap.dedent(examples))
+
+
+def _resolve(fn: _Fn) -> Callable[..., Any]:
+    if callable(fn):
+        return fn
+    module, _, attr = fn.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+# ---------------------------------------------------------------------------------------
+# fit / embed / predict
+
+
+def _add_fit(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", required=True, metavar="FILE",
+                   help="run configuration (YAML), or the name of a shipped config (quick)")
+    p.add_argument("--out", metavar="DIR",
+                   help="output directory (default: 'out' in the config, else runs/<task>)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from DIR/checkpoints/last.ckpt after an interruption")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                   help="override a config value, e.g. --set trainer.max_epochs=2 (repeatable)")
+    p.add_argument("--check", action="store_true",
+                   help="validate the configuration and exit without training")
+
+
+def _run_fit(args: argparse.Namespace) -> int:
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    from faconvlstm.training.config import load_config, validate_model_kwargs
+    from faconvlstm.training.fit import fit, model_class
+
+    cfg = load_config(args.config, args.overrides)
+    if args.check:
+        validate_model_kwargs(model_class(cfg.task), cfg.model)
+        print(f"{args.config}: configuration is valid")
+        return 0
+    try:
+        last = fit(cfg, out=args.out, resume=args.resume)
+    except SIGTERMException:
+        print("faconvlstm fit: stopped by SIGTERM; last.ckpt saved, continue with --resume",
+              file=sys.stderr)
+        return 143
+    print(f"checkpoints: {last.parent}")
+    return 0
+
+
+def _add_inference(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ckpt", required=True, metavar="CKPT", help="checkpoint from `fit`")
+    p.add_argument("--data", metavar="SOURCE",
+                   help="NetCDF/Zarr path or URL, 'synthetic' or 'sample:sst' "
+                        "(default: the data the checkpoint was trained on)")
+    p.add_argument("--out", required=True, metavar="FILE",
+                   help="output file, .nc (NetCDF) or .zarr (Zarr); written atomically")
+    p.add_argument("--years", type=int, nargs=2, metavar=("FIRST", "LAST"),
+                   help="only these years (inclusive)")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cuda:0")
+
+
+def _add_embed(p: argparse.ArgumentParser) -> None:
+    _add_inference(p)
+    p.add_argument("--hidden", action="store_true",
+                   help="also write the last layer's hidden states to FILE.hidden.nc")
+    p.add_argument("--attention", action="store_true",
+                   help="also write temporal and axial attention maps to FILE.attention.nc")
+
+
+def _run_embed(args: argparse.Namespace) -> int:
+    from faconvlstm.training.infer import embed
+
+    paths = embed(args.ckpt, args.out, data=args.data, years=args.years,
+                  batch_size=args.batch_size, hidden=args.hidden, attention=args.attention,
+                  device=args.device)
+    print("\n".join(str(p) for p in paths))
+    return 0
+
+
+def _add_predict(p: argparse.ArgumentParser) -> None:
+    _add_inference(p)
+    p.add_argument("--stride", type=int,
+                   help="steps between forecast initialisations (default: the horizon)")
+
+
+def _run_predict(args: argparse.Namespace) -> int:
+    from faconvlstm.training.infer import predict
+
+    print(predict(args.ckpt, args.out, data=args.data, years=args.years,
+                  batch_size=args.batch_size, stride=args.stride, device=args.device))
+    return 0
+
+
+register_subcommand("fit", "train a model from a YAML config", _add_fit, _run_fit, """
+    examples:
+      faconvlstm fit --config configs/quick.yaml --out runs/quick
+      faconvlstm fit --config quick                       # shipped config by name
+      faconvlstm fit --config cfg.yaml --out runs/a --resume
+      faconvlstm fit --config cfg.yaml --set trainer.max_epochs=2 --set model.cell=convlstm
+      faconvlstm fit --config cfg.yaml --check            # validate only
+    writes DIR/checkpoints/{last,best}.ckpt, DIR/csv/, DIR/tensorboard/, DIR/config.yaml
+    """)
+register_subcommand("embed", "write per-time-step embeddings", _add_embed, _run_embed, """
+    examples:
+      faconvlstm embed --ckpt runs/quick/checkpoints/last.ckpt --out emb.nc
+      faconvlstm embed --ckpt best.ckpt --data era5.zarr --years 2018 2020 --out emb.zarr
+      faconvlstm embed --ckpt best.ckpt --out emb.nc --hidden --attention
+    """)
+register_subcommand("predict", "write reconstructions / forecasts", _add_predict,
+                    _run_predict, """
+    examples:
+      faconvlstm predict --ckpt runs/quick/checkpoints/best.ckpt --out recon.nc
+      faconvlstm predict --ckpt forecaster.ckpt --data test.nc --stride 1 --out fc.zarr
+    """)
+register_subcommand("compare", "FA vs ConvLSTM side by side (evaluation protocol)",
+                    "faconvlstm.evaluation.compare:add_compare_arguments",
+                    "faconvlstm.evaluation.compare:run_compare")
+register_subcommand("demo", "end-to-end demo on synthetic data",
+                    "faconvlstm.evaluation.compare:add_demo_arguments",
+                    "faconvlstm.evaluation.compare:run_demo")
+
+
+# ---------------------------------------------------------------------------------------
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser; subcommand options are added for ``only`` (or all if None)."""
+    parser = argparse.ArgumentParser(
+        prog="faconvlstm",
+        description="FAConvLSTM: train, embed and forecast multivariate gridded climate data.",
+        epilog="run `faconvlstm SUBCOMMAND --help` for a subcommand's options and examples",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="SUBCOMMAND", required=True)
+    for name, spec in _SUBCOMMANDS.items():
+        p = sub.add_parser(name, help=spec.help, description=spec.help, epilog=spec.examples,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        if only is None or only == name:
+            _resolve(spec.add_arguments)(p)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``faconvlstm`` console script; returns the exit status."""
+    from faconvlstm.training.checkpoint import CheckpointError
+    from faconvlstm.training.config import ConfigError
+    from faconvlstm.training.modules import NonFiniteLossError
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    chosen = next((a for a in argv if a in _SUBCOMMANDS), None)
+    try:
+        args = build_parser(chosen).parse_args(argv)
+    except (ImportError, AttributeError) as err:
+        print(f"faconvlstm {chosen}: not available ({err})", file=sys.stderr)
+        return 2
+    try:
+        return int(_resolve(_SUBCOMMANDS[args.command].run)(args) or 0)
+    except ConfigError as err:
+        print(f"faconvlstm {args.command}: invalid configuration: {err}", file=sys.stderr)
+        return 2
+    except (CheckpointError, FileNotFoundError, KeyError, ValueError) as err:
+        print(f"faconvlstm {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except NonFiniteLossError as err:
+        print(f"faconvlstm {args.command}: training stopped: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,195 @@
+"""``faconvlstm fit``: train a model from a validated run configuration.
+
+Output directory layout (``out``)::
+
+    out/config.yaml                  the validated configuration, defaults filled in
+    out/checkpoints/last.ckpt        every checkpoint.every_n_train_steps, epoch end, SIGTERM
+    out/checkpoints/best.ckpt        lowest checkpoint.monitor (val/loss) so far
+    out/csv/version_K/metrics.csv    CSV log (a new version per (re)start)
+    out/tensorboard/version_K/       TensorBoard log
+
+Each checkpoint carries the model configuration, the normalisation statistics, the data
+description and the full run configuration (see :mod:`faconvlstm.training.checkpoint`), so
+``faconvlstm embed`` / ``predict`` need nothing else.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import yaml
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_only
+from torch import nn
+
+from faconvlstm.training.callbacks import RNGStateCallback, SigtermCheckpoint
+from faconvlstm.training.checkpoint import (
+    FORMAT_VERSION,
+    AtomicCheckpointIO,
+    atomic_write_text,
+    load_checkpoint,
+    stats_to_meta,
+)
+from faconvlstm.training.config import (
+    ConfigError,
+    RunConfig,
+    load_config,
+    validate_model_kwargs,
+)
+from faconvlstm.training.datamodule import GriddedDataModule
+from faconvlstm.training.modules import TASKS
+
+__all__ = ["build_model", "fit", "model_class"]
+
+#: Model class (in :mod:`faconvlstm.models`) trained by each task.
+MODEL_CLASSES = {"autoencoder": "SequenceAutoencoder", "forecast": "Forecaster"}
+
+#: Sections that must agree between a checkpoint and the config it is resumed with.
+_RESUME_FIXED = ("seed", "task", "data", "model", "optim", "loss")
+
+
+def model_class(task: str) -> type[nn.Module]:
+    """The model class trained by ``task``."""
+    import faconvlstm.models as models
+
+    return getattr(models, MODEL_CLASSES[task])
+
+
+def build_model(cfg: RunConfig, n_channels: int, periodic_lon: bool) -> nn.Module:
+    """Instantiate the task's model from the ``model`` section and the data's shape.
+
+    ``in_channels`` comes from the data; ``horizon`` from ``data.horizon`` (forecast);
+    ``boundary`` defaults to ``"periodic_lon"`` when the data's longitudes wrap around.
+    """
+    cls = model_class(cfg.task)
+    kwargs = dict(cfg.model)
+    accepted = inspect.signature(cls.__init__).parameters
+    if periodic_lon and "boundary" in accepted and "boundary" not in kwargs:
+        kwargs["boundary"] = "periodic_lon"
+    if cfg.task == "forecast":
+        kwargs["horizon"] = cfg.data.horizon
+    return cls(in_channels=n_channels, **kwargs)
+
+
+def _check_resume(cfg: RunConfig, ckpt: dict, path: Path) -> None:
+    saved = ckpt["faconvlstm"].get("config", {})
+    now = cfg.to_dict()
+    changed = [k for k in _RESUME_FIXED if k in saved and saved[k] != now[k]]
+    if changed:
+        raise ConfigError(
+            f"cannot resume from {path}: config section(s) {', '.join(changed)} differ from "
+            "the checkpoint's; only trainer/checkpoint settings may change on --resume"
+        )
+
+
+def fit(
+    config: RunConfig | str | Path | dict,
+    out: str | Path | None = None,
+    resume: bool = False,
+    overrides: Sequence[str] | None = None,
+    callbacks: Sequence[L.Callback] = (),
+) -> Path:
+    """Train as configured; returns the path of ``last.ckpt``.
+
+    Args:
+        config: a :class:`RunConfig`, a YAML path / shipped config name, or a dict.
+        out: output directory (default: ``config.out``, else ``runs/<task>``).
+        resume: continue from ``out/checkpoints/last.ckpt`` (error if absent).
+        overrides: dotted ``key=value`` overrides applied to a file/dict config.
+        callbacks: extra Lightning callbacks (tests, custom logging).
+
+    Raises:
+        ConfigError: invalid configuration, or a fresh run into a directory that already
+            holds checkpoints (nothing is overwritten without ``resume``).
+        CheckpointError: ``resume`` with a missing, corrupt or foreign ``last.ckpt``.
+        NonFiniteLossError: the loss became NaN/inf (names step and batch).
+    """
+    cfg = config if isinstance(config, RunConfig) else load_config(config, list(overrides or []))
+    validate_model_kwargs(model_class(cfg.task), cfg.model)
+    out = Path(out or cfg.out or f"runs/{cfg.task}")
+    ckpt_dir = out / "checkpoints"
+    last = ckpt_dir / "last.ckpt"
+    ckpt_path = None
+    if resume:
+        ckpt = load_checkpoint(last)  # refuses a corrupt/foreign file before any work
+        _check_resume(cfg, ckpt, last)
+        ckpt_path = str(last)
+    elif last.exists():
+        raise ConfigError(
+            f"{ckpt_dir} already holds checkpoints; pass --resume to continue that run or "
+            "choose another --out (nothing was overwritten)"
+        )
+
+    trainer = make_trainer(cfg, out, list(callbacks))  # bad trainer settings fail here
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    data = GriddedDataModule(cfg.data, seed=cfg.seed)
+    data.setup("fit")
+    desc = data.describe()
+    model = build_model(cfg, len(desc["channels"]), desc["periodic_lon"])
+    metadata = {
+        "format": FORMAT_VERSION,
+        "task": cfg.task,
+        "model_class": type(model).__name__,
+        "model_config": model.get_config(),
+        "stats": stats_to_meta(data.stats),
+        "data": desc,
+        "config": cfg.to_dict(),
+    }
+    task = TASKS[cfg.task](model, lat=desc["lat"], optim=cfg.optim, loss=cfg.loss,
+                           metadata=metadata)
+    _write_config(cfg, out / "config.yaml")
+    trainer.fit(task, datamodule=data, ckpt_path=ckpt_path)
+    return last
+
+
+@rank_zero_only
+def _write_config(cfg: RunConfig, path: Path) -> None:
+    atomic_write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), path)
+
+
+def make_trainer(cfg: RunConfig, out: Path, extra_callbacks: list[Any]) -> L.Trainer:
+    """A Lightning Trainer with the checkpoint, logging and resumption callbacks."""
+    ckpt_dir = out / "checkpoints"
+    best = ModelCheckpoint(
+        dirpath=ckpt_dir, filename="best", monitor=cfg.checkpoint.monitor, mode="min",
+        save_top_k=1, enable_version_counter=False, auto_insert_metric_name=False,
+    )
+    last = ModelCheckpoint(
+        dirpath=ckpt_dir, save_top_k=0, save_last=True,
+        every_n_train_steps=cfg.checkpoint.every_n_train_steps,
+    )
+    callbacks = [
+        RNGStateCallback(), SigtermCheckpoint(ckpt_dir / "last.ckpt"), best, last,
+        *extra_callbacks,
+    ]
+    t = cfg.trainer
+    return L.Trainer(
+        default_root_dir=out,
+        logger=[CSVLogger(out, name="csv"), TensorBoardLogger(out, name="tensorboard")],
+        callbacks=callbacks,
+        plugins=[AtomicCheckpointIO()],
+        use_distributed_sampler=False,  # GriddedDataModule shards by rank itself
+        max_epochs=t.max_epochs,
+        max_steps=t.max_steps,
+        accelerator=t.accelerator,
+        devices=t.devices,
+        num_nodes=t.num_nodes,
+        strategy=t.strategy,
+        precision=t.precision,
+        deterministic=t.deterministic,
+        limit_train_batches=t.limit_train_batches,
+        limit_val_batches=t.limit_val_batches,
+        val_check_interval=t.val_check_interval,
+        check_val_every_n_epoch=t.check_val_every_n_epoch,
+        num_sanity_val_steps=t.num_sanity_val_steps,
+        log_every_n_steps=t.log_every_n_steps,
+        gradient_clip_val=t.gradient_clip_val,
+        accumulate_grad_batches=t.accumulate_grad_batches,
+        enable_progress_bar=t.enable_progress_bar,
+        enable_model_summary=False,
+    )

@@ -1,0 +1,295 @@
+"""``faconvlstm embed`` / ``faconvlstm predict``: inference from a checkpoint alone.
+
+The checkpoint carries the model configuration, the training-period normalisation
+statistics and the data description (:mod:`faconvlstm.training.checkpoint`); the data
+default to the source the model was trained on.
+
+Long series are tiled with windows of the training length ``T``: windows start at
+``0, T, 2T, …`` and one last window is aligned with the end, so every time step gets
+exactly one output (for the steps the last window shares with the one before it, the
+earlier window's output is kept). Forecasts are issued from every window whose ``N`` target
+steps exist in the data, ``stride`` steps apart.
+"""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import xarray as xr
+from torch import nn
+from torch.utils.data import DataLoader, Subset
+
+from faconvlstm import data as fdata
+from faconvlstm.training.checkpoint import CheckpointError, load_checkpoint, stats_from_meta
+from faconvlstm.training.config import DataConfig
+from faconvlstm.training.datamodule import open_source
+from faconvlstm.training.fit import model_class
+
+__all__ = ["embed", "load_model", "predict"]
+
+
+def load_model(ckpt_path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
+    """Rebuild the trained model from a checkpoint; returns ``(model in eval mode, meta)``.
+
+    Raises:
+        CheckpointError: unreadable, unsafe or foreign file, or weights that do not fit the
+            stored model configuration.
+    """
+    ckpt = load_checkpoint(ckpt_path)
+    meta = ckpt["faconvlstm"]
+    try:
+        model = model_class(meta["task"]).from_config(meta["model_config"])
+        state = {k[len("model."):]: v for k, v in ckpt["state_dict"].items()
+                 if k.startswith("model.")}
+        model.load_state_dict(state)
+    except (KeyError, TypeError, RuntimeError) as err:
+        raise CheckpointError(
+            f"{ckpt_path}: the weights do not match the stored model configuration: {err}"
+        ) from err
+    return model.to(device).eval(), meta
+
+
+def open_data(meta: dict, source: str | None = None, years: list[int] | None = None) -> Any:
+    """The DataArray to run on: ``source`` (default: the training source) opened with the
+    checkpoint's variables/levels, optionally restricted to inclusive ``years``."""
+    cfg = DataConfig(**meta["config"]["data"])
+    da = open_source(cfg, seed=meta["config"]["seed"], source=source)
+    if years is not None:
+        da = fdata.split_by_years(da, train=tuple(years))["train"]
+    return da
+
+
+def _tiling_starts(n_time: int, window: int) -> list[int]:
+    if n_time < window:
+        raise ValueError(f"the data have {n_time} time steps, fewer than the window {window}")
+    starts = list(range(0, n_time - window + 1, window))
+    if starts[-1] != n_time - window:
+        starts.append(n_time - window)
+    return starts
+
+
+def _loader(dataset: Any, starts: list[int], batch_size: int) -> DataLoader:
+    return DataLoader(Subset(dataset, starts), batch_size=batch_size,
+                      collate_fn=fdata.collate_windows)
+
+
+def _attrs(ckpt_path: str | Path, meta: dict, source: str) -> dict:
+    return {
+        "checkpoint": str(ckpt_path),
+        "model": meta["model_class"],
+        "cell": str(meta["model_config"].get("cell", "")),
+        "task": meta["task"],
+        "data_source": str(source),
+        "seed": int(meta["config"]["seed"]),
+    }
+
+
+@torch.no_grad()
+def embed(
+    ckpt: str | Path,
+    out: str | Path,
+    data: str | None = None,
+    years: list[int] | None = None,
+    batch_size: int = 8,
+    hidden: bool = False,
+    attention: bool = False,
+    device: str = "cpu",
+) -> list[Path]:
+    """Write per-time-step embeddings ``embedding(time, embedding_dim)`` to ``out``.
+
+    With ``hidden``, the last recurrent layer's hidden states go to
+    ``<out>.hidden.<ext>`` as ``hidden(time, channel, lat, lon)`` (lat/lon of the
+    possibly downsampled grid); with ``attention``, ``<out>.attention.<ext>`` holds the
+    head's temporal self-attention ``temporal_attention(window, query_step, key_step)`` and,
+    for FA models, the last layer's axial attention at each window's last step
+    (``row_attention(window, lat, lon_query, lon_key)``, ``col_attention(window, lon,
+    lat_query, lat_key)``), averaged over heads. Returns the paths written.
+    """
+    model, meta = load_model(ckpt, device)
+    da = open_data(meta, data, years)
+    stats = stats_from_meta(meta["stats"])
+    window = int(meta["data"]["window"])
+    dataset = fdata.WindowDataset(da, window=window, stride=1, stats=stats)
+    starts = _tiling_starts(dataset.times.size, window)
+    encoder = getattr(model, "encoder", model)
+    fa_layer = encoder.layers[-1] if hasattr(encoder, "layers") else None
+    capture = attention and hasattr(fa_layer, "capture_internals")
+    wants_attn = attention and "return_attention" in inspect.signature(model.forward).parameters
+
+    n = dataset.times.size
+    emb = hid = None
+    temporal, rows, cols = [], [], []
+    covered = 0
+    s_iter = iter(starts)
+    for batch in _loader(dataset, starts, batch_size):
+        kwargs = {"return_attention": True} if wants_attn else {}
+        x = batch["x"].to(device)
+        if capture:
+            with fa_layer.capture_internals() as rec:
+                res = model(x, times=batch["phase"].to(device), mask=batch["mask"].to(device),
+                            **kwargs)
+            rows.append(rec["attention"][-1]["row"].mean(2).cpu())
+            cols.append(rec["attention"][-1]["col"].mean(2).cpu())
+        else:
+            res = model(x, times=batch["phase"].to(device), mask=batch["mask"].to(device),
+                        **kwargs)
+        if wants_attn:
+            temporal.append(res["temporal_attention"].mean(1).cpu())
+        z = res["embeddings"].cpu().numpy()
+        h = res["hidden"].cpu().numpy() if hidden else None
+        if emb is None:
+            emb = np.zeros((n, z.shape[-1]), dtype="float32")
+            if hidden:
+                hid = np.zeros((n, *h.shape[2:]), dtype="float32")
+        for b in range(z.shape[0]):
+            s = next(s_iter)
+            new = slice(covered - s, window)
+            emb[covered : s + window] = z[b, new]
+            if hidden:
+                hid[covered : s + window] = h[b, new]
+            covered = s + window
+
+    attrs = _attrs(ckpt, meta, data or meta["data"]["source"])
+    out = Path(out)
+    written = [fdata.write_embeddings(emb, dataset.times, out, attrs=attrs)]
+    if hidden:
+        lat, lon = _coarse_coords(dataset.lat, hid.shape[-2]), _coarse_coords(
+            dataset.lon, hid.shape[-1])
+        written.append(fdata.write_fields(
+            hid, dataset.times, [f"h{i}" for i in range(hid.shape[1])], lat, lon,
+            _sibling(out, "hidden"), name="hidden", attrs=attrs,
+        ))
+    if attention:
+        written.append(_write_attention(
+            dataset, starts, window, temporal, rows, cols, _sibling(out, "attention"), attrs
+        ))
+    return written
+
+
+def _sibling(path: Path, tag: str) -> Path:
+    return path.with_name(f"{path.stem}.{tag}{path.suffix}")
+
+
+def _coarse_coords(coord: np.ndarray, size: int) -> np.ndarray:
+    """Block means of a coordinate pooled to ``size`` points (ceil-mode average pooling)."""
+    if size == coord.size:
+        return coord
+    factor = int(np.ceil(coord.size / size))
+    return np.array([coord[i * factor : (i + 1) * factor].mean() for i in range(size)])
+
+
+def _write_attention(dataset, starts, window, temporal, rows, cols, path, attrs) -> Path:
+    end_times = dataset.times[np.asarray(starts) + window - 1]
+    variables: dict[str, Any] = {}
+    if temporal:
+        variables["temporal_attention"] = (
+            ("time", "query_step", "key_step"), torch.cat(temporal).numpy(),
+            {"long_name": "temporal self-attention weights of the head (mean over heads)"},
+        )
+    if rows:
+        variables["row_attention"] = (
+            ("time", "lat", "lon_query", "lon_key"), torch.cat(rows).numpy(),
+            {"long_name": "axial attention along longitude at the window's last step"},
+        )
+        variables["col_attention"] = (
+            ("time", "lon", "lat_query", "lat_key"), torch.cat(cols).numpy(),
+            {"long_name": "axial attention along latitude at the window's last step"},
+        )
+    if not variables:
+        raise ValueError("this model exposes no attention maps")
+    ds = xr.Dataset(variables, coords={"time": end_times}, attrs=attrs)
+    if rows and ds.sizes["lat"] == dataset.lat.size:
+        ds = ds.assign_coords(lat=dataset.lat, lon=dataset.lon)
+    return fdata.save_dataset(ds, path)
+
+
+@torch.no_grad()
+def predict(
+    ckpt: str | Path,
+    out: str | Path,
+    data: str | None = None,
+    years: list[int] | None = None,
+    batch_size: int = 8,
+    stride: int | None = None,
+    device: str = "cpu",
+) -> Path:
+    """Write reconstructions (autoencoder) or forecasts (forecaster) in physical units.
+
+    * autoencoder: ``reconstruction(time, channel, lat, lon)`` for every time step;
+    * forecaster: ``forecast(time, lead, channel, lat, lon)``, ``time`` the last input
+      step (initialisation), ``lead`` 1..N steps, with ``valid_time(time, lead)``; issued
+      every ``stride`` steps (default N).
+
+    Channel units are those of the training data (``units`` on the channel coordinate).
+    """
+    model, meta = load_model(ckpt, device)
+    da = open_data(meta, data, years)
+    stats = stats_from_meta(meta["stats"])
+    window, horizon = int(meta["data"]["window"]), int(meta["data"]["horizon"])
+    attrs = _attrs(ckpt, meta, data or meta["data"]["source"])
+    channels = [str(c) for c in meta["stats"]["channels"]]
+    units = meta["data"].get("units")
+    if meta["task"] == "autoencoder":
+        dataset = fdata.WindowDataset(da, window=window, stride=1, stats=stats)
+        starts = _tiling_starts(dataset.times.size, window)
+        recon = np.zeros((dataset.times.size, *dataset.shape), dtype="float32")
+        covered, s_iter = 0, iter(starts)
+        for batch in _loader(dataset, starts, batch_size):
+            r = model(batch["x"].to(device), times=batch["phase"].to(device),
+                      mask=batch["mask"].to(device))["recon"].cpu().numpy()
+            for b in range(r.shape[0]):
+                s = next(s_iter)
+                recon[covered : s + window] = r[b, covered - s :]
+                covered = s + window
+        fields = stats.denormalize_array(recon, dataset.times)
+        return fdata.write_fields(fields, dataset.times, channels, dataset.lat, dataset.lon,
+                                  out, name="reconstruction", attrs=attrs, units=units)
+
+    dataset = fdata.WindowDataset(da, window=window, horizon=horizon, stride=stride or horizon,
+                                  stats=stats)
+    forecasts, init, valid = [], [], []
+    for batch in DataLoader(dataset, batch_size=batch_size, collate_fn=fdata.collate_windows):
+        f = model(batch["x"].to(device), times=batch["phase"].to(device),
+                  future_times=batch["y_phase"].to(device))["forecast"].cpu().numpy()
+        out_channels = channels[: f.shape[2]]
+        sub = _first_channels(stats, f.shape[2])
+        for b in range(f.shape[0]):
+            forecasts.append(sub.denormalize_array(f[b], batch["y_time"][b]))
+            init.append(batch["time"][b][-1])
+            valid.append(batch["y_time"][b])
+    return _write_forecast(np.stack(forecasts), init, np.stack(valid), out_channels, units,
+                           dataset, out, attrs)
+
+
+def _first_channels(stats: Any, n_channels: int) -> Any:
+    """Statistics of the first ``n_channels`` channels (forecast heads may predict fewer)."""
+    if n_channels == len(stats.channels):
+        return stats
+    d = stats.to_dict()
+    d.update(channels=d["channels"][:n_channels], mean=d["mean"][:n_channels],
+             std=d["std"][:n_channels])
+    clim = stats.climatology_values
+    return type(stats).from_dict(
+        d, None if clim is None else clim.isel(channel=slice(n_channels)))
+
+
+def _write_forecast(fc, init, valid, channels, units, dataset, out, attrs) -> Path:
+    var_attrs = {"long_name": "forecast"}
+    coords = {
+        "time": ("time", np.asarray(init), {"long_name": "initialisation (last input step)"}),
+        "lead": ("lead", np.arange(1, fc.shape[1] + 1), {"long_name": "lead time",
+                                                          "units": "time steps"}),
+        "channel": ("channel", channels),
+        "lat": ("lat", dataset.lat, {"units": "degrees_north", "standard_name": "latitude"}),
+        "lon": ("lon", dataset.lon, {"units": "degrees_east", "standard_name": "longitude"}),
+        "valid_time": (("time", "lead"), valid),
+    }
+    if units is not None:
+        coords["units"] = ("channel", [str(u) for u in units[: len(channels)]])
+    ds = xr.Dataset({"forecast": (("time", "lead", "channel", "lat", "lon"), fc, var_attrs)},
+                    coords=coords, attrs={k: v for k, v in attrs.items()})
+    return fdata.save_dataset(ds, out)

@@ -1,0 +1,73 @@
+"""Shared tiny run configurations for the training tests (8×16 grid, a few steps)."""
+
+import copy
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+
+TINY = {
+    "seed": 0,
+    "task": "autoencoder",
+    "data": {
+        "source": "synthetic",
+        "synthetic": {"n_years": 2, "nlat": 8, "nlon": 16},
+        "window": 6,
+        "stride": 8,
+        "train_years": [2000, 2000],
+        "val_years": [2001, 2001],
+        "batch_size": 4,
+    },
+    "model": {"cell": "fa", "filters": [4], "embed_dim": 8,
+              "layer_kwargs": {"attention_every": 3}},
+    "optim": {"lr": 0.01},
+    "trainer": {"accelerator": "cpu", "devices": 1, "max_epochs": 2,
+                "limit_train_batches": 3, "limit_val_batches": 2,
+                "enable_progress_bar": False, "log_every_n_steps": 1},
+    "checkpoint": {"every_n_train_steps": 1},
+}
+
+
+@pytest.fixture
+def tiny_config():
+    """A fresh copy of the tiny autoencoder configuration (dict)."""
+    return copy.deepcopy(TINY)
+
+
+@pytest.fixture
+def subprocess_env():
+    """Environment for Python subprocesses: source tree importable, one thread each
+    (deterministic, and polite on shared CPUs)."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO / "src"), env.get("PYTHONPATH", "")])
+    env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    return env
+
+
+@pytest.fixture
+def cli(subprocess_env):
+    """Run ``faconvlstm ARGS`` in a subprocess: ``cli(*args, timeout=...) -> CompletedProcess``."""
+
+    def run(*args, timeout=180, cwd=None):
+        return subprocess.run(
+            [sys.executable, "-m", "faconvlstm.cli", *map(str, args)],
+            env=subprocess_env, capture_output=True, text=True, timeout=timeout, cwd=cwd,
+        )
+
+    return run
+
+
+def write_config(cfg: dict, path: Path) -> Path:
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+@pytest.fixture
+def config_file(tmp_path, tiny_config):
+    """The tiny configuration written to ``tmp_path/tiny.yaml``."""
+    return write_config(tiny_config, tmp_path / "tiny.yaml")

@@ -1,0 +1,114 @@
+"""The run configuration: validated before anything runs, with errors that name the key."""
+
+from pathlib import Path
+
+import pytest
+
+from faconvlstm.training.config import (
+    ConfigError,
+    RunConfig,
+    load_config,
+    parse_overrides,
+    validate_model_kwargs,
+)
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+
+def test_defaults_fill_every_section():
+    cfg = load_config({})
+    assert isinstance(cfg, RunConfig)
+    assert cfg.task == "autoencoder" and cfg.trainer.deterministic is True
+
+
+def test_unknown_key_is_named_with_accepted_keys():
+    with pytest.raises(ConfigError, match=r"unknown config key 'trainer\.max_epoch'.*max_epochs"):
+        load_config({"trainer": {"max_epoch": 3}})
+
+
+def test_unknown_top_level_section_is_named():
+    with pytest.raises(ConfigError, match="unknown config key 'optimizer'"):
+        load_config({"optimizer": {"lr": 1}})
+
+
+def test_wrong_type_names_key_and_expected_type():
+    with pytest.raises(ConfigError, match=r"'data\.batch_size': expected int, got str"):
+        load_config({"data": {"batch_size": "eight"}})
+
+
+def test_bool_is_not_accepted_for_int():
+    with pytest.raises(ConfigError, match="expected int"):
+        load_config({"seed": True})
+
+
+def test_int_is_accepted_for_float():
+    assert load_config({"optim": {"lr": 1}}).optim.lr == 1
+
+
+def test_literal_choices_are_listed():
+    with pytest.raises(ConfigError, match="'autoencoder' \\| 'forecast'"):
+        load_config({"task": "classify"})
+
+
+def test_section_must_be_a_mapping():
+    with pytest.raises(ConfigError, match="section 'trainer': expected a mapping"):
+        load_config({"trainer": 5})
+
+
+def test_forecast_needs_a_horizon():
+    with pytest.raises(ConfigError, match=r"data\.horizon"):
+        load_config({"task": "forecast"})
+
+
+def test_overrides_are_yaml_parsed_and_merged():
+    cfg = load_config({"trainer": {"max_epochs": 4, "devices": 1}},
+                      ["trainer.max_epochs=2", "model.filters=[8, 8]"])
+    assert cfg.trainer.max_epochs == 2 and cfg.trainer.devices == 1
+    assert cfg.model == {"filters": [8, 8]}
+
+
+def test_override_without_equals_is_rejected():
+    with pytest.raises(ConfigError, match=r"dotted\.key=value"):
+        parse_overrides(["trainer.max_epochs"])
+
+
+def test_invalid_yaml_is_reported(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("trainer: [1, 2\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+
+
+class _Model:
+    def __init__(self, in_channels: int, filters: tuple[int, ...] = (8,), cell: str = "fa"):
+        pass
+
+
+def test_model_section_is_checked_against_the_constructor():
+    validate_model_kwargs(_Model, {"filters": [4, 4], "cell": "convlstm"})
+    with pytest.raises(ConfigError, match=r"unknown config key 'model\.filter'.*filters"):
+        validate_model_kwargs(_Model, {"filter": [4]})
+    with pytest.raises(ConfigError, match=r"'model\.cell': expected str"):
+        validate_model_kwargs(_Model, {"cell": 3})
+    with pytest.raises(ConfigError, match="set from the data"):
+        validate_model_kwargs(_Model, {"in_channels": 3})
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_configs_are_valid(path):
+    from faconvlstm.training.fit import model_class
+
+    cfg = load_config(path)
+    validate_model_kwargs(model_class(cfg.task), cfg.model)
+
+
+def test_shipped_quick_config_resolves_by_name():
+    assert load_config("quick").task == "autoencoder"
+
+
+def test_synthetic_fa_and_convlstm_configs_differ_only_in_the_cell():
+    fa = load_config(CONFIGS / "synthetic_fa.yaml").to_dict()
+    cl = load_config(CONFIGS / "synthetic_convlstm.yaml").to_dict()
+    assert fa["model"].pop("cell") == "fa" and cl["model"].pop("cell") == "convlstm"
+    fa.pop("out"), cl.pop("out")
+    assert fa == cl

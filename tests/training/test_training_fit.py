@@ -1,0 +1,143 @@
+"""``fit`` in process: outputs, self-contained checkpoints, refusals, NaN guard, determinism."""
+
+import lightning as L
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+
+from faconvlstm.training import embed, fit, load_checkpoint, predict
+from faconvlstm.training.checkpoint import CheckpointError
+from faconvlstm.training.config import ConfigError
+from faconvlstm.training.modules import NonFiniteLossError
+
+
+def test_fit_writes_checkpoints_logs_and_config(tmp_path, tiny_config):
+    out = tmp_path / "run"
+    last = fit(tiny_config, out=out)
+    assert last == out / "checkpoints" / "last.ckpt"
+    assert (out / "checkpoints" / "best.ckpt").is_file()
+    assert (out / "config.yaml").is_file()
+    assert (out / "csv" / "version_0" / "metrics.csv").is_file()
+    assert any((out / "tensorboard" / "version_0").glob("events.out.tfevents*"))
+    assert not list((out / "checkpoints").glob(".*tmp"))  # no temp files left behind
+
+
+def test_checkpoint_alone_describes_model_data_and_run(tmp_path, tiny_config):
+    ckpt = load_checkpoint(fit(tiny_config, out=tmp_path / "run"))
+    meta = ckpt["faconvlstm"]
+    assert meta["task"] == "autoencoder" and meta["model_class"] == "SequenceAutoencoder"
+    assert meta["model_config"]["cell"] == "fa"
+    assert meta["model_config"]["boundary"] == "periodic_lon"  # the synthetic grid wraps
+    assert meta["data"]["channels"] == meta["stats"]["channels"]
+    assert len(meta["data"]["lat"]) == 8 and len(meta["data"]["lon"]) == 16
+    assert len(meta["stats"]["mean"]) == len(meta["data"]["channels"])
+    assert meta["config"]["data"]["window"] == tiny_config["data"]["window"]
+    assert ckpt["global_step"] == 6  # 2 epochs x 3 batches
+
+
+def test_fresh_fit_refuses_to_overwrite_a_run(tmp_path, tiny_config):
+    fit(tiny_config, out=tmp_path / "run")
+    with pytest.raises(ConfigError, match="--resume"):
+        fit(tiny_config, out=tmp_path / "run")
+
+
+def test_resume_without_checkpoint_is_refused(tmp_path, tiny_config):
+    with pytest.raises(CheckpointError, match="does not exist"):
+        fit(tiny_config, out=tmp_path / "run", resume=True)
+
+
+def test_resume_from_corrupt_checkpoint_is_refused_before_training(tmp_path, tiny_config):
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    last.parent.mkdir(parents=True)
+    last.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="corrupt or truncated"):
+        fit(tiny_config, out=tmp_path / "run", resume=True)
+    assert not (tmp_path / "run" / "csv").exists()
+
+
+def test_resume_with_a_different_model_is_refused(tmp_path, tiny_config):
+    fit(tiny_config, out=tmp_path / "run")
+    tiny_config["model"]["cell"] = "convlstm"
+    with pytest.raises(ConfigError, match="model"):
+        fit(tiny_config, out=tmp_path / "run", resume=True)
+
+
+def test_resume_with_more_epochs_continues_training(tmp_path, tiny_config):
+    fit(tiny_config, out=tmp_path / "run")
+    tiny_config["trainer"]["max_epochs"] = 3
+    last = fit(tiny_config, out=tmp_path / "run", resume=True)
+    assert load_checkpoint(last)["global_step"] == 9
+
+
+def test_invalid_model_argument_fails_before_any_output(tmp_path, tiny_config):
+    tiny_config["model"]["filterz"] = [4]
+    with pytest.raises(ConfigError, match=r"model\.filterz"):
+        fit(tiny_config, out=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+class _PoisonWeights(L.Callback):
+    """Turn the weights into NaN right before the given global step."""
+
+    def __init__(self, step):
+        self.step = step
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.global_step == self.step:
+            with torch.no_grad():
+                for p in pl_module.parameters():
+                    p.fill_(float("nan"))
+
+
+def test_nan_loss_stops_naming_step_and_batch_and_keeps_last_checkpoint(tmp_path, tiny_config):
+    with pytest.raises(NonFiniteLossError, match=r"global step 2 \(epoch 0, batch 2"):
+        fit(tiny_config, out=tmp_path / "run", callbacks=[_PoisonWeights(2)])
+    ckpt = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt")
+    assert ckpt["global_step"] == 2
+    assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values())
+
+
+def test_same_config_and_seed_give_identical_embeddings(tmp_path, tiny_config):
+    paths = []
+    for name in ("a", "b"):
+        last = fit(tiny_config, out=tmp_path / name)
+        paths.append(embed(last, tmp_path / f"{name}.nc")[0])
+    a, b = (xr.open_dataset(p)["embedding"].values for p in paths)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_embeddings_cover_every_input_time_step(tmp_path, tiny_config):
+    last = fit(tiny_config, out=tmp_path / "run")
+    written = embed(last, tmp_path / "emb.zarr", years=[2001, 2001], hidden=True,
+                    attention=True)
+    emb = xr.open_zarr(written[0])
+    assert emb.sizes["time"] == 365 and str(emb.time.values[0])[:10] == "2001-01-01"
+    assert emb["embedding"].shape == (365, 8)
+    assert np.isfinite(emb["embedding"].values).all()
+    hidden = xr.open_zarr(written[1])["hidden"]
+    assert hidden.shape == (365, 4, 8, 16)
+    att = xr.open_zarr(written[2])
+    np.testing.assert_allclose(att["temporal_attention"].sum("key_step"), 1, rtol=1e-5)
+    np.testing.assert_allclose(att["row_attention"].sum("lon_key"), 1, rtol=1e-5)
+
+
+def test_predict_writes_reconstructions_in_physical_units(tmp_path, tiny_config):
+    last = fit(tiny_config, out=tmp_path / "run")
+    path = predict(last, tmp_path / "recon.nc", years=[2001, 2001])
+    recon = xr.open_dataset(path)["reconstruction"]
+    assert recon.dims == ("time", "channel", "lat", "lon")
+    assert recon.shape == (365, 3, 8, 16)
+    units = dict(zip(recon["channel"].values, recon["channel_units"].values))
+    assert units["t2m"] == "K"
+    # de-normalised: near the data's own scale, not the unit-variance scale
+    truth = load_checkpoint(last)["faconvlstm"]["stats"]
+    t2m = recon.sel(channel="t2m").mean().item()
+    assert abs(t2m - truth["mean"][0]) < 3 * truth["std"][0]
+
+
+def test_foreign_checkpoint_is_refused_by_embed(tmp_path):
+    path = tmp_path / "other.ckpt"
+    torch.save({"state_dict": {"w": torch.ones(1)}}, path)
+    with pytest.raises(CheckpointError, match="not a faconvlstm checkpoint"):
+        embed(path, tmp_path / "emb.nc")
