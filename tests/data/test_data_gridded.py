@@ -58,7 +58,7 @@ def test_dims_found_from_cf_attributes_and_overrides():
     assert open_gridded(ds).dims == ("time", "channel", "lat", "lon")
     ds2 = ds.rename(j="row", i="col")
     ds2["row"].attrs, ds2["col"].attrs = {}, {}
-    with pytest.raises(ValueError, match="no lat dimension.*dims="):
+    with pytest.raises(ValueError, match=r"no lat dimension.*dims="):
         open_gridded(ds2)
     assert open_gridded(ds2, dims={"lat": "row", "lon": "col"}).sizes["lat"] == 4
 
@@ -69,7 +69,7 @@ def test_missing_variable_lists_what_exists(era5_like):
 
 
 def test_missing_level_lists_available_levels(era5_like):
-    with pytest.raises(KeyError, match="available levels.*'500', '850'"):
+    with pytest.raises(KeyError, match=r"available levels.*'500', '850'"):
         open_gridded(era5_like, levels=[300])
 
 
@@ -81,13 +81,13 @@ def test_variables_on_different_grids_are_refused():
     b = xr.DataArray(np.zeros((3, 5, 8)), dims=("time", "latitude", "lon"),
                      coords={"time": time, "latitude": np.linspace(-60, 60, 5),
                              "lon": np.arange(8) * 45.0})
-    with pytest.raises(ValueError, match="different grids.*lat has 4 points.*5 points"):
+    with pytest.raises(ValueError, match=r"different grids.*lat has 4 points.*5 points"):
         open_gridded(xr.Dataset({"a": a, "b": b}))
 
 
 def test_extra_dimension_must_be_selected_but_size_one_is_squeezed(simple):
     ens = simple.expand_dims(member=3)
-    with pytest.raises(ValueError, match="extra dimension 'member'.*isel"):
+    with pytest.raises(ValueError, match=r"extra dimension 'member'.*isel"):
         open_gridded(ens)
     assert open_gridded(simple.expand_dims(member=1)).sizes["channel"] == 2
 

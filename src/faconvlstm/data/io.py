@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -83,7 +84,11 @@ def save_dataset(ds: xr.Dataset, path: str | os.PathLike) -> Path:
     if suffix == ".zarr":
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
         try:
-            ds.to_zarr(tmp, mode="w")
+            with warnings.catch_warnings():
+                # Zarr 3 notes that consolidated metadata is not in its spec; xarray still
+                # reads it and it spares remote readers one listing per array.
+                warnings.filterwarnings("ignore", message="Consolidated metadata")
+                ds.to_zarr(tmp, mode="w")
             old = None
             if path.exists():
                 old = path.with_name(f".{path.name}.old-{os.getpid()}")

@@ -149,8 +149,9 @@ def _regime_patterns(
     """(k, 3, H, W) patterns: z500 blobs, t2m same sign (0.8), tp opposite sign (−0.6).
 
     Every blob of every regime sits at its own extratropical site, at least 35° (great
-    circle; less when many regimes crowd the bands) from all others, so one grid point can tell at most "regime k or not" — never
-    all regimes apart — while the whole field identifies the regime.
+    circle; less when many regimes crowd the bands) from all others, so one grid point can
+    tell at most "regime k or not" — never all regimes apart — while the whole field
+    identifies the regime.
     """
     sites: list[tuple[float, float]] = []
     min_distance, failures = 35.0, 0
