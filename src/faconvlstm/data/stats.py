@@ -103,20 +103,30 @@ def compute_climatology(
     """
     keys = climatology_keys(da["time"].values, kind)
     n = _CLIM_LENGTH[kind]
-    key_da = xr.DataArray(keys, dims="time", coords={"time": da["time"]}, name="key")
-    valid = da.notnull()
-    sums, counts = dask.compute(
-        da.astype("float64").fillna(0.0).groupby(key_da).sum("time"),
-        valid.groupby(key_da).sum("time"),
-    )
     full = np.arange(1, n + 1)
-    sums = sums.reindex(key=full, fill_value=0.0).values
-    counts = counts.reindex(key=full, fill_value=0).values.astype("float64")
+    da = da.transpose("time", "channel", "lat", "lon")
+    shape = tuple(da.sizes[d] for d in ("channel", "lat", "lon"))
+    sums = np.zeros((n, int(np.prod(shape))))
+    counts = np.zeros_like(sums)
+    # Stream over time blocks (dask chunks), accumulating per-key sums and counts with a
+    # one-hot matrix product: memory is two (keys × grid) tables plus one block.
+    step = da.chunks[0] if da.chunks is not None else (da.sizes["time"],)
+    start = 0
+    with dask.config.set(scheduler="synchronous"):
+        for size in step:
+            block = np.asarray(da.isel(time=slice(start, start + size)).values, dtype="float64")
+            block = block.reshape(size, -1)
+            valid = np.isfinite(block)
+            onehot = (keys[start:start + size, None] == full[None, :]).astype("float64")
+            sums += onehot.T @ np.where(valid, block, 0.0)
+            counts += onehot.T @ valid.astype("float64")
+            start += size
     if kind == "dayofyear" and window > 1:
         sums = uniform_filter1d(sums, size=window, axis=0, mode="wrap")
         counts = uniform_filter1d(counts, size=window, axis=0, mode="wrap")
     with np.errstate(invalid="ignore", divide="ignore"):
         clim = np.where(counts > 0, sums / np.maximum(counts, 1e-300), np.nan)
+    clim = clim.reshape((n, *shape))
     return xr.DataArray(
         clim.astype("float32"),
         dims=("key", "channel", "lat", "lon"),
