@@ -1,8 +1,9 @@
 """Callbacks that make an interrupted run resumable to the same weights.
 
 * :class:`RNGStateCallback` stores the torch RNG state in every checkpoint and restores it
-  when training restarts, so dropout / scheduled sampling draw the same numbers as an
-  uninterrupted run would.
+  right before the first batch of a resumed run, so dropout / scheduled sampling draw the
+  same numbers as an uninterrupted run would. (The data loaders draw from their own
+  generator, so loading never moves the global RNG.)
 * :class:`SigtermCheckpoint` writes ``last.ckpt`` at the end of the batch during which
   SIGTERM arrived (cluster pre-emption, ``kill``, SLURM time limit); Lightning then stops
   the run with ``SIGTERMException``.
@@ -29,8 +30,8 @@ class RNGStateCallback(L.Callback):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._loaded = state_dict["torch"]
 
-    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        # after the loaders were created (which may draw base seeds), right before training
+    def on_train_batch_start(self, trainer: L.Trainer, *args: Any) -> None:
+        # at the first batch, after everything the restart itself may have drawn
         if self._loaded is not None:
             torch.set_rng_state(self._loaded)
             self._loaded = None

@@ -13,6 +13,7 @@ from typing import Any
 
 import lightning as L
 import numpy as np
+import torch
 
 from faconvlstm import data as fdata
 from faconvlstm.training.config import DataConfig
@@ -108,6 +109,8 @@ class GriddedDataModule(L.LightningDataModule):
             collate_fn=fdata.collate_windows,
             num_workers=self.cfg.num_workers,
             drop_last=False,
+            # worker seeds from a private generator: loading never moves the global RNG
+            generator=torch.Generator().manual_seed(self.seed),
         )
         if train and trainer is not None:
             limit = trainer.limit_train_batches
