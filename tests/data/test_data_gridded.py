@@ -122,12 +122,29 @@ def test_many_files_by_glob_and_list_are_combined_along_time(tmp_path, simple):
     np.testing.assert_allclose(by_list.values, expected.values)
 
 
+@pytest.mark.filterwarnings("ignore:Consolidated metadata")
 def test_zarr_store_and_fsspec_url(tmp_path, simple):
     path = tmp_path / "store.zarr"
     simple.to_zarr(path, mode="w")
     expected = open_gridded(simple).values
     np.testing.assert_allclose(open_gridded(path).values, expected)
     np.testing.assert_allclose(open_gridded(f"file://{path}").values, expected)
+
+
+def test_netcdf_behind_an_fsspec_url(simple):
+    fsspec = pytest.importorskip("fsspec")
+    fs = fsspec.filesystem("memory")
+    with fs.open("/faconvlstm-test/remote.nc", "wb") as fh:
+        fh.write(simple.to_netcdf(engine="h5netcdf"))
+    da = open_gridded("memory://faconvlstm-test/remote.nc")
+    np.testing.assert_allclose(da.values, open_gridded(simple).values)
+    fs.rm("/faconvlstm-test", recursive=True)
+
+
+def test_user_dask_chunks_are_kept(simple):
+    da = open_gridded(simple.chunk({"time": 7}))
+    assert da.chunks[0][:2] == (7, 7)
+    assert open_gridded(simple).chunks[0] == (40,)  # small: one default chunk
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,7 @@
 """Writers: CF-annotated NetCDF/Zarr with the input's coordinates, written atomically."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -16,11 +18,12 @@ LAT, LON = np.linspace(-60, 60, 4), np.arange(8) * 45.0
 def test_embeddings_round_trip_with_time(tmp_path, suffix):
     emb = np.random.default_rng(0).normal(size=(6, 3))
     path = write_embeddings(torch.tensor(emb), TIMES, tmp_path / f"emb{suffix}",
-                            attrs={"model": "fa", "seed": 0})
+                            attrs={"model": "fa", "seed": 0, "config": {"filters": [8]}})
     with xr.open_dataset(path, engine="zarr" if suffix == ".zarr" else None) as ds:
         np.testing.assert_allclose(ds["embedding"].values, emb, rtol=1e-6)
         np.testing.assert_array_equal(ds["time"].values, TIMES)
         assert ds.attrs["model"] == "fa" and ds.attrs["Conventions"].startswith("CF")
+        assert json.loads(ds.attrs["config"]) == {"filters": [8]}
 
 
 def test_fields_carry_cf_grid_attributes_and_values(tmp_path):

@@ -148,6 +148,13 @@ def test_monthly_data_get_a_month_climatology_and_it_round_trips(tmp_path):
     z0, z1 = stats.normalize_array(da.values, time), back.normalize_array(da.values, time)
     np.testing.assert_allclose(z0, z1, rtol=1e-6)
     np.testing.assert_array_equal(climatology_keys(time[:3], "month"), [1, 2, 3])
+    # Batched denormalisation, as after collate_windows: z (B, T, C, H, W), times (B, T).
+    batch_times = np.stack([time.values[:12], time.values[12:24]])
+    z_batch = np.stack([z0[:12], z0[12:24]])
+    np.testing.assert_allclose(stats.denormalize_array(z_batch, batch_times),
+                               np.stack([da.values[:12], da.values[12:24]]), rtol=1e-5)
+    with pytest.raises(ValueError, match="pass the time stamps"):
+        stats.normalize_array(da.values)
 
 
 def test_stats_on_real_sample_with_land_mask():

@@ -323,7 +323,8 @@ def open_gridded(
         default roles come from CF attributes (``standard_name``, ``axis``, ``units``) and
         then from :data:`DIM_ALIASES`.
     chunks : mapping, optional
-        Dask chunks per *source* dimension name. Default: whole spatial fields and as many
+        Dask chunks per *source* dimension name. Default: the chunks of a dask-backed
+        Dataset given as ``source``; otherwise whole spatial fields and as many
         time steps as fit in ≈2 MiB per variable (at least the store's native time chunk).
         Dask reads a whole chunk to serve a window, so keep time chunks near the window
         length when streaming.
@@ -413,7 +414,9 @@ def open_gridded(
                 )
         var = var.squeeze(extra, drop=True)
         if chunks is None:
-            var = var.chunk(_auto_chunks(var, next(d for d in var.dims if roles[d] == "time")))
+            if var.chunks is None:  # keep the chunks of data the user already opened with dask
+                time_dim = next(d for d in var.dims if roles[d] == "time")
+                var = var.chunk(_auto_chunks(var, time_dim))
         else:
             var = var.chunk({d: c for d, c in chunks.items() if d in var.dims})
         var = var.rename(rename)

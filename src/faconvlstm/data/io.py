@@ -9,6 +9,7 @@ follows the suffix: ``.nc`` → NetCDF-4, ``.zarr`` → Zarr.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -146,8 +147,22 @@ def _grid_coords(lat: Any, lon: Any) -> dict[str, xr.DataArray]:
 def _global_attrs(attrs: Mapping[str, Any] | None, title: str) -> dict[str, Any]:
     out = {"Conventions": "CF-1.8", "title": title, "source": "faconvlstm"}
     out.update({k: v for k, v in (attrs or {}).items() if v is not None})
-    # NetCDF attributes cannot hold booleans or None.
-    return {k: (int(v) if isinstance(v, bool) else v) for k, v in out.items()}
+    # NetCDF attributes hold numbers, strings and flat arrays only: booleans become ints,
+    # nested structures (run configurations) JSON text.
+    def encode(value: Any) -> Any:
+        if isinstance(value, bool):
+            return int(value)
+        if isinstance(value, (dict, list, tuple)) and not _flat_numeric(value):
+            return json.dumps(value, default=str)
+        return value
+
+    return {k: encode(v) for k, v in out.items()}
+
+
+def _flat_numeric(value: Any) -> bool:
+    return isinstance(value, (list, tuple)) and all(
+        isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in value
+    )
 
 
 def write_embeddings(

@@ -297,9 +297,15 @@ class NormStats:
             )
 
     def _climatology_for(self, times: Any) -> np.ndarray:
+        """x̄ for each stamp: shape ``times.shape + (C, H, W)`` ((T,) or batched (B, T))."""
+        if times is None:
+            raise ValueError("these statistics include a climatology: pass the time stamps "
+                             "of the block (e.g. item['time'] or batch['time'])")
+        shape = np.shape(getattr(times, "values", times))
         keys = climatology_keys(as_time_array(times), self.climatology_kind or "dayofyear")
         values = self.climatology_values
-        return values.values[keys - int(values["key"].values[0])]
+        table = values.values[keys - int(values["key"].values[0])]
+        return table.reshape(shape + table.shape[1:])
 
     def normalize_array(self, x: np.ndarray, times: Any = None) -> np.ndarray:
         """``z = (x − x̄(t) − μ)/σ`` for a block x of shape (T, C, H, W); NaN stays NaN."""
@@ -311,7 +317,11 @@ class NormStats:
         )
 
     def denormalize_array(self, z: np.ndarray, times: Any = None) -> np.ndarray:
-        """Inverse of :meth:`normalize_array`: ``x = z·σ + μ + x̄(t)``; z (..., T, C, H, W)."""
+        """Inverse of :meth:`normalize_array`: ``x = z·σ + μ + x̄(t)``.
+
+        ``z`` is (T, C, H, W) with ``times`` (T,), or a batch (B, T, C, H, W) with ``times``
+        (B, T) as :func:`~faconvlstm.data.collate_windows` returns them.
+        """
         z = np.asarray(z, dtype="float32")
         x = z * self.std[:, None, None].astype("float32") + self.mean[:, None, None].astype(
             "float32"
