@@ -201,4 +201,6 @@ def test_written_fields_reopen_with_channel_names(tmp_path):
                         np.arange(8) * 45.0, tmp_path / "f.nc")
     da = open_gridded(path)
     assert list(da["channel"].values) == ["t2m", "z@500"]
+    assert list(da["units"].values) == ["K", "m2 s-2"]
+    assert list(open_gridded(da)["units"].values) == ["K", "m2 s-2"]  # idempotent
     np.testing.assert_allclose(da.values, arr)

@@ -52,6 +52,16 @@ def test_annual_phase_accepts_xarray_pandas_and_cftime_indexes():
     np.testing.assert_allclose(annual_phase(cf), [0, 30 / 360, 60 / 360, 90 / 360])
 
 
+def test_annual_phase_keeps_the_batch_shape():
+    times = np.array([["2001-01-01", "2001-07-02T12"], ["2000-01-01", "2000-01-01"]],
+                     dtype="datetime64[ns]")
+    phase = annual_phase(times)
+    assert phase.shape == (2, 2)
+    np.testing.assert_allclose(phase, [[0.0, 0.5], [0.0, 0.0]])
+    cf = np.array([[cftime.datetime(2001, 7, 1, calendar="360_day")] * 3] * 2)
+    np.testing.assert_allclose(annual_phase(cf), np.full((2, 3), 0.5))
+
+
 def test_annual_phase_of_missing_stamp_is_nan():
     phase = annual_phase(np.array(["2001-01-01", "NaT"], dtype="datetime64[ns]"))
     assert phase[0] == 0.0 and np.isnan(phase[1])

@@ -420,6 +420,10 @@ def open_gridded(
         else:
             var = var.chunk({d: c for d, c in chunks.items() if d in var.dims})
         var = var.rename(rename)
+        channel_units = None
+        for coord in ("units", "channel_units"):  # our own (time, channel, …) arrays/files
+            if coord in var.coords and var.coords[coord].dims == ("channel",):
+                channel_units = [str(u) for u in var.coords[coord].values]
         var = var.reset_coords(drop=True) if var.coords else var
         if reference is None:
             reference = var
@@ -463,7 +467,8 @@ def open_gridded(
         elif "channel" in var.dims:
             for i, label in enumerate(var["channel"].values):
                 piece = var.isel(channel=i, drop=True)
-                pieces.append(_as_channel(piece, str(label), str(name), np.nan, units))
+                unit = channel_units[i] if channel_units else units
+                pieces.append(_as_channel(piece, str(label), str(name), np.nan, unit))
         else:
             pieces.append(_as_channel(var, str(name), str(name), np.nan, units))
 

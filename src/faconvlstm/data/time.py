@@ -145,12 +145,12 @@ def annual_phase(times: Any) -> np.ndarray:
 
     Parameters
     ----------
-    times : array-like of datetime64 / cftime, shape (T,)
+    times : array-like of datetime64 / cftime, shape (T,) or (B, T)
         Time stamps (any container accepted by :func:`as_time_array`).
 
     Returns
     -------
-    numpy.ndarray of float64, shape (T,)
+    numpy.ndarray of float64, same shape as ``times`` ((1,) for a scalar)
         φ in [0, 1); 0 at 1 January 00:00.
 
     Examples
@@ -158,9 +158,12 @@ def annual_phase(times: Any) -> np.ndarray:
     >>> annual_phase(np.array(["2001-01-01", "2001-07-02T12"], dtype="datetime64[ns]"))
     array([0.        , 0.5       ])
     """
+    shape = np.shape(getattr(times, "values", times))
     arr = as_time_array(times)
     if arr.size == 0:
         return np.zeros(0, dtype=float)
+    if len(shape) > 1:  # a batch of windows (B, T): phase of the same shape
+        return annual_phase(arr).reshape(shape)
     nat = np.isnat(arr) if not _is_cftime(arr) else np.zeros(arr.size, dtype=bool)
     if nat.any():
         phase = np.full(arr.size, np.nan)
