@@ -38,10 +38,16 @@ def make_era5_like(
     z = 9.81 * (5000 + 10 * base) + rng.normal(size=shape)
     return xr.Dataset(
         {
-            "temperature": (("valid_time", "pressure_level", "latitude", "longitude"), t,
-                            {"units": "K"}),
-            "geopotential": (("valid_time", "pressure_level", "latitude", "longitude"), z,
-                             {"units": "m2 s-2"}),
+            "temperature": (
+                ("valid_time", "pressure_level", "latitude", "longitude"),
+                t,
+                {"units": "K"},
+            ),
+            "geopotential": (
+                ("valid_time", "pressure_level", "latitude", "longitude"),
+                z,
+                {"units": "m2 s-2"},
+            ),
         },
         coords={
             "valid_time": time,

@@ -19,7 +19,11 @@ def test_era5_names_map_to_time_channel_lat_lon(era5_like):
     da = open_gridded(era5_like)
     assert da.dims == ("time", "channel", "lat", "lon")
     assert list(da["channel"].values) == [
-        "temperature@500", "temperature@850", "geopotential@500", "geopotential@850"]
+        "temperature@500",
+        "temperature@850",
+        "geopotential@500",
+        "geopotential@850",
+    ]
     assert list(da["units"].values) == ["K", "K", "m2 s-2", "m2 s-2"]
     assert np.all(np.diff(da["lat"].values) > 0)
     # Values kept their place: flipping latitude must carry the data with it.
@@ -40,9 +44,12 @@ def test_result_is_lazy_dask(tmp_path, era5_like):
 def test_cmip_plev_in_pa_becomes_hpa_channel_names():
     ds = xr.Dataset(
         {"ta": (("time", "plev", "lat", "lon"), np.zeros((3, 2, 4, 8)))},
-        coords={"time": pd.date_range("2000", periods=3, freq="D"),
-                "plev": ("plev", [85000.0, 50000.0], {"units": "Pa"}),
-                "lat": np.linspace(-60, 60, 4), "lon": np.arange(8) * 45.0},
+        coords={
+            "time": pd.date_range("2000", periods=3, freq="D"),
+            "plev": ("plev", [85000.0, 50000.0], {"units": "Pa"}),
+            "lat": np.linspace(-60, 60, 4),
+            "lon": np.arange(8) * 45.0,
+        },
     )
     da = open_gridded(ds, levels=[500])
     assert list(da["channel"].values) == ["ta@500"]
@@ -51,9 +58,11 @@ def test_cmip_plev_in_pa_becomes_hpa_channel_names():
 def test_dims_found_from_cf_attributes_and_overrides():
     ds = xr.Dataset(
         {"sst": (("t", "j", "i"), np.ones((3, 4, 5)))},
-        coords={"t": pd.date_range("2000", periods=3, freq="D"),
-                "j": ("j", np.linspace(-10, 10, 4), {"standard_name": "latitude"}),
-                "i": ("i", np.arange(5.0), {"axis": "X"})},
+        coords={
+            "t": pd.date_range("2000", periods=3, freq="D"),
+            "j": ("j", np.linspace(-10, 10, 4), {"standard_name": "latitude"}),
+            "i": ("i", np.arange(5.0), {"axis": "X"}),
+        },
     )
     assert open_gridded(ds).dims == ("time", "channel", "lat", "lon")
     ds2 = ds.rename(j="row", i="col")
@@ -75,12 +84,16 @@ def test_missing_level_lists_available_levels(era5_like):
 
 def test_variables_on_different_grids_are_refused():
     time = pd.date_range("2000", periods=3, freq="D")
-    a = xr.DataArray(np.zeros((3, 4, 8)), dims=("time", "lat", "lon"),
-                     coords={"time": time, "lat": np.linspace(-60, 60, 4),
-                             "lon": np.arange(8) * 45.0})
-    b = xr.DataArray(np.zeros((3, 5, 8)), dims=("time", "latitude", "lon"),
-                     coords={"time": time, "latitude": np.linspace(-60, 60, 5),
-                             "lon": np.arange(8) * 45.0})
+    a = xr.DataArray(
+        np.zeros((3, 4, 8)),
+        dims=("time", "lat", "lon"),
+        coords={"time": time, "lat": np.linspace(-60, 60, 4), "lon": np.arange(8) * 45.0},
+    )
+    b = xr.DataArray(
+        np.zeros((3, 5, 8)),
+        dims=("time", "latitude", "lon"),
+        coords={"time": time, "latitude": np.linspace(-60, 60, 5), "lon": np.arange(8) * 45.0},
+    )
     with pytest.raises(ValueError, match=r"different grids.*lat has 4 points.*5 points"):
         open_gridded(xr.Dataset({"a": a, "b": b}))
 
@@ -120,6 +133,13 @@ def test_many_files_by_glob_and_list_are_combined_along_time(tmp_path, simple):
     expected = open_gridded(simple)
     np.testing.assert_allclose(by_glob.values, expected.values)
     np.testing.assert_allclose(by_list.values, expected.values)
+
+
+def test_files_on_different_grids_are_refused(tmp_path, make_dataset):
+    make_dataset(n_time=5, nlat=4).to_netcdf(tmp_path / "a.nc")
+    make_dataset(n_time=5, nlat=6, start="2000-01-06").to_netcdf(tmp_path / "b.nc")
+    with pytest.raises(ValueError, match="share one grid"):
+        open_gridded([tmp_path / "a.nc", tmp_path / "b.nc"])
 
 
 @pytest.mark.filterwarnings("ignore:Consolidated metadata")
@@ -187,8 +207,9 @@ def test_latitude_weights_are_cell_areas_with_mean_one():
     assert w.mean() == pytest.approx(1.0)
     np.testing.assert_allclose(w, w[::-1])  # hemispheric symmetry
     # Thin cells: the area weight tends to cos(lat) (normalised).
-    np.testing.assert_allclose(w / w.max(), np.cos(np.deg2rad(lat)) / np.cos(
-        np.deg2rad(lat)).max(), atol=2e-3)
+    np.testing.assert_allclose(
+        w / w.max(), np.cos(np.deg2rad(lat)) / np.cos(np.deg2rad(lat)).max(), atol=2e-3
+    )
     # A grid that includes the poles gives the polar rows half-width cells.
     wp = latitude_weights(np.linspace(-90, 90, 73))
     assert wp[0] < 0.02 and wp[0] > 0
@@ -197,8 +218,14 @@ def test_latitude_weights_are_cell_areas_with_mean_one():
 def test_written_fields_reopen_with_channel_names(tmp_path):
     arr = np.random.default_rng(0).normal(size=(5, 2, 4, 8)).astype("float32")
     times = pd.date_range("2001-01-01", periods=5, freq="D").values
-    path = write_fields(arr, times, ["t2m", "z@500"], np.linspace(-60, 60, 4),
-                        np.arange(8) * 45.0, tmp_path / "f.nc")
+    path = write_fields(
+        arr,
+        times,
+        ["t2m", "z@500"],
+        np.linspace(-60, 60, 4),
+        np.arange(8) * 45.0,
+        tmp_path / "f.nc",
+    )
     da = open_gridded(path)
     assert list(da["channel"].values) == ["t2m", "z@500"]
     assert list(da["units"].values) == ["K", "m2 s-2"]

@@ -17,8 +17,12 @@ LAT, LON = np.linspace(-60, 60, 4), np.arange(8) * 45.0
 @pytest.mark.parametrize("suffix", [".nc", ".zarr"])
 def test_embeddings_round_trip_with_time(tmp_path, suffix):
     emb = np.random.default_rng(0).normal(size=(6, 3))
-    path = write_embeddings(torch.tensor(emb), TIMES, tmp_path / f"emb{suffix}",
-                            attrs={"model": "fa", "seed": 0, "config": {"filters": [8]}})
+    path = write_embeddings(
+        torch.tensor(emb),
+        TIMES,
+        tmp_path / f"emb{suffix}",
+        attrs={"model": "fa", "seed": 0, "config": {"filters": [8]}},
+    )
     with xr.open_dataset(path, engine="zarr" if suffix == ".zarr" else None) as ds:
         np.testing.assert_allclose(ds["embedding"].values, emb, rtol=1e-6)
         np.testing.assert_array_equal(ds["time"].values, TIMES)
@@ -28,8 +32,9 @@ def test_embeddings_round_trip_with_time(tmp_path, suffix):
 
 def test_fields_carry_cf_grid_attributes_and_values(tmp_path):
     arr = np.random.default_rng(1).normal(size=(6, 2, 4, 8)).astype("float32")
-    path = write_fields(arr, TIMES, ["t2m", "sst"], LAT, LON, tmp_path / "fc.nc",
-                        name="reconstruction")
+    path = write_fields(
+        arr, TIMES, ["t2m", "sst"], LAT, LON, tmp_path / "fc.nc", name="reconstruction"
+    )
     with xr.open_dataset(path) as ds:
         var = ds["reconstruction"]
         assert var.dims == ("time", "channel", "lat", "lon")
@@ -39,12 +44,13 @@ def test_fields_carry_cf_grid_attributes_and_values(tmp_path):
         assert list(ds["channel_units"].values) == ["K", "K"]
         assert var.attrs["units"] == "K"  # shared by both channels
         assert list(ds["channel_standard_name"].values) == [
-            "air_temperature", "sea_surface_temperature"]
+            "air_temperature",
+            "sea_surface_temperature",
+        ]
 
 
 def test_fields_with_cftime_stamps(tmp_path):
-    times = xr.date_range("2001-01-01", periods=6, freq="D", calendar="noleap",
-                          use_cftime=True)
+    times = xr.date_range("2001-01-01", periods=6, freq="D", calendar="noleap", use_cftime=True)
     arr = np.zeros((6, 1, 4, 8))
     path = write_fields(arr, times, ["x"], LAT, LON, tmp_path / "cf.zarr")
     with xr.open_dataset(path, engine="zarr") as ds:
@@ -68,8 +74,7 @@ def test_shape_mismatches_are_explained(tmp_path):
 
 
 @pytest.mark.parametrize("suffix", [".nc", ".zarr"])
-def test_atomic_write_replaces_and_a_failure_keeps_the_old_file(tmp_path, suffix,
-                                                                 monkeypatch):
+def test_atomic_write_replaces_and_a_failure_keeps_the_old_file(tmp_path, suffix, monkeypatch):
     path = tmp_path / f"out{suffix}"
     engine = "zarr" if suffix == ".zarr" else None
     save_dataset(xr.Dataset({"a": ("x", [1.0, 2.0])}), path)

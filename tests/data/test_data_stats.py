@@ -20,9 +20,14 @@ def _two_period_data() -> xr.DataArray:
     x[time.year == 2002] += 100
     x[10, 0, 0, 0] = np.nan
     return xr.DataArray(
-        x, dims=("time", "channel", "lat", "lon"),
-        coords={"time": time, "channel": ["a", "b"], "lat": [-30.0, 0.0, 30.0],
-                "lon": [0.0, 90.0, 180.0, 270.0]},
+        x,
+        dims=("time", "channel", "lat", "lon"),
+        coords={
+            "time": time,
+            "channel": ["a", "b"],
+            "lat": [-30.0, 0.0, 30.0],
+            "lon": [0.0, 90.0, 180.0, 270.0],
+        },
     ).chunk({"time": 100})
 
 
@@ -93,9 +98,11 @@ def _seasonal_data(noise: float = 0.0, years=("2000", "2003")) -> xr.DataArray:
     signal = 10 * np.cos(2 * np.pi * (doy - 200) / 366)
     rng = np.random.default_rng(0)
     x = signal[:, None, None, None] + noise * rng.normal(size=(time.size, 1, 2, 2))
-    return xr.DataArray(x, dims=("time", "channel", "lat", "lon"),
-                        coords={"time": time, "channel": ["t"], "lat": [0.0, 10.0],
-                                "lon": [0.0, 180.0]})
+    return xr.DataArray(
+        x,
+        dims=("time", "channel", "lat", "lon"),
+        coords={"time": time, "channel": ["t"], "lat": [0.0, 10.0], "lon": [0.0, 180.0]},
+    )
 
 
 def test_dayofyear_climatology_pools_a_61_day_circular_window():
@@ -134,14 +141,17 @@ def test_lazy_climatology_subtraction_equals_eager():
 def test_monthly_data_get_a_month_climatology_and_it_round_trips(tmp_path):
     time = pd.date_range("2000-01-01", periods=48, freq="MS")
     x = np.arange(48)[:, None, None, None] % 12 + np.zeros((48, 1, 2, 2))
-    da = xr.DataArray(x.astype(float), dims=("time", "channel", "lat", "lon"),
-                      coords={"time": time, "channel": ["m"], "lat": [0.0, 1.0],
-                              "lon": [0.0, 1.0]})
+    da = xr.DataArray(
+        x.astype(float),
+        dims=("time", "channel", "lat", "lon"),
+        coords={"time": time, "channel": ["m"], "lat": [0.0, 1.0], "lon": [0.0, 1.0]},
+    )
     da = da + np.random.default_rng(0).normal(scale=0.1, size=da.shape)
     stats = compute_stats(da, climatology=True)
     assert stats.climatology_kind == "month"
-    np.testing.assert_allclose(stats.climatology_values.values[:, 0, 0, 0], np.arange(12),
-                               atol=0.15)
+    np.testing.assert_allclose(
+        stats.climatology_values.values[:, 0, 0, 0], np.arange(12), atol=0.15
+    )
     path = stats.save(tmp_path / "s.json")
     assert (tmp_path / "s.climatology.nc").exists()
     back = NormStats.load(path)
@@ -151,8 +161,11 @@ def test_monthly_data_get_a_month_climatology_and_it_round_trips(tmp_path):
     # Batched denormalisation, as after collate_windows: z (B, T, C, H, W), times (B, T).
     batch_times = np.stack([time.values[:12], time.values[12:24]])
     z_batch = np.stack([z0[:12], z0[12:24]])
-    np.testing.assert_allclose(stats.denormalize_array(z_batch, batch_times),
-                               np.stack([da.values[:12], da.values[12:24]]), rtol=1e-5)
+    np.testing.assert_allclose(
+        stats.denormalize_array(z_batch, batch_times),
+        np.stack([da.values[:12], da.values[12:24]]),
+        rtol=1e-5,
+    )
     with pytest.raises(ValueError, match="pass the time stamps"):
         stats.normalize_array(da.values)
 

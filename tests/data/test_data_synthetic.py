@@ -7,8 +7,14 @@ import pytest
 
 from faconvlstm.data import compute_stats, latitude_weights, open_gridded, synthetic
 
-QUIET = dict(seasonal_amplitude=0.0, enso_amplitude=0.0, regime_amplitude=0.0,
-             wave_amplitude=0.0, trend=0.0, variance_change=0.0)
+QUIET = dict(
+    seasonal_amplitude=0.0,
+    enso_amplitude=0.0,
+    regime_amplitude=0.0,
+    wave_amplitude=0.0,
+    trend=0.0,
+    variance_change=0.0,
+)
 
 
 @pytest.fixture(scope="module")
@@ -163,8 +169,9 @@ def test_trend_warms_and_noise_variance_grows():
 
 
 def test_calendars_monthly_steps_and_missing_values():
-    data, truth = synthetic(n_years=3, freq="MS", calendar="noleap", nlat=8, nlon=16,
-                            missing_fraction=0.1)
+    data, truth = synthetic(
+        n_years=3, freq="MS", calendar="noleap", nlat=8, nlon=16, missing_fraction=0.1
+    )
     assert data.sizes["time"] == 36
     assert type(data["time"].values[0]).__name__ == "DatetimeNoLeap"
     frac = float(data["t2m"].isnull().mean())

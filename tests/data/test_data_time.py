@@ -53,8 +53,9 @@ def test_annual_phase_accepts_xarray_pandas_and_cftime_indexes():
 
 
 def test_annual_phase_keeps_the_batch_shape():
-    times = np.array([["2001-01-01", "2001-07-02T12"], ["2000-01-01", "2000-01-01"]],
-                     dtype="datetime64[ns]")
+    times = np.array(
+        [["2001-01-01", "2001-07-02T12"], ["2000-01-01", "2000-01-01"]], dtype="datetime64[ns]"
+    )
     phase = annual_phase(times)
     assert phase.shape == (2, 2)
     np.testing.assert_allclose(phase, [[0.0, 0.5], [0.0, 0.0]])
@@ -68,8 +69,12 @@ def test_annual_phase_of_missing_stamp_is_nan():
 
 
 @settings(max_examples=50, deadline=None)
-@given(st.datetimes(min_value=pd.Timestamp("1700-01-01").to_pydatetime(),
-                    max_value=pd.Timestamp("2200-12-31").to_pydatetime()))
+@given(
+    st.datetimes(
+        min_value=pd.Timestamp("1700-01-01").to_pydatetime(),
+        max_value=pd.Timestamp("2200-12-31").to_pydatetime(),
+    )
+)
 def test_annual_phase_is_in_unit_interval_and_matches_day_of_year(dt):
     t = np.array([np.datetime64(dt, "ns")])
     phase = annual_phase(t)[0]
@@ -85,8 +90,9 @@ def test_check_time_axis_accepts_daily_monthly_midmonth_and_yearly_steps():
     mid = [np.datetime64(f"2000-{m:02d}-{15 + m % 2:02d}T12") for m in range(1, 13)]
     check_time_axis(np.array(mid, dtype="datetime64[ns]"))
     check_time_axis(pd.date_range("1963-01-15", periods=30, freq="YS") + pd.Timedelta("14D"))
-    check_time_axis(xr.date_range("2000-01-01", periods=24, freq="MS", calendar="noleap",
-                                  use_cftime=True))
+    check_time_axis(
+        xr.date_range("2000-01-01", periods=24, freq="MS", calendar="noleap", use_cftime=True)
+    )
 
 
 @pytest.mark.parametrize(

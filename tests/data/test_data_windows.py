@@ -44,8 +44,8 @@ def test_items_hold_normalised_window_mask_time_and_phase(da):
     np.testing.assert_allclose(item["x"].numpy(), z[:5], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(item["y"].numpy(), z[5:], rtol=1e-5, atol=1e-6)
     assert item["mask"].dtype == torch.bool and bool(item["mask"].all())
-    np.testing.assert_array_equal(item["time"], da["time"].values[start:start + 5])
-    np.testing.assert_array_equal(item["y_time"], da["time"].values[start + 5:start + 7])
+    np.testing.assert_array_equal(item["time"], da["time"].values[start : start + 5])
+    np.testing.assert_array_equal(item["y_time"], da["time"].values[start + 5 : start + 7])
     np.testing.assert_allclose(item["phase"].numpy(), annual_phase(item["time"]), atol=1e-7)
     assert item["phase"].dtype == torch.float32 and item["index"] == start
 
@@ -99,6 +99,14 @@ def test_statistics_of_other_channels_are_refused(da):
         WindowDataset(da, 3, stats=stats)
 
 
+def test_all_nan_channel_is_refused_even_with_given_stats(da):
+    stats = compute_stats(da)
+    empty = da.load().copy()
+    empty[:, 1] = np.nan
+    with pytest.raises(ValueError, match=r"\['v1'\] are all NaN"):
+        WindowDataset(empty, 3, stats=stats)
+
+
 def test_collate_stacks_tensors_and_keeps_time_as_numpy(da):
     ds = WindowDataset(da, 4, horizon=1)
     batch = next(iter(DataLoader(ds, batch_size=3, collate_fn=collate_windows)))
@@ -132,12 +140,18 @@ def test_dataset_pickles_and_workers_return_the_same_batches(tmp_path, simple):
 def _write_zarr(path, n_time: int, nlat: int = 64, nlon: int = 128) -> int:
     """Two float32 variables written chunk by chunk (never whole in memory); returns bytes."""
     chunks = (32, nlat, nlon)
-    values = dsa.sin(dsa.arange(n_time * nlat * nlon, chunks=chunks[0] * nlat * nlon,
-                                dtype="float32")).reshape(n_time, nlat, nlon).rechunk(chunks)
+    values = (
+        dsa.sin(dsa.arange(n_time * nlat * nlon, chunks=chunks[0] * nlat * nlon, dtype="float32"))
+        .reshape(n_time, nlat, nlon)
+        .rechunk(chunks)
+    )
     ds = xr.Dataset(
         {"a": (("time", "lat", "lon"), values), "b": (("time", "lat", "lon"), 2 * values)},
-        coords={"time": pd.date_range("2000-01-01", periods=n_time, freq="D"),
-                "lat": np.linspace(-89, 89, nlat), "lon": np.arange(nlon) * 360.0 / nlon},
+        coords={
+            "time": pd.date_range("2000-01-01", periods=n_time, freq="D"),
+            "lat": np.linspace(-89, 89, nlat),
+            "lon": np.arange(nlon) * 360.0 / nlon,
+        },
     )
     ds.to_zarr(path, mode="w", consolidated=False)
     return 2 * n_time * nlat * nlon * 4

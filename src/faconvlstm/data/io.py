@@ -147,6 +147,7 @@ def _grid_coords(lat: Any, lon: Any) -> dict[str, xr.DataArray]:
 def _global_attrs(attrs: Mapping[str, Any] | None, title: str) -> dict[str, Any]:
     out = {"Conventions": "CF-1.8", "title": title, "source": "faconvlstm"}
     out.update({k: v for k, v in (attrs or {}).items() if v is not None})
+
     # NetCDF attributes hold numbers, strings and flat arrays only: booleans become ints,
     # nested structures (run configurations) JSON text.
     def encode(value: Any) -> Any:

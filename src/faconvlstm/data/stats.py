@@ -117,7 +117,7 @@ def compute_climatology(
             block = np.asarray(da.isel(time=slice(start, start + size)).values, dtype="float64")
             block = block.reshape(size, -1)
             valid = np.isfinite(block)
-            onehot = (keys[start:start + size, None] == full[None, :]).astype("float64")
+            onehot = (keys[start : start + size, None] == full[None, :]).astype("float64")
             sums += onehot.T @ np.where(valid, block, 0.0)
             counts += onehot.T @ valid.astype("float64")
             start += size
@@ -299,8 +299,10 @@ class NormStats:
     def _climatology_for(self, times: Any) -> np.ndarray:
         """x̄ for each stamp: shape ``times.shape + (C, H, W)`` ((T,) or batched (B, T))."""
         if times is None:
-            raise ValueError("these statistics include a climatology: pass the time stamps "
-                             "of the block (e.g. item['time'] or batch['time'])")
+            raise ValueError(
+                "these statistics include a climatology: pass the time stamps "
+                "of the block (e.g. item['time'] or batch['time'])"
+            )
         shape = np.shape(getattr(times, "values", times))
         keys = climatology_keys(as_time_array(times), self.climatology_kind or "dayofyear")
         values = self.climatology_values

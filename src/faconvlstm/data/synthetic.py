@@ -471,10 +471,10 @@ def synthetic(
             "time": coords["time"],
             "lat": coords["lat"],
             "lon": coords["lon"],
-            "variable": names,
+            "variable": np.array(names, dtype=object),
             "state": np.arange(n_regimes),
             "state_to": np.arange(n_regimes),
-            "point": ["lat", "lon"],
+            "point": np.array(["lat", "lon"], dtype=object),
         },
         attrs={
             "enso_variable": "t2m",

@@ -132,6 +132,15 @@ class WindowDataset(Dataset):
             with dask.config.set(scheduler="synchronous"):
                 raw = np.asarray(self.da.values, dtype="float32")
             self._normalized = self.stats.normalize_array(raw, self.times)
+            empty = [
+                c for c, ok in zip(self.channels, np.isfinite(raw).any(axis=(0, 2, 3))) if not ok
+            ]
+            if empty:
+                raise ValueError(
+                    f"channel(s) {empty} are all NaN in this period "
+                    f"({self.times[0]} … {self.times[-1]}); drop them or choose "
+                    f"other years"
+                )
 
     # ------------------------------------------------------------------ geometry
     @property
