@@ -370,7 +370,7 @@ def open_gridded(
         return all(r in var_roles for r in ("time", "lat", "lon"))
 
     gridded_vars = [name for name in ds.data_vars if spatial_ok(str(name))]
-    if ds.encoding.get("engine") == "zarr" or _zarr_origin(origin):
+    if _zarr_origin(origin):
         # A Zarr group does not define the order of its arrays (listing order varies between
         # stores and runs); sort so channel order, and with it saved statistics, are stable.
         gridded_vars = sorted(gridded_vars, key=str)
@@ -428,46 +428,27 @@ def open_gridded(
         if reference is None:
             reference = var
         else:
-            for axis in ("lat", "lon"):
-                a, b = reference[axis].values, var[axis].values
-                if a.shape != b.shape or not np.allclose(a, b):
-                    raise ValueError(
-                        f"variables {reference.name!r} and {name!r} are on different grids: "
-                        f"{axis} has {a.size} points [{a.min():g}, {a.max():g}] vs {b.size} "
-                        f"points [{b.min():g}, {b.max():g}]; regrid them to one grid (e.g. "
-                        f"ds[{name!r}].interp_like(ds[{reference.name!r}])) or open them "
-                        f"separately"
-                    )
+            _check_same_grid(reference, var, str(name))
             var = var.assign_coords(lat=reference["lat"], lon=reference["lon"])
         units = str(var.attrs.get("units", ""))
         var = _mask_missing(var, extreme_as_missing)
         if "level" in var.dims:
             level_dim = next(d for d, role in rename.items() if role == "level")
-            if level_dim in ds.variables:
-                level_values = _level_in_hpa(ds[level_dim]).values.astype(float)
-            else:
-                level_values = np.arange(var.sizes["level"], dtype=float)
-            var = var.assign_coords(level=level_values)
-            if wanted_levels is not None:
-                have = var["level"].values
-                absent = [lv for lv in wanted_levels if not np.isclose(have, lv).any()]
-                if absent:
-                    raise KeyError(
-                        f"level(s) {[_format_level(lv) for lv in absent]} not found for "
-                        f"{name!r}; available levels (hPa): "
-                        f"{[_format_level(lv) for lv in have]}"
-                    )
-                idx = [int(np.flatnonzero(np.isclose(have, lv))[0]) for lv in wanted_levels]
-                var = var.isel(level=idx)
+            levels_hpa = (
+                _level_in_hpa(ds[level_dim]).values.astype(float)
+                if level_dim in ds.variables
+                else np.arange(var.sizes["level"], dtype=float)
+            )
+            var = _select_levels(var.assign_coords(level=levels_hpa), wanted_levels, str(name))
             for i, lv in enumerate(var["level"].values):
-                piece = var.isel(level=i, drop=True)
+                label = f"{name}@{_format_level(lv)}"
                 pieces.append(
-                    _as_channel(piece, f"{name}@{_format_level(lv)}", str(name), float(lv), units)
+                    _as_channel(var.isel(level=i, drop=True), label, str(name), float(lv), units)
                 )
         elif "channel" in var.dims:
             for i, label in enumerate(var["channel"].values):
-                piece = var.isel(channel=i, drop=True)
                 unit = channel_units[i] if channel_units else units
+                piece = var.isel(channel=i, drop=True)
                 pieces.append(_as_channel(piece, str(label), str(name), np.nan, unit))
         else:
             pieces.append(_as_channel(var, str(name), str(name), np.nan, units))
@@ -497,6 +478,31 @@ def open_gridded(
         "source": origin,
     }
     return out
+
+
+def _check_same_grid(reference: xr.DataArray, var: xr.DataArray, name: str) -> None:
+    for axis in ("lat", "lon"):
+        a, b = reference[axis].values, var[axis].values
+        if a.shape != b.shape or not np.allclose(a, b):
+            raise ValueError(
+                f"variables {reference.name!r} and {name!r} are on different grids: "
+                f"{axis} has {a.size} points [{a.min():g}, {a.max():g}] vs {b.size} "
+                f"points [{b.min():g}, {b.max():g}]; regrid them to one grid (e.g. "
+                f"ds[{name!r}].interp_like(ds[{reference.name!r}])) or open them separately"
+            )
+
+
+def _select_levels(var: xr.DataArray, wanted: np.ndarray | None, name: str) -> xr.DataArray:
+    if wanted is None:
+        return var
+    have = var["level"].values
+    absent = [lv for lv in wanted if not np.isclose(have, lv).any()]
+    if absent:
+        raise KeyError(
+            f"level(s) {[_format_level(lv) for lv in absent]} not found for {name!r}; "
+            f"available levels (hPa): {[_format_level(lv) for lv in have]}"
+        )
+    return var.isel(level=[int(np.flatnonzero(np.isclose(have, lv))[0]) for lv in wanted])
 
 
 def _as_channel(
