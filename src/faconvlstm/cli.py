@@ -198,10 +198,6 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``faconvlstm`` console script; returns the exit status."""
-    from faconvlstm.training.checkpoint import CheckpointError
-    from faconvlstm.training.config import ConfigError
-    from faconvlstm.training.modules import NonFiniteLossError
-
     argv = list(sys.argv[1:] if argv is None else argv)
     chosen = next((a for a in argv if a in _SUBCOMMANDS), None)
     try:
@@ -211,15 +207,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(_resolve(_SUBCOMMANDS[args.command].run)(args) or 0)
-    except ConfigError as err:
-        print(f"faconvlstm {args.command}: invalid configuration: {err}", file=sys.stderr)
-        return 2
-    except (CheckpointError, FileNotFoundError, KeyError, ValueError) as err:
-        print(f"faconvlstm {args.command}: error: {err}", file=sys.stderr)
-        return 2
-    except NonFiniteLossError as err:
-        print(f"faconvlstm {args.command}: training stopped: {err}", file=sys.stderr)
+    except Exception as err:
+        status = _exit_status(err)
+        if status is None:
+            raise
+        kind = {1: "training stopped", 2: "error"}[status]
+        print(f"faconvlstm {args.command}: {kind}: {err}", file=sys.stderr)
+        return status
+
+
+def _exit_status(err: Exception) -> int | None:
+    """Exit status for an expected failure (None: a bug, let the traceback show)."""
+    from faconvlstm.training.checkpoint import CheckpointError
+    from faconvlstm.training.modules import NonFiniteLossError
+
+    if isinstance(err, NonFiniteLossError):
         return 1
+    if isinstance(err, (CheckpointError, FileNotFoundError, KeyError, ValueError)):
+        return 2  # ConfigError is a ValueError
+    return None
 
 
 if __name__ == "__main__":

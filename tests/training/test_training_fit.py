@@ -141,3 +141,33 @@ def test_foreign_checkpoint_is_refused_by_embed(tmp_path):
     torch.save({"state_dict": {"w": torch.ones(1)}}, path)
     with pytest.raises(CheckpointError, match="not a faconvlstm checkpoint"):
         embed(path, tmp_path / "emb.nc")
+
+
+def _forecast_config(cfg):
+    cfg["task"] = "forecast"
+    cfg["data"]["horizon"] = 2
+    cfg["model"]["target_channels"] = [0, 2]
+    cfg["loss"] = {"teacher_forcing": 0.5}
+    return cfg
+
+
+def test_forecaster_trains_and_predicts_its_target_channels(tmp_path, tiny_config):
+    last = fit(_forecast_config(tiny_config), out=tmp_path / "run")
+    meta = load_checkpoint(last)["faconvlstm"]
+    assert meta["model_class"] == "Forecaster" and meta["model_config"]["horizon"] == 2
+    path = predict(last, tmp_path / "fc.nc", years=[2001, 2001], stride=30)
+    fc = xr.open_dataset(path)["forecast"]
+    assert fc.dims == ("time", "lead", "channel", "lat", "lon")
+    assert list(fc["channel"].values) == ["t2m", "tp"]
+    assert list(fc["channel_units"].values) == ["K", "mm day-1"]
+    assert fc.sizes["lead"] == 2 and fc.sizes["time"] == 12
+    # valid times follow the initialisation by one and two days
+    lead1 = (fc["valid_time"].isel(lead=0) - fc["time"]).values
+    assert (lead1 == np.timedelta64(1, "D")).all()
+    assert np.isfinite(fc.values).all()
+
+
+def test_forecaster_embeddings_are_written(tmp_path, tiny_config):
+    last = fit(_forecast_config(tiny_config), out=tmp_path / "run")
+    emb = xr.open_dataset(embed(last, tmp_path / "emb.nc", years=[2001, 2001])[0])
+    assert emb["embedding"].shape == (365, 8)

@@ -28,6 +28,7 @@ from faconvlstm.training.checkpoint import CheckpointError, load_checkpoint, sta
 from faconvlstm.training.config import DataConfig
 from faconvlstm.training.datamodule import open_source
 from faconvlstm.training.fit import model_class
+from faconvlstm.training.modules import target_channels
 
 __all__ = ["embed", "load_model", "predict"]
 
@@ -140,6 +141,8 @@ def embed(
         if wants_attn:
             temporal.append(res["temporal_attention"].mean(1).cpu())
         z = res["embeddings"].cpu().numpy()
+        if hidden and "hidden" not in res:
+            raise ValueError(f"{meta['model_class']} does not return hidden states; drop --hidden")
         h = res["hidden"].cpu().numpy() if hidden else None
         if emb is None:
             emb = np.zeros((n, z.shape[-1]), dtype="float32")
@@ -251,45 +254,53 @@ def predict(
 
     dataset = fdata.WindowDataset(da, window=window, horizon=horizon, stride=stride or horizon,
                                   stats=stats)
+    targets = target_channels(model)
+    sub = _select_channels(stats, targets)
     forecasts, init, valid = [], [], []
     for batch in DataLoader(dataset, batch_size=batch_size, collate_fn=fdata.collate_windows):
         f = model(batch["x"].to(device), times=batch["phase"].to(device),
-                  future_times=batch["y_phase"].to(device))["forecast"].cpu().numpy()
-        out_channels = channels[: f.shape[2]]
-        sub = _first_channels(stats, f.shape[2])
+                  future_times=batch["y_phase"].to(device),
+                  mask=batch["mask"].to(device))["forecast"].cpu().numpy()
         for b in range(f.shape[0]):
             forecasts.append(sub.denormalize_array(f[b], batch["y_time"][b]))
             init.append(batch["time"][b][-1])
             valid.append(batch["y_time"][b])
-    return _write_forecast(np.stack(forecasts), init, np.stack(valid), out_channels, units,
-                           dataset, out, attrs)
+    units = None if units is None else [units[i] for i in targets]
+    return _write_forecast(np.stack(forecasts), init, np.stack(valid),
+                           [channels[i] for i in targets], units, dataset, out, attrs)
 
 
-def _first_channels(stats: Any, n_channels: int) -> Any:
-    """Statistics of the first ``n_channels`` channels (forecast heads may predict fewer)."""
-    if n_channels == len(stats.channels):
+def _select_channels(stats: Any, index: list[int]) -> Any:
+    """Statistics of the channels ``index`` (a forecaster may predict a subset)."""
+    if index == list(range(len(stats.channels))):
         return stats
     d = stats.to_dict()
-    d.update(channels=d["channels"][:n_channels], mean=d["mean"][:n_channels],
-             std=d["std"][:n_channels])
+    d.update(channels=[d["channels"][i] for i in index], mean=[d["mean"][i] for i in index],
+             std=[d["std"][i] for i in index])
     clim = stats.climatology_values
-    return type(stats).from_dict(
-        d, None if clim is None else clim.isel(channel=slice(n_channels)))
+    return type(stats).from_dict(d, None if clim is None else clim.isel(channel=index))
 
 
 def _write_forecast(fc, init, valid, channels, units, dataset, out, attrs) -> Path:
-    var_attrs = {"long_name": "forecast"}
+    """``forecast(time, lead, channel, lat, lon)`` with the conventions of
+    :func:`faconvlstm.data.write_fields` (``channel_units``, CF lat/lon)."""
+    units = [str(u) for u in units] if units is not None else [""] * len(channels)
+    var_attrs = {"long_name": f"forecast of {', '.join(channels)}"}
+    if len(set(units)) == 1 and units[0]:
+        var_attrs["units"] = units[0]
     coords = {
         "time": ("time", np.asarray(init), {"long_name": "initialisation (last input step)"}),
-        "lead": ("lead", np.arange(1, fc.shape[1] + 1), {"long_name": "lead time",
-                                                          "units": "time steps"}),
-        "channel": ("channel", channels),
-        "lat": ("lat", dataset.lat, {"units": "degrees_north", "standard_name": "latitude"}),
-        "lon": ("lon", dataset.lon, {"units": "degrees_east", "standard_name": "longitude"}),
-        "valid_time": (("time", "lead"), valid),
+        "lead": ("lead", np.arange(1, fc.shape[1] + 1),
+                 {"long_name": "lead time", "units": "time steps"}),
+        "channel": ("channel", np.array(channels, dtype=object)),
+        "channel_units": ("channel", np.array(units, dtype=object)),
+        "lat": ("lat", dataset.lat, {"standard_name": "latitude", "units": "degrees_north"}),
+        "lon": ("lon", dataset.lon, {"standard_name": "longitude", "units": "degrees_east"}),
+        "valid_time": (("time", "lead"), valid, {"long_name": "valid time of the forecast"}),
     }
-    if units is not None:
-        coords["units"] = ("channel", [str(u) for u in units[: len(channels)]])
-    ds = xr.Dataset({"forecast": (("time", "lead", "channel", "lat", "lon"), fc, var_attrs)},
-                    coords=coords, attrs={k: v for k, v in attrs.items()})
+    ds = xr.Dataset(
+        {"forecast": (("time", "lead", "channel", "lat", "lon"), fc.astype("float32"),
+                      var_attrs)},
+        coords=coords, attrs={"Conventions": "CF-1.8", "title": "faconvlstm forecast", **attrs},
+    )
     return fdata.save_dataset(ds, out)

@@ -118,26 +118,47 @@ class AutoencoderTask(_Task):
     """Reconstruct the input window (representation learning)."""
 
     def _predict(self, batch: dict, train: bool):
-        out = self.model(batch["x"], times=batch["phase"], mask=None)
+        out = self.model(batch["x"], times=batch["phase"], mask=batch.get("mask"))
         return out["recon"], batch["x"], batch.get("mask")
 
 
 class ForecastTask(_Task):
-    """Forecast the ``horizon`` steps after the window (scheduled sampling while training)."""
+    """Forecast the ``horizon`` steps after the window (scheduled sampling while training).
+
+    The targets are the model's ``target_channels`` of ``y`` (all channels by default).
+    """
+
+    def __init__(self, model: nn.Module, *args: Any, **kwargs: Any) -> None:
+        super().__init__(model, *args, **kwargs)
+        self.targets = target_channels(model)
 
     def _predict(self, batch: dict, train: bool):
         tf = self.loss_cfg.teacher_forcing if train else 0.0
+        y = batch["y"][:, :, self.targets]
         out = self.model(
             batch["x"],
             times=batch["phase"],
-            future_times=batch.get("y_phase"),
-            y=batch["y"] if tf > 0 else None,
+            future_times=batch["y_phase"],
+            y=y if tf > 0 else None,
             teacher_forcing=tf,
+            mask=batch.get("mask"),
         )
-        forecast = out["forecast"]
-        target = batch["y"][:, :, : forecast.shape[2]]
         mask = batch.get("y_mask")
-        return forecast, target, None if mask is None else mask[:, :, : forecast.shape[2]]
+        return out["forecast"], y, None if mask is None else mask[:, :, self.targets]
+
+
+def target_channels(model: nn.Module) -> list[int]:
+    """Indices of the input channels a forecaster predicts (its ``target_channels``, or all)."""
+    cfg = model.get_config()
+    if cfg.get("target_channels") is not None:
+        return list(cfg["target_channels"])
+    n_in, n_out = cfg["in_channels"], cfg.get("out_channels")
+    if n_out not in (None, n_in):
+        raise ValueError(
+            f"the forecaster predicts {n_out} of {n_in} channels; say which with "
+            "model.target_channels (indices of the input channels) in the config"
+        )
+    return list(range(n_in))
 
 
 def _first_time(batch: dict) -> Any:
