@@ -145,6 +145,11 @@ class SubspaceHead(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(self.pool_size)
         self.conv = nn.Conv2d(in_channels, channels, kernel_size=1)
         self.proj = nn.Linear(channels * self.pool_size[0] * self.pool_size[1], embed_dim)
+        # Zero biases: freshly initialised recurrent layers emit tiny hidden states (|h| ~
+        # 1e-3), which a random bias would drown before the LayerNorm rescales them, leaving
+        # every embedding almost the same at the start of training.
+        nn.init.zeros_(self.conv.bias)
+        nn.init.zeros_(self.proj.bias)
         self.norm = nn.LayerNorm(embed_dim)
         self.encoding = SeasonalPositionalEncoding(embed_dim, harmonics=harmonics)
         self.blocks = nn.ModuleList(

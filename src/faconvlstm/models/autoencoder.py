@@ -1,0 +1,154 @@
+"""Sequence autoencoder: the representation-learning task of FAConvLSTM.
+
+FAConvLSTM ("FAConvLSTM: Factorized-Attention ConvLSTM for Efficient Feature Extraction in
+Multivariate Climate Data", arXiv 2601.10914; SPEC §2.4) learns per-timestep embeddings by
+reconstructing the input sequence. Here the decoder sees the input *only through the
+embeddings*, so the embedding is a true bottleneck — the learned counterpart of a truncated
+EOF expansion, and directly comparable with it at equal width.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from einops import rearrange
+from torch import nn
+
+from faconvlstm.models.encoder import (
+    ConfigMixin,
+    Encoder,
+    make_layer,
+    prepare_input,
+    resize_sequence,
+)
+
+__all__ = ["SequenceAutoencoder"]
+
+
+class SequenceAutoencoder(ConfigMixin, nn.Module):
+    r"""Encoder → embeddings → recurrent decoder → reconstruction of the input sequence.
+
+    .. math::
+        z &= \mathrm{Encoder}(x, \text{times}) \in \mathbb{R}^{B\times T\times E},\\
+        g^{(0)}_t &= \mathrm{Resize}_{H_L\times W_L}\big(\mathrm{reshape}_{d\times h_0\times
+        w_0}(V z_t)\big)\ [\ \Vert\ h^{(L)}_t \text{ if skip\_hidden}],\\
+        g^{(j)} &= \mathrm{RNN}'_j(\mathrm{Resize}_{H_{L-j}\times W_{L-j}}(g^{(j-1)})),
+        \qquad \hat x_t = \mathrm{Conv}_{1\times1}(g^{(L)}_t).
+
+    ``V`` (``(d·h₀·w₀) × E``) lifts each embedding back onto the head's coarse
+    ``h₀×w₀`` grid (``head_kwargs["pool_size"]``, default 4×8) with ``d = F_L`` channels;
+    bilinear resizes climb the encoder's grids in reverse; the decoder layers ``RNN'`` are
+    the same cell kind as the encoder's with the filters reversed.
+
+    Why a bottleneck: if the decoder also saw the hidden states (``skip_hidden=True``), it
+    could reconstruct without the embedding, which would then get almost no training signal.
+    By default the reconstruction depends on the input only through ``z``, so ``z`` must
+    carry the state of the field at each step — what clustering, probing and the EOF
+    comparison need. ``skip_hidden=True`` trades this for reconstruction fidelity.
+
+    Args:
+        in_channels: C.
+        filters: encoder filters ``(F_1, …, F_L)``; the decoder uses them reversed.
+        cell: ``"fa"`` or ``"convlstm"`` (encoder and decoder).
+        embed_dim: E.
+        kernel_size, downsample, boundary, layer_kwargs, head_kwargs: as for
+            :class:`~faconvlstm.models.Encoder` (also used by the decoder layers).
+        skip_hidden: also feed the encoder's last hidden states to the decoder.
+
+    Inputs: ``x, times=None, mask=None, return_attention=False`` — as for
+    :class:`~faconvlstm.models.Encoder`.
+
+    Outputs: dict with
+        - ``"recon"``: ``(B, T, C, H, W)``;
+        - ``"embeddings"``: ``(B, T, E)``;
+        - ``"hidden"``: ``(B, T, F_L, H', W')``, the encoder's last hidden states;
+        - ``"temporal_attention"``: ``(B, heads, T, T)``, only with ``return_attention``.
+
+    Train with :func:`faconvlstm.losses.weighted_mse` of ``recon`` against the original
+    ``x`` (NaN cells are ignored there) plus :meth:`regularization_loss`.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        filters: Sequence[int] = (32, 32),
+        cell: str = "fa",
+        embed_dim: int = 32,
+        kernel_size: int | Sequence[int] = 3,
+        downsample: int | Sequence[int] | None = None,
+        boundary: str = "zeros",
+        skip_hidden: bool = False,
+        layer_kwargs: dict[str, Any] | None = None,
+        head_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self._config = {
+            "in_channels": in_channels,
+            "filters": tuple(filters),
+            "cell": cell,
+            "embed_dim": embed_dim,
+            "kernel_size": kernel_size,
+            "downsample": downsample,
+            "boundary": boundary,
+            "skip_hidden": skip_hidden,
+            "layer_kwargs": layer_kwargs,
+            "head_kwargs": head_kwargs,
+        }
+        self.encoder = Encoder(
+            in_channels,
+            filters=filters,
+            kernel_size=kernel_size,
+            cell=cell,
+            downsample=downsample,
+            embed_dim=embed_dim,
+            boundary=boundary,
+            layer_kwargs=layer_kwargs,
+            head_kwargs=head_kwargs,
+        )
+        self.skip_hidden = skip_hidden
+        dec_filters = self.encoder.filters[::-1]
+        h0, w0 = self.encoder.head.pool_size
+        self.lift = nn.Linear(embed_dim, dec_filters[0] * h0 * w0)
+        first_in = dec_filters[0] * (2 if skip_hidden else 1)
+        self.decoder = nn.ModuleList(
+            make_layer(cell, c_in, f, kernel_size, boundary, layer_kwargs)
+            for c_in, f in zip((first_in, *dec_filters[:-1]), dec_filters)
+        )
+        self.out = nn.Conv2d(dec_filters[-1], in_channels, kernel_size=1)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        times: Any = None,
+        mask: torch.Tensor | None = None,
+        return_attention: bool = False,
+    ) -> dict[str, Any]:
+        b = x.shape[0]
+        x, time_mask = prepare_input(x, mask)
+        sequences, _ = self.encoder.run_layers(x, time_mask)
+        z = self.encoder.head(
+            sequences[-1], times=times, mask=time_mask, return_attention=return_attention
+        )
+        out: dict[str, Any] = {"hidden": sequences[-1]}
+        if return_attention:
+            z, out["temporal_attention"] = z
+        out["embeddings"] = z
+
+        h0, w0 = self.encoder.head.pool_size
+        g = rearrange(self.lift(z), "b t (d h w) -> b t d h w", h=h0, w=w0)
+        sizes = [s.shape[-2:] for s in sequences][::-1]
+        g = resize_sequence(g, tuple(sizes[0]))
+        if self.skip_hidden:
+            g = torch.cat([g, sequences[-1]], dim=2)
+        for j, layer in enumerate(self.decoder):
+            if tuple(g.shape[-2:]) != tuple(sizes[j]):
+                g = resize_sequence(g, tuple(sizes[j]))
+            g, _, _ = layer(g, mask=time_mask)
+        out["recon"] = rearrange(self.out(g.flatten(0, 1)), "(b t) c h w -> b t c h w", b=b)
+        return out
+
+    def regularization_loss(self) -> torch.Tensor:
+        """The head's weighted orthogonality penalty (0 when disabled)."""
+        return self.encoder.regularization_loss()
