@@ -21,6 +21,8 @@ import xarray as xr
 from sklearn.linear_model import RidgeCV
 from sklearn.metrics import r2_score
 from sklearn.model_selection import KFold, cross_val_predict
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 from faconvlstm.evaluation._arrays import as_samples, to_numpy
 
@@ -112,9 +114,10 @@ def linear_probe_r2(z: Any, target: Any, *, n_splits: int = 5) -> float:
     """Cross-validated R² of a ridge regression of a known driver on the embeddings.
 
     Folds are contiguous blocks of time (no shuffling), so the strong autocorrelation of
-    climate series does not leak the answer from neighbouring days into the test fold. The
-    ridge penalty is chosen inside each training fold (``RidgeCV``). R² is computed once over
-    all out-of-fold predictions: 1 − Σ(y − ŷ)² / Σ(y − ȳ)².
+    climate series does not leak the answer from neighbouring days into the test fold.
+    Embedding dimensions are standardised and the ridge penalty chosen inside each training
+    fold (``StandardScaler`` + ``RidgeCV``). R² is computed once over all out-of-fold
+    predictions: 1 − Σ(y − ŷ)² / Σ(y − ȳ)².
 
     Args:
         z: ``(n, E)`` embeddings.
@@ -125,7 +128,7 @@ def linear_probe_r2(z: Any, target: Any, *, n_splits: int = 5) -> float:
     """
     x = as_samples(z)
     y = to_numpy(target).ravel()
-    model = RidgeCV(alphas=np.logspace(-3, 3, 13))
+    model = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-3, 3, 13)))
     pred = cross_val_predict(model, x, y, cv=KFold(n_splits=n_splits, shuffle=False))
     return float(r2_score(y, pred))
 
@@ -136,6 +139,7 @@ def occlusion_attribution(
     *,
     baseline: float = 0.0,
     variables: Sequence[str] | None = None,
+    clean: Any = None,
 ) -> xr.DataArray:
     """Per-variable attribution by occlusion: how far the embeddings move without a variable.
 
@@ -149,11 +153,12 @@ def occlusion_attribution(
         embed_fn: maps inputs like ``x`` to embeddings.
         x: ``(..., C, H, W)`` torch tensor or numpy array.
         variables: C names for the output coordinate.
+        clean: the embeddings of ``x`` if already computed (saves one pass).
 
     Returns:
         ``(variable,)`` DataArray of relative embedding change (dimensionless, ≥ 0).
     """
-    clean = as_samples(embed_fn(x))
+    clean = as_samples(embed_fn(x) if clean is None else clean)
     n_ch = x.shape[-3]
     scores = []
     for ch in range(n_ch):

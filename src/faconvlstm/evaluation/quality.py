@@ -31,6 +31,7 @@ from sklearn.metrics import (
     normalized_mutual_info_score,
     silhouette_score,
 )
+from threadpoolctl import threadpool_limits
 
 from faconvlstm.evaluation._arrays import as_samples, to_numpy
 from faconvlstm.losses import latitude_weights
@@ -202,11 +203,12 @@ def cluster_quality(z: Any, labels: Any) -> dict[str, float]:
     labels = np.asarray(labels).ravel()
     if len(np.unique(labels)) < 2:
         return {"silhouette": np.nan, "davies_bouldin": np.nan, "calinski_harabasz": np.nan}
-    return {
-        "silhouette": float(silhouette_score(z, labels)),
-        "davies_bouldin": float(davies_bouldin_score(z, labels)),
-        "calinski_harabasz": float(calinski_harabasz_score(z, labels)),
-    }
+    with threadpool_limits(1):  # small problems; avoids thread pools fighting PyTorch's
+        return {
+            "silhouette": float(silhouette_score(z, labels)),
+            "davies_bouldin": float(davies_bouldin_score(z, labels)),
+            "calinski_harabasz": float(calinski_harabasz_score(z, labels)),
+        }
 
 
 def ari_nmi_truth(labels: Any, truth: Any) -> dict[str, float]:

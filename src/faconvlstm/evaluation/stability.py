@@ -19,12 +19,14 @@ from typing import Any
 import numpy as np
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+from threadpoolctl import threadpool_limits
 
 from faconvlstm.evaluation._arrays import as_samples
 
 __all__ = [
     "cluster_agreement",
     "embedding_drift",
+    "fit_kmeans",
     "kmeans_labels",
     "linear_cka",
     "mean_pairwise_cka",
@@ -86,10 +88,20 @@ def mean_pairwise_cka(embeddings: Sequence[Any]) -> float:
     return float(m[np.triu_indices_from(m, k=1)].mean())
 
 
+def fit_kmeans(z: Any, n_clusters: int, seed: int = 0, n_init: int = 10) -> KMeans:
+    """k-means (scikit-learn, Lloyd, ``n_init`` k-means++ restarts) fitted on ``(n, E)``.
+
+    Runs single-threaded: for the few thousand samples of an evaluation period one thread is
+    fastest, and scikit-learn's OpenMP pool competing with PyTorch's for the same cores can
+    make a 5 ms fit take seconds.
+    """
+    with threadpool_limits(1, user_api="openmp"):
+        return KMeans(n_clusters=n_clusters, n_init=n_init, random_state=seed).fit(as_samples(z))
+
+
 def kmeans_labels(z: Any, n_clusters: int, seed: int = 0, n_init: int = 10) -> np.ndarray:
-    """k-means labels ``(n,)`` of the embeddings (scikit-learn, Lloyd, ``n_init`` restarts)."""
-    km = KMeans(n_clusters=n_clusters, n_init=n_init, random_state=seed)
-    return km.fit_predict(as_samples(z))
+    """k-means labels ``(n,)`` of the embeddings (see :func:`fit_kmeans`)."""
+    return fit_kmeans(z, n_clusters, seed, n_init).labels_
 
 
 def cluster_agreement(

@@ -1,0 +1,451 @@
+"""The comparison report: ``report.md`` with PNG figures, from ``results.json`` and arrays.
+
+:func:`write_report` reads what :func:`faconvlstm.evaluation.compare.compare` wrote (the
+results dict and each run's ``arrays.npz``) and draws, with matplotlib's Agg backend:
+
+- ``cost_scaling.png``  forward+backward time and peak memory of one layer vs grid size;
+- ``training_curves.png``  training/validation loss per epoch, every seed;
+- ``embeddings.png``  embeddings (first two principal components) coloured by the
+  ground-truth regime, one panel per model;
+- ``cluster_timeline.png``  k-means regimes (matched to the truth's labels) against the
+  ground-truth regimes over the evaluation period;
+- ``attention_map.png``  FA axial attention of a query on the tropical lobe, with both
+  teleconnection lobes marked;
+- ``robustness.png``  cosine similarity to the clean embeddings under noise and masking.
+
+The tables list every headline metric as mean ± sd over seeds, and the report states, metric
+by metric, where FA does not beat ConvLSTM or the EOF baseline.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+__all__ = ["HEADLINE", "write_report"]
+
+#: (summary key, label, True if higher is better) of the headline table.
+HEADLINE: list[tuple[str, str, bool]] = [
+    ("ari_truth", "ARI vs ground-truth regimes", True),
+    ("nmi_truth", "NMI vs ground-truth regimes", True),
+    ("stability_cka", "seed stability: mean pairwise CKA", True),
+    ("stability_ari", "seed stability: k-means ARI between seeds", True),
+    ("silhouette", "silhouette of k-means regimes", True),
+    ("davies_bouldin", "Davies–Bouldin (lower is better)", False),
+    ("cluster_rmse_ratio", "intra/inter-cluster RMSE (lower is better)", False),
+    ("probe_r2", "linear-probe R² of the oscillator", True),
+    ("recon_rmse", "reconstruction RMSE (normalised units)", False),
+    ("recon_acc", "reconstruction ACC", True),
+    ("robustness_cos_mean", "mean cosine to clean embeddings under noise", True),
+    ("robustness_ari_mean", "regime ARI to clean under noise", True),
+    ("mask_cos_mean", "mean cosine to clean under random + block masking", True),
+]
+
+_COLOURS = {"fa": "tab:red", "convlstm": "tab:blue", "eof": "tab:gray"}
+_NAMES = {"fa": "FAConvLSTM", "convlstm": "ConvLSTM", "eof": "EOF/PCA"}
+
+
+def _name(model: str) -> str:
+    return _NAMES.get(model, model)
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+        return "–"
+    if isinstance(value, (int, np.integer)):
+        return f"{value:,}"
+    return f"{value:.{digits}g}" if abs(value) >= 1000 or abs(value) < 1e-3 else f"{value:.3f}"
+
+
+def _mean_sd(summary: dict, key: str) -> str:
+    value = summary.get(key)
+    if value is None:
+        return "–"
+    sd = summary.get(f"{key}_sd")
+    return _fmt(value) if sd is None else f"{_fmt(value)} ± {_fmt(sd)}"
+
+
+def _arrays(out: Path, model: str, seed: int) -> dict[str, np.ndarray] | None:
+    path = out / "runs" / model / f"seed{seed}" / "arrays.npz"
+    if not path.exists():
+        return None
+    with np.load(path, allow_pickle=False) as f:
+        return dict(f)
+
+
+# ---------------------------------------------------------------------------------- figures
+def _figure_cost(results: dict, path: Path) -> bool:
+    scaling = results.get("scaling") or []
+    if not scaling:
+        return False
+    keys = ["fwd_bwd_ms"]
+    if any(r.get("peak_mem_mb") is not None for r in scaling):
+        keys.append("peak_mem_mb")
+    fig, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 3.8), squeeze=False)
+    axes = axes[0]
+    labels = {"fwd_bwd_ms": "forward+backward time (ms)", "peak_mem_mb": "peak memory growth (MiB)"}
+    for model in ("fa", "convlstm"):
+        rows = [r for r in scaling if r["model"] == model]
+        for steps in sorted({r["steps"] for r in rows}):
+            pts = sorted((r["height"] * r["width"], r) for r in rows if r["steps"] == steps)
+            if not pts:
+                continue
+            x = [p for p, _ in pts]
+            style = "-" if steps == max(r["steps"] for r in rows) else "--"
+            for ax, key in zip(axes, keys):
+                y = [r.get(key) for _, r in pts]
+                if all(v is not None for v in y):
+                    ax.plot(
+                        x,
+                        y,
+                        style,
+                        marker="o",
+                        color=_COLOURS[model],
+                        label=f"{_name(model)}, T={steps}",
+                    )
+    for ax, key in zip(axes, keys):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("grid points H×W")
+        ax.set_ylabel(labels[key])
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle("Cost of one recurrent layer")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def _figure_training(results: dict, path: Path) -> bool:
+    models = [m for m, r in results["models"].items() if any(s.get("history") for s in r["seeds"])]
+    if not models:
+        return False
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    for model in models:
+        for i, seed in enumerate(results["models"][model]["seeds"]):
+            hist = seed.get("history") or {}
+            epochs = np.asarray(hist.get("epoch", [])) + 1
+            for key, style in (("train_loss", "--"), ("val_loss", "-")):
+                values = hist.get(key)
+                if values and any(v is not None for v in values):
+                    ax.plot(
+                        epochs,
+                        values,
+                        style,
+                        marker=".",
+                        color=_COLOURS.get(model),
+                        alpha=0.8,
+                        label=f"{_name(model)} {key.split('_')[0]}" if i == 0 else None,
+                    )
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("latitude-weighted MSE (normalised units)")
+    ax.set_yscale("log")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title("Training curves (every seed)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def _pca2(z: np.ndarray) -> np.ndarray:
+    z = z - z.mean(0)
+    _, _, vt = np.linalg.svd(z, full_matrices=False)
+    return z @ vt[:2].T
+
+
+def _figure_embeddings(results: dict, out: Path, path: Path) -> bool:
+    panels = []
+    for model, r in results["models"].items():
+        if not r["seeds"]:
+            continue
+        arr = _arrays(out, model, r["seeds"][0]["seed"])
+        if arr is not None and "embeddings" in arr and "truth_regime" in arr:
+            panels.append((model, arr))
+    if not panels:
+        return False
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.8), squeeze=False)
+    for ax, (model, arr) in zip(axes[0], panels):
+        p = _pca2(arr["embeddings"])
+        sc = ax.scatter(p[:, 0], p[:, 1], c=arr["truth_regime"], cmap="tab10", s=6, vmin=0, vmax=9)
+        ax.set_title(f"{_name(model)} (seed {results['models'][model]['seeds'][0]['seed']})")
+        ax.set_xlabel("PC 1")
+        ax.set_ylabel("PC 2")
+    handles, _ = sc.legend_elements()
+    n_reg = len(np.unique(panels[0][1]["truth_regime"]))
+    axes[0][-1].legend(
+        handles[:n_reg], [f"regime {k}" for k in range(n_reg)], fontsize=7, loc="best"
+    )
+    fig.suptitle("Embeddings of the evaluation period, coloured by ground-truth regime")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def _match_labels(labels: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """Relabel clusters to the truth labels they overlap most (Hungarian), for display."""
+    ks, ts = np.unique(labels), np.unique(truth)
+    overlap = np.array([[np.sum((labels == k) & (truth == t)) for t in ts] for k in ks])
+    rows, cols = linear_sum_assignment(-overlap)
+    mapping = {ks[r]: ts[c] for r, c in zip(rows, cols)}
+    spare = iter(range(int(max(ts.max(), ks.max())) + 1, 10**6))
+    return np.array([mapping[k] if k in mapping else next(spare) for k in labels])
+
+
+def _figure_timeline(results: dict, out: Path, path: Path) -> bool:
+    rows = []
+    for model, r in results["models"].items():
+        if not r["seeds"]:
+            continue
+        arr = _arrays(out, model, r["seeds"][0]["seed"])
+        if arr is not None and "truth_regime" in arr and "labels" in arr:
+            rows.append((model, arr))
+    if not rows:
+        return False
+    truth = rows[0][1]["truth_regime"]
+    t = np.arange(truth.size)
+    fig, axes = plt.subplots(
+        len(rows) + 1, 1, figsize=(10, 0.9 * (len(rows) + 1) + 0.8), sharex=True
+    )
+    axes[0].imshow(
+        truth[None],
+        aspect="auto",
+        cmap="tab10",
+        vmin=0,
+        vmax=9,
+        interpolation="nearest",
+        extent=(t[0], t[-1] + 1, 0, 1),
+    )
+    axes[0].set_ylabel("truth", rotation=0, ha="right", va="center")
+    for ax, (model, arr) in zip(axes[1:], rows):
+        matched = _match_labels(arr["labels"], truth)
+        ax.imshow(
+            matched[None],
+            aspect="auto",
+            cmap="tab10",
+            vmin=0,
+            vmax=9,
+            interpolation="nearest",
+            extent=(t[0], t[-1] + 1, 0, 1),
+        )
+        ax.set_ylabel(_name(model), rotation=0, ha="right", va="center")
+    for ax in axes:
+        ax.set_yticks([])
+    axes[-1].set_xlabel("time step of the evaluation period")
+    fig.suptitle("k-means regimes (labels matched to the truth) against the ground truth")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def _figure_attention(results: dict, out: Path, path: Path) -> bool:
+    r = results["models"].get("fa")
+    if not r or not r["seeds"]:
+        return False
+    arr = _arrays(out, "fa", r["seeds"][0]["seed"])
+    if arr is None or "attention_map" not in arr:
+        return False
+    maps = arr["attention_map"]  # (hops, H', W')
+    lat, lon = arr["attention_lat"], arr["attention_lon"]
+    hops = arr["attention_hops"]
+    fig, axes = plt.subplots(1, len(maps), figsize=(5 * len(maps), 3.2), squeeze=False)
+    for ax, m, hop in zip(axes[0], maps, hops):
+        im = ax.pcolormesh(lon, lat, m, shading="nearest", cmap="magma")
+        fig.colorbar(im, ax=ax, label="attention weight")
+        q, remote = arr["attention_query"], arr["attention_remote"]
+        ax.plot(q[1], q[0], "c*", ms=14, label="query (tropical lobe)")
+        ax.plot(remote[1], remote[0], "wo", mfc="none", ms=16, mew=2, label="remote lobe")
+        ax.set_title(f"FA axial attention, {int(hop)} hop{'s' if hop > 1 else ''}")
+        ax.set_xlabel("longitude (°)")
+        ax.set_ylabel("latitude (°)")
+    axes[0][0].legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def _figure_robustness(results: dict, path: Path) -> bool:
+    kinds = ("noise", "random_mask", "block_mask")
+    xlabels = (
+        "noise σ (channel std)",
+        "hidden fraction (random points)",
+        "hidden fraction (blocks)",
+    )
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6), sharey=True)
+    drawn = False
+    for ax, kind, xlabel in zip(axes, kinds, xlabels):
+        for model, r in results["models"].items():
+            curves = [s["robustness"][kind] for s in r["seeds"] if kind in s.get("robustness", {})]
+            if not curves:
+                continue
+            level = np.asarray(curves[0]["level"])
+            cos = np.asarray([c["cosine"] for c in curves])
+            mean, sd = cos.mean(0), cos.std(0)
+            ax.plot(level, mean, marker="o", color=_COLOURS.get(model), label=_name(model))
+            ax.fill_between(level, mean - sd, mean + sd, color=_COLOURS.get(model), alpha=0.2)
+            drawn = True
+        ax.set_xlabel(xlabel)
+        ax.grid(True, alpha=0.3)
+    axes[0].set_ylabel("cosine to clean embeddings")
+    axes[0].legend(fontsize=8)
+    fig.suptitle("Robustness (mean ± sd over seeds)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return drawn
+
+
+# ---------------------------------------------------------------------------------- tables
+def _cost_table(results: dict) -> list[str]:
+    lines = [
+        "| model | parameters | FLOPs (fwd+bwd) | forward (ms) | forward+backward (ms) "
+        "| peak memory (MiB) | trained model parameters |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for model, r in results["models"].items():
+        c = r.get("cost") or {}
+        lines.append(
+            f"| {_name(model)} | {_fmt(c.get('params'))} | {_fmt(c.get('flops'))} "
+            f"| {_fmt(c.get('fwd_ms'))} | {_fmt(c.get('fwd_bwd_ms'))} "
+            f"| {_fmt(c.get('peak_mem_mb'))} | {_fmt(c.get('model_params'))} |"
+        )
+    fa, cl = (
+        results["models"].get("fa", {}).get("cost"),
+        results["models"].get("convlstm", {}).get("cost"),
+    )
+    if fa and cl:
+        ratio = []
+        for key in ("params", "flops", "fwd_ms", "fwd_bwd_ms", "peak_mem_mb", "model_params"):
+            a, b = cl.get(key), fa.get(key)
+            ratio.append(f"{a / b:.3g}×" if a and b else "–")
+        lines.append("| ConvLSTM / FA | " + " | ".join(ratio) + " |")
+    return lines
+
+
+def _verdicts(results: dict) -> list[str]:
+    """One line per headline metric on which FA does not beat a baseline."""
+    models = results["models"]
+    fa = models.get("fa", {}).get("summary")
+    if not fa:
+        return []
+    lines = []
+    for key, label, higher in HEADLINE:
+        a = fa.get(key)
+        if a is None:
+            continue
+        for other in ("convlstm", "eof"):
+            b = models.get(other, {}).get("summary", {}).get(key)
+            if b is None:
+                continue
+            worse = a < b if higher else a > b
+            if worse or a == b:
+                word = "ties with" if a == b else "is worse than"
+                lines.append(f"- **{label}**: FA ({a:.4g}) {word} {_name(other)} ({b:.4g}).")
+    return lines
+
+
+def write_report(results: dict, out: str | Path) -> Path:
+    """Write ``out/report.md`` and ``out/figures/*.png``; returns the report's path."""
+    out = Path(out)
+    figures = out / "figures"
+    figures.mkdir(parents=True, exist_ok=True)
+    drawn = {
+        "cost_scaling": _figure_cost(results, figures / "cost_scaling.png"),
+        "training_curves": _figure_training(results, figures / "training_curves.png"),
+        "embeddings": _figure_embeddings(results, out, figures / "embeddings.png"),
+        "cluster_timeline": _figure_timeline(results, out, figures / "cluster_timeline.png"),
+        "attention_map": _figure_attention(results, out, figures / "attention_map.png"),
+        "robustness": _figure_robustness(results, figures / "robustness.png"),
+    }
+    models = list(results["models"])
+    info = results.get("data", {})
+    budget = results.get("budget", {})
+    lines = [
+        "# FAConvLSTM vs ConvLSTM vs EOF — comparison report",
+        "",
+        f"Created {results.get('created', '')} by faconvlstm "
+        f"{results.get('faconvlstm_version', '')} (results schema "
+        f"{results.get('schema_version')}).",
+        "",
+        f"Data: {info.get('source', '?')}, channels {info.get('channels')}, grid "
+        f"{info.get('height')}×{info.get('width')}, {info.get('n_train_steps')} training and "
+        f"{info.get('n_eval_steps')} evaluation time steps ({info.get('eval_period')}); "
+        f"{info.get('n_regimes', '?')} ground-truth regimes. Seeds {results.get('seeds')}; "
+        f"same budget for every learned model: {budget}.",
+        "",
+        "## Headline metrics (mean ± sd over seeds)",
+        "",
+        "| metric | " + " | ".join(_name(m) for m in models) + " |",
+        "|---|" + "---|" * len(models),
+    ]
+    for key, label, _ in HEADLINE:
+        lines.append(
+            f"| {label} | "
+            + " | ".join(_mean_sd(results["models"][m].get("summary", {}), key) for m in models)
+            + " |"
+        )
+    fa = results["models"].get("fa", {}).get("summary", {})
+    if "attention_remote_ratio" in fa:
+        lines += [
+            "",
+            f"FA attention from the tropical lobe onto the remote lobe: "
+            f"{_mean_sd(fa, 'attention_remote_ratio')} × chance (1 hop), "
+            f"{_mean_sd(fa, 'attention_remote_ratio_2hop')} × chance (2 hops).",
+        ]
+    verdicts = _verdicts(results)
+    lines += ["", "## Where FA does not win", ""]
+    lines += verdicts or ["FA is at least as good as both baselines on every headline metric."]
+    lines += [
+        "",
+        "EOF embeddings are deterministic (one SVD of the training period), so their seed "
+        "stability is 1 by construction; only their k-means initialisation varies by seed.",
+        "",
+        "## Cost",
+        "",
+        f"One recurrent layer at {results.get('cost_config', {})}.",
+        "",
+        *_cost_table(results),
+        "",
+    ]
+    captions = {
+        "cost_scaling": "Layer cost over grid sizes and sequence lengths",
+        "training_curves": "Training curves",
+        "embeddings": "Embeddings coloured by ground-truth regime",
+        "cluster_timeline": "Cluster timeline against the truth",
+        "attention_map": "FA attention on the grid",
+        "robustness": "Robustness curves",
+    }
+    lines += ["## Figures", ""]
+    for key, ok in drawn.items():
+        if ok:
+            lines += [f"### {captions[key]}", "", f"![{captions[key]}](figures/{key}.png)", ""]
+    lines += ["## Per seed", ""]
+    per_seed = ["ari_truth", "silhouette", "recon_rmse", "probe_r2", "train_seconds"]
+    lines += [
+        "| model | seed | " + " | ".join(per_seed) + " |",
+        "|---|---|" + "---|" * len(per_seed),
+    ]
+    for model in models:
+        for s in results["models"][model]["seeds"]:
+            lines.append(
+                f"| {_name(model)} | {s['seed']} | "
+                + " | ".join(_fmt(s.get(k)) for k in per_seed)
+                + " |"
+            )
+    if results.get("command"):
+        lines += ["", "## Reproduce", "", "```", results["command"], "```"]
+    path = out / "report.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
