@@ -8,7 +8,8 @@ import xarray as xr
 
 from faconvlstm.training import embed, fit, load_checkpoint, predict
 from faconvlstm.training.checkpoint import CheckpointError
-from faconvlstm.training.config import ConfigError
+from faconvlstm.training.config import ConfigError, load_config
+from faconvlstm.training.datamodule import open_source
 from faconvlstm.training.modules import NonFiniteLossError
 
 
@@ -123,9 +124,13 @@ def test_embeddings_cover_every_input_time_step(tmp_path, tiny_config):
 
 
 def test_predict_writes_reconstructions_in_physical_units(tmp_path, tiny_config):
+    tiny_config["data"]["synthetic"]["missing_fraction"] = 0.05
     last = fit(tiny_config, out=tmp_path / "run")
     path = predict(last, tmp_path / "recon.nc", years=[2001, 2001])
     recon = xr.open_dataset(path)["reconstruction"]
+    data = open_source(load_config(tiny_config).data).sel(time="2001")
+    np.testing.assert_array_equal(recon.isnull().values, data.isnull().values)
+    assert recon.isnull().any()  # missing inputs stay missing
     assert recon.dims == ("time", "channel", "lat", "lon")
     assert recon.shape == (365, 3, 8, 16)
     units = dict(zip(recon["channel"].values, recon["channel_units"].values))

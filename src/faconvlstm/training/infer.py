@@ -222,10 +222,12 @@ def predict(
 ) -> Path:
     """Write reconstructions (autoencoder) or forecasts (forecaster) in physical units.
 
-    * autoencoder: ``reconstruction(time, channel, lat, lon)`` for every time step;
+    * autoencoder: ``reconstruction(time, channel, lat, lon)`` for every time step, NaN
+      where the input is missing;
     * forecaster: ``forecast(time, lead, channel, lat, lon)``, ``time`` the last input
       step (initialisation), ``lead`` 1..N steps, with ``valid_time(time, lead)``; issued
-      every ``stride`` steps (default N).
+      every ``stride`` steps (default N); NaN at cells missing throughout the input
+      window (e.g. land for an ocean variable).
 
     Channel units are those of the training data (``units`` on the channel coordinate).
     """
@@ -244,6 +246,7 @@ def predict(
         for batch in _loader(dataset, starts, batch_size):
             r = model(batch["x"].to(device), times=batch["phase"].to(device),
                       mask=batch["mask"].to(device))["recon"].cpu().numpy()
+            r = np.where(batch["mask"].numpy(), r, np.float32("nan"))  # missing stays missing
             for b in range(r.shape[0]):
                 s = next(s_iter)
                 recon[covered : s + window] = r[b, covered - s :]
@@ -261,6 +264,8 @@ def predict(
         f = model(batch["x"].to(device), times=batch["phase"].to(device),
                   future_times=batch["y_phase"].to(device),
                   mask=batch["mask"].to(device))["forecast"].cpu().numpy()
+        never = ~batch["mask"][:, :, targets].any(1, keepdim=True).numpy()  # e.g. land
+        f = np.where(never, np.float32("nan"), f)
         for b in range(f.shape[0]):
             forecasts.append(sub.denormalize_array(f[b], batch["y_time"][b]))
             init.append(batch["time"][b][-1])
