@@ -10,14 +10,21 @@ synthetic climate generator in :mod:`faconvlstm.data`, training in
 :mod:`faconvlstm.training` and the evaluation protocol in :mod:`faconvlstm.evaluation`.
 """
 
+from faconvlstm.heads import SeasonalPositionalEncoding, SubspaceHead
 from faconvlstm.layers import Bidirectional, ConvLSTM2D, FAConvLSTM2D, RecurrentStack
+from faconvlstm.models import Encoder, Forecaster, SequenceAutoencoder
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Bidirectional",
     "ConvLSTM2D",
+    "Encoder",
     "FAConvLSTM2D",
+    "Forecaster",
     "RecurrentStack",
+    "SeasonalPositionalEncoding",
+    "SequenceAutoencoder",
+    "SubspaceHead",
     "__version__",
 ]
