@@ -38,7 +38,7 @@ regimes ``A_r``             ``k(t)`` (``truth.regime``): a Markov chain over ``n
                             are centred over regimes and scaled to a peak of 1 noise unit.
 waves ``A_w``               eastward-propagating zonal wave number ``m`` (``wave_number``)
                             with period ``P_w`` steps (``wave_period``), in the mid-latitude
-                            storm tracks of both hemispheres (t2m and z500).
+                            storm tracks of both hemispheres (t2m, z500; weakly tp).
 red noise ``A_n``           ``n_v``: unit-variance sum of three independent AR(1) fields: large
                             (≈30°, 20-day decorrelation), synoptic (≈12°, 5 days) and
                             grid-scale (1 day) with variance shares 0.5 / 0.3 / 0.2.
