@@ -71,3 +71,16 @@ def write_config(cfg: dict, path: Path) -> Path:
 def config_file(tmp_path, tiny_config):
     """The tiny configuration written to ``tmp_path/tiny.yaml``."""
     return write_config(tiny_config, tmp_path / "tiny.yaml")
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory):
+    """One tiny autoencoder run (5% missing values), shared by read-only tests:
+    ``(config dict, output dir)``. Do not write into it; copy it first."""
+    from faconvlstm.training import fit
+
+    cfg = copy.deepcopy(TINY)
+    cfg["data"]["synthetic"]["missing_fraction"] = 0.05
+    out = tmp_path_factory.mktemp("trained") / "run"
+    fit(copy.deepcopy(cfg), out=out)
+    return cfg, out

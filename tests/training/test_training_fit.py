@@ -1,5 +1,8 @@
 """``fit`` in process: outputs, self-contained checkpoints, refusals, NaN guard, determinism."""
 
+import shutil
+from copy import deepcopy
+
 import lightning as L
 import numpy as np
 import pytest
@@ -13,10 +16,8 @@ from faconvlstm.training.datamodule import open_source
 from faconvlstm.training.modules import NonFiniteLossError
 
 
-def test_fit_writes_checkpoints_logs_and_config(tmp_path, tiny_config):
-    out = tmp_path / "run"
-    last = fit(tiny_config, out=out)
-    assert last == out / "checkpoints" / "last.ckpt"
+def test_fit_writes_checkpoints_logs_and_config(trained_run):
+    _, out = trained_run
     assert (out / "checkpoints" / "best.ckpt").is_file()
     assert (out / "config.yaml").is_file()
     assert (out / "csv" / "version_0" / "metrics.csv").is_file()
@@ -24,8 +25,9 @@ def test_fit_writes_checkpoints_logs_and_config(tmp_path, tiny_config):
     assert not list((out / "checkpoints").glob(".*tmp"))  # no temp files left behind
 
 
-def test_checkpoint_alone_describes_model_data_and_run(tmp_path, tiny_config):
-    ckpt = load_checkpoint(fit(tiny_config, out=tmp_path / "run"))
+def test_checkpoint_alone_describes_model_data_and_run(trained_run):
+    tiny_config, out = trained_run
+    ckpt = load_checkpoint(out / "checkpoints" / "last.ckpt")
     meta = ckpt["faconvlstm"]
     assert meta["task"] == "autoencoder" and meta["model_class"] == "SequenceAutoencoder"
     assert meta["model_config"]["cell"] == "fa"
@@ -37,10 +39,12 @@ def test_checkpoint_alone_describes_model_data_and_run(tmp_path, tiny_config):
     assert ckpt["global_step"] == 6  # 2 epochs x 3 batches
 
 
-def test_fresh_fit_refuses_to_overwrite_a_run(tmp_path, tiny_config):
-    fit(tiny_config, out=tmp_path / "run")
+def test_fresh_fit_refuses_to_overwrite_a_run(trained_run):
+    cfg, out = trained_run
+    before = (out / "checkpoints" / "last.ckpt").read_bytes()
     with pytest.raises(ConfigError, match="--resume"):
-        fit(tiny_config, out=tmp_path / "run")
+        fit(deepcopy(cfg), out=out)
+    assert (out / "checkpoints" / "last.ckpt").read_bytes() == before
 
 
 def test_resume_without_checkpoint_is_refused(tmp_path, tiny_config):
@@ -57,18 +61,22 @@ def test_resume_from_corrupt_checkpoint_is_refused_before_training(tmp_path, tin
     assert not (tmp_path / "run" / "csv").exists()
 
 
-def test_resume_with_a_different_model_is_refused(tmp_path, tiny_config):
-    fit(tiny_config, out=tmp_path / "run")
-    tiny_config["model"]["cell"] = "convlstm"
+def test_resume_with_a_different_model_is_refused(trained_run):
+    cfg, out = trained_run
+    cfg = deepcopy(cfg)
+    cfg["model"]["cell"] = "convlstm"
     with pytest.raises(ConfigError, match="model"):
-        fit(tiny_config, out=tmp_path / "run", resume=True)
+        fit(cfg, out=out, resume=True)
 
 
-def test_resume_with_more_epochs_continues_training(tmp_path, tiny_config):
-    fit(tiny_config, out=tmp_path / "run")
-    tiny_config["trainer"]["max_epochs"] = 3
-    last = fit(tiny_config, out=tmp_path / "run", resume=True)
+def test_resume_with_more_epochs_continues_training(tmp_path, trained_run):
+    cfg, out = trained_run
+    shutil.copytree(out, tmp_path / "run")
+    cfg = deepcopy(cfg)
+    cfg["trainer"]["max_epochs"] = 3
+    last = fit(cfg, out=tmp_path / "run", resume=True)
     assert load_checkpoint(last)["global_step"] == 9
+    assert (tmp_path / "run" / "csv" / "version_1" / "metrics.csv").is_file()
 
 
 def test_invalid_model_argument_fails_before_any_output(tmp_path, tiny_config):
@@ -99,17 +107,17 @@ def test_nan_loss_stops_naming_step_and_batch_and_keeps_last_checkpoint(tmp_path
     assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values())
 
 
-def test_same_config_and_seed_give_identical_embeddings(tmp_path, tiny_config):
-    paths = []
-    for name in ("a", "b"):
-        last = fit(tiny_config, out=tmp_path / name)
-        paths.append(embed(last, tmp_path / f"{name}.nc")[0])
+def test_same_config_and_seed_give_identical_embeddings(tmp_path, trained_run):
+    cfg, out = trained_run
+    again = fit(deepcopy(cfg), out=tmp_path / "again")
+    paths = [embed(last, tmp_path / f"{i}.nc")[0]
+             for i, last in enumerate([out / "checkpoints" / "last.ckpt", again])]
     a, b = (xr.open_dataset(p)["embedding"].values for p in paths)
     np.testing.assert_array_equal(a, b)
 
 
-def test_embeddings_cover_every_input_time_step(tmp_path, tiny_config):
-    last = fit(tiny_config, out=tmp_path / "run")
+def test_embeddings_cover_every_input_time_step(tmp_path, trained_run):
+    last = trained_run[1] / "checkpoints" / "last.ckpt"
     written = embed(last, tmp_path / "emb.zarr", years=[2001, 2001], hidden=True,
                     attention=True)
     emb = xr.open_zarr(written[0])
@@ -123,9 +131,9 @@ def test_embeddings_cover_every_input_time_step(tmp_path, tiny_config):
     np.testing.assert_allclose(att["row_attention"].sum("lon_key"), 1, rtol=1e-5)
 
 
-def test_predict_writes_reconstructions_in_physical_units(tmp_path, tiny_config):
-    tiny_config["data"]["synthetic"]["missing_fraction"] = 0.05
-    last = fit(tiny_config, out=tmp_path / "run")
+def test_predict_writes_reconstructions_in_physical_units(tmp_path, trained_run):
+    tiny_config, out = trained_run
+    last = out / "checkpoints" / "last.ckpt"
     path = predict(last, tmp_path / "recon.nc", years=[2001, 2001])
     recon = xr.open_dataset(path)["reconstruction"]
     data = open_source(load_config(tiny_config).data).sel(time="2001")
@@ -156,7 +164,7 @@ def _forecast_config(cfg):
     return cfg
 
 
-def test_forecaster_trains_and_predicts_its_target_channels(tmp_path, tiny_config):
+def test_forecaster_trains_embeds_and_predicts_its_target_channels(tmp_path, tiny_config):
     last = fit(_forecast_config(tiny_config), out=tmp_path / "run")
     meta = load_checkpoint(last)["faconvlstm"]
     assert meta["model_class"] == "Forecaster" and meta["model_config"]["horizon"] == 2
@@ -170,9 +178,5 @@ def test_forecaster_trains_and_predicts_its_target_channels(tmp_path, tiny_confi
     lead1 = (fc["valid_time"].isel(lead=0) - fc["time"]).values
     assert (lead1 == np.timedelta64(1, "D")).all()
     assert np.isfinite(fc.values).all()
-
-
-def test_forecaster_embeddings_are_written(tmp_path, tiny_config):
-    last = fit(_forecast_config(tiny_config), out=tmp_path / "run")
     emb = xr.open_dataset(embed(last, tmp_path / "emb.nc", years=[2001, 2001])[0])
     assert emb["embedding"].shape == (365, 8)

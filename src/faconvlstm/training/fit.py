@@ -160,7 +160,7 @@ def make_trainer(cfg: RunConfig, out: Path, extra_callbacks: list[Any]) -> L.Tra
         save_top_k=1, enable_version_counter=False, auto_insert_metric_name=False,
     )
     last = ModelCheckpoint(
-        dirpath=ckpt_dir, save_top_k=0, save_last=True,
+        dirpath=ckpt_dir, save_top_k=0, save_last=True, enable_version_counter=False,
         every_n_train_steps=cfg.checkpoint.every_n_train_steps,
     )
     callbacks = [
