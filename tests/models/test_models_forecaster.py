@@ -119,7 +119,7 @@ def test_forecast_depends_on_embeddings_and_future_season():
     assert (f_zero - model(x, future_times=winter)["forecast"]).abs().max() > 1e-4
 
 
-@pytest.mark.parametrize("cell", ["fa", pytest.param("convlstm", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("cell", ["fa", "convlstm"])
 def test_forecaster_beats_persistence_on_an_advecting_field(cell):
     """After 25 Adam steps on fresh batches of eastward-moving waves, held-out MSE must be
     below half that of persistence. Measured after 20 steps: about 0.2× (FA and ConvLSTM);

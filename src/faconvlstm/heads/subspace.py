@@ -165,7 +165,9 @@ class SubspaceHead(nn.Module):
         feats = self.conv(pooled)
         return self.norm(self.proj(rearrange(feats, "(b t) s h w -> b t (s h w)", b=b)))
 
-    def _attn_mask(self, b: int, t: int, mask: torch.Tensor | None, device: torch.device):
+    def _attn_mask(
+        self, t: int, mask: torch.Tensor | None, device: torch.device
+    ) -> torch.Tensor | None:
         """Bool mask (True = blocked) for ``nn.MultiheadAttention``, or None."""
         if not self.causal and mask is None:
             return None
@@ -185,10 +187,10 @@ class SubspaceHead(nn.Module):
         mask: torch.Tensor | None = None,
         return_attention: bool = False,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        b, t = h_seq.shape[:2]
+        t = h_seq.shape[1]
         e = self.project(h_seq)
         z = e + self.encoding(times, length=t).to(e.dtype)
-        attn_mask = self._attn_mask(b, t, mask, h_seq.device)
+        attn_mask = self._attn_mask(t, mask, h_seq.device)
         weights = None
         for i, block in enumerate(self.blocks):
             last = i == len(self.blocks) - 1

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -83,6 +83,9 @@ def prepare_input(
     return torch.where(invalid, x.new_zeros(()), x), time_mask
 
 
+_M = TypeVar("_M", bound="ConfigMixin")
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, (tuple, list)):
         return [_jsonable(v) for v in value]
@@ -105,7 +108,7 @@ class ConfigMixin:
         return _jsonable(copy.deepcopy(self._config))
 
     @classmethod
-    def from_config(cls, config: dict[str, Any]):
+    def from_config(cls: type[_M], config: dict[str, Any]) -> _M:
         """Build a new (untrained) model from :meth:`get_config`'s output."""
         return cls(**config)
 
@@ -162,7 +165,8 @@ class Encoder(ConfigMixin, nn.Module):
         - **return_attention**: add the head's temporal attention weights.
 
     Outputs: dict with
-        - ``"hidden"``: ``(B, T, F_L, H', W')``, last layer's hidden states, H' = H / Π s;
+        - ``"hidden"``: ``(B, T, F_L, H', W')``, last layer's hidden states; each pooling
+          gives ``⌈H / s⌉ × ⌈W / s⌉`` (partial edge windows are kept);
         - ``"embeddings"``: ``(B, T, E)``;
         - ``"states"``: list of the last ``(h, c)`` of every layer, ``(B, F_ℓ, H_ℓ, W_ℓ)``;
         - ``"temporal_attention"``: ``(B, heads, T, T)``, only with ``return_attention``.
