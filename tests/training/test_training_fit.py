@@ -161,6 +161,7 @@ def _forecast_config(cfg):
     cfg["data"]["horizon"] = 2
     cfg["model"]["target_channels"] = [0, 2]
     cfg["loss"] = {"teacher_forcing": 0.5}
+    cfg["trainer"].update(max_epochs=1, limit_train_batches=2, limit_val_batches=1)
     return cfg
 
 
