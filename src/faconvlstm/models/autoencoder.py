@@ -64,6 +64,7 @@ class SequenceAutoencoder(ConfigMixin, nn.Module):
         - ``"recon"``: ``(B, T, C, H, W)``;
         - ``"embeddings"``: ``(B, T, E)``;
         - ``"hidden"``: ``(B, T, F_L, H', W')``, the encoder's last hidden states;
+        - ``"states"``: the encoder's last ``(h, c)`` per layer;
         - ``"temporal_attention"``: ``(B, heads, T, T)``, only with ``return_attention``.
 
     Train with :func:`faconvlstm.losses.weighted_mse` of ``recon`` against the original
@@ -127,24 +128,17 @@ class SequenceAutoencoder(ConfigMixin, nn.Module):
     ) -> dict[str, Any]:
         b = x.shape[0]
         x, time_mask = prepare_input(x, mask)
-        sequences, _ = self.encoder.run_layers(x, time_mask)
-        z = self.encoder.head(
-            sequences[-1], times=times, mask=time_mask, return_attention=return_attention
-        )
-        out: dict[str, Any] = {"hidden": sequences[-1]}
-        if return_attention:
-            z, out["temporal_attention"] = z
-        out["embeddings"] = z
+        out = self.encoder(x, times=times, mask=time_mask, return_attention=return_attention)
+        sizes = [tuple(h.shape[-2:]) for h, _ in out["states"]][::-1]
 
         h0, w0 = self.encoder.head.pool_size
-        g = rearrange(self.lift(z), "b t (d h w) -> b t d h w", h=h0, w=w0)
-        sizes = [s.shape[-2:] for s in sequences][::-1]
-        g = resize_sequence(g, tuple(sizes[0]))
+        g = rearrange(self.lift(out["embeddings"]), "b t (d h w) -> b t d h w", h=h0, w=w0)
+        g = resize_sequence(g, sizes[0])
         if self.skip_hidden:
-            g = torch.cat([g, sequences[-1]], dim=2)
+            g = torch.cat([g, out["hidden"]], dim=2)
         for j, layer in enumerate(self.decoder):
-            if tuple(g.shape[-2:]) != tuple(sizes[j]):
-                g = resize_sequence(g, tuple(sizes[j]))
+            if tuple(g.shape[-2:]) != sizes[j]:
+                g = resize_sequence(g, sizes[j])
             g, _, _ = layer(g, mask=time_mask)
         out["recon"] = rearrange(self.out(g.flatten(0, 1)), "(b t) c h w -> b t c h w", b=b)
         return out
