@@ -1,0 +1,239 @@
+"""Efficiency of the recurrent layers: parameters, FLOPs, wall time and peak memory.
+
+Used by ``benchmarks/layer_cost.py`` and by ``faconvlstm compare`` (the cost table), so the
+numbers in the README and in a comparison report come from the same code.
+
+Conventions:
+
+* FLOPs come from :class:`torch.utils.flop_counter.FlopCounterMode`: matrix products,
+  convolutions and attention, counted as 2 FLOPs per multiply-add; elementwise work is not
+  counted (it is what makes the FA step memory-bound, hence the wall-time measurement).
+* Times are the minimum over ``repeats`` runs after one warm-up, in milliseconds per call
+  (a whole sequence of T steps), with ``return_sequences=True`` and the loss
+  ``sum(outputs)``; the FA and ConvLSTM runs of one comparison are interleaved so machine
+  noise hits both alike. Report ratios, not absolute times.
+* Peak memory of a training step (forward + backward): on CUDA,
+  ``torch.cuda.max_memory_allocated`` minus the memory held before the step; on CPU, the
+  growth of the process' peak resident set size (``ru_maxrss``) over the step, measured
+  in a fresh subprocess per layer so the allocator's high-water mark starts clean.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from faconvlstm.layers import ConvLSTM2D, FAConvLSTM2D
+
+LAYERS = {"fa": FAConvLSTM2D, "convlstm": ConvLSTM2D}
+
+
+def make_layer(kind: str, in_channels: int, filters: int, kernel_size: int = 3, **kwargs: Any):
+    """A ``"fa"`` or ``"convlstm"`` layer with "same" padding returning the sequence."""
+    try:
+        cls = LAYERS[kind]
+    except KeyError:
+        raise ValueError(f"kind must be one of {sorted(LAYERS)}, got {kind!r}") from None
+    kwargs.setdefault("padding", "same")
+    kwargs.setdefault("return_sequences", True)
+    return cls(filters, kernel_size, in_channels=in_channels, **kwargs)
+
+
+def count_parameters(module: torch.nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+def _train_step(layer: torch.nn.Module, x: torch.Tensor) -> None:
+    layer(x).sum().backward()
+
+
+def count_flops(layer: torch.nn.Module, x: torch.Tensor, backward: bool = True) -> int:
+    """FLOPs of one forward (and backward) pass over the whole sequence."""
+    with FlopCounterMode(display=False) as counter:
+        if backward:
+            _train_step(layer, x)
+        else:
+            with torch.no_grad():
+                layer(x)
+    layer.zero_grad(set_to_none=True)
+    return int(counter.get_total_flops())
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_call(fn, device: torch.device, repeats: int = 3) -> list[float]:
+    """Wall times in ms of ``repeats`` calls of ``fn`` after one warm-up call."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        _sync(device)
+        start = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append((time.perf_counter() - start) * 1e3)
+    return times
+
+
+def _memory_main() -> None:
+    """Child-process entry: read a spec (JSON) on stdin, print the peak growth in MiB."""
+    spec = json.loads(sys.stdin.read())
+    torch.set_num_threads(spec.pop("threads"))
+    device = torch.device(spec.pop("device"))
+    shape = spec.pop("shape")
+    layer = make_layer(**spec).to(device)
+    x = torch.randn(shape, device=device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
+        _train_step(layer, x)
+        torch.cuda.synchronize(device)
+        print(json.dumps((torch.cuda.max_memory_allocated(device) - before) / 2**20))
+        return
+    import psutil
+
+    before = psutil.Process().memory_info().rss
+    _train_step(layer, x)
+    scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss is bytes on macOS, KiB on Linux
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
+    print(json.dumps((peak - before) / 2**20))
+
+
+def peak_training_memory_mb(
+    kind: str,
+    shape: Sequence[int],
+    device: str = "cpu",
+    timeout: float = 600.0,
+    **layer_kwargs: Any,
+) -> float:
+    """Peak memory growth (MiB) of one forward+backward of a fresh layer, in a subprocess.
+
+    ``shape`` is the input (B, T, C, H, W); ``layer_kwargs`` go to :func:`make_layer`
+    (``in_channels`` is taken from the shape).
+    """
+    spec = {
+        "kind": kind,
+        "in_channels": shape[2],
+        "shape": list(shape),
+        "device": device,
+        "threads": torch.get_num_threads(),
+        **layer_kwargs,
+    }
+    code = "from faconvlstm.evaluation.efficiency import _memory_main; _memory_main()"
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        input=json.dumps(spec),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"memory measurement of {kind!r} failed:\n{proc.stderr[-2000:]}")
+    return float(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
+def layer_costs(
+    kinds: Sequence[str] = ("fa", "convlstm"),
+    *,
+    in_channels: int = 8,
+    filters: int = 64,
+    kernel_size: int = 3,
+    batch: int = 4,
+    steps: int = 12,
+    height: int = 64,
+    width: int = 128,
+    repeats: int = 3,
+    device: str = "cpu",
+    memory: bool = True,
+    flops: bool = True,
+    seed: int = 0,
+    **layer_kwargs: Any,
+) -> dict[str, dict[str, Any]]:
+    """Measure every layer kind on one configuration, interleaving the timed runs.
+
+    Returns ``{kind: {"params", "flops_fwd", "flops_fwd_bwd", "fwd_ms", "fwd_bwd_ms",
+    "peak_mem_mb", "config"}}``; times are the minimum over ``repeats``.
+    """
+    torch.manual_seed(seed)
+    dev = torch.device(device)
+    shape = (batch, steps, in_channels, height, width)
+    x = torch.randn(shape, device=dev)
+    layers = {
+        k: make_layer(k, in_channels, filters, kernel_size, **layer_kwargs).to(dev) for k in kinds
+    }
+    results: dict[str, dict[str, Any]] = {}
+    for kind, layer in layers.items():
+        results[kind] = {
+            "params": count_parameters(layer),
+            "flops_fwd": count_flops(layer, x, backward=False) if flops else None,
+            "flops_fwd_bwd": count_flops(layer, x, backward=True) if flops else None,
+            "fwd_ms": [],
+            "fwd_bwd_ms": [],
+        }
+
+    def forward(layer):
+        def run():
+            with torch.no_grad():
+                layer(x)
+
+        return run
+
+    def train(layer):
+        def run():
+            _train_step(layer, x)
+            layer.zero_grad(set_to_none=True)
+
+        return run
+
+    for _ in range(repeats):  # interleave: noise hits every kind alike
+        for kind, layer in layers.items():
+            results[kind]["fwd_ms"] += time_call(forward(layer), dev, repeats=1)
+            results[kind]["fwd_bwd_ms"] += time_call(train(layer), dev, repeats=1)
+    for kind in layers:
+        r = results[kind]
+        r["fwd_ms"] = min(r["fwd_ms"])
+        r["fwd_bwd_ms"] = min(r["fwd_bwd_ms"])
+        r["peak_mem_mb"] = (
+            peak_training_memory_mb(
+                kind, shape, device=device, filters=filters, kernel_size=kernel_size, **layer_kwargs
+            )
+            if memory
+            else None
+        )
+        r["config"] = {
+            "shape_BTCHW": list(shape),
+            "filters": filters,
+            "kernel_size": kernel_size,
+            "device": device,
+            "threads": torch.get_num_threads(),
+            **{k: v for k, v in layer_kwargs.items() if isinstance(v, (int, float, str, bool))},
+        }
+    return results
+
+
+def ratios(
+    results: dict[str, dict[str, Any]], numerator: str = "convlstm", denominator: str = "fa"
+):
+    """``numerator / denominator`` for every numeric cost (how many times cheaper FA is)."""
+    out = {}
+    for key in ("params", "flops_fwd", "flops_fwd_bwd", "fwd_ms", "fwd_bwd_ms", "peak_mem_mb"):
+        a, b = results[numerator].get(key), results[denominator].get(key)
+        out[key] = (a / b) if a is not None and b else None
+    return out
+
+
+def to_json(results: Any) -> str:
+    return json.dumps(results, indent=2, sort_keys=True)
