@@ -89,7 +89,7 @@ def test_mask_carries_state_and_repeats_output(cls, x):
     assert torch.count_nonzero(seq[1, 0]) == 0  # masked first step: zeros
     torch.testing.assert_close(h[0], seq[0, 3])  # last valid output is the final h
     # a sequence with the masked steps removed gives the same final state
-    ref_seq, ref_h, ref_c = make(cls, return_sequences=True, return_state=True)(x[:1, [0, 2, 3]])
+    _, ref_h, ref_c = make(cls, return_sequences=True, return_state=True)(x[:1, [0, 2, 3]])
     if cls is ConvLSTM2D:  # (FA attention step indices depend on T, so only the baseline)
         torch.testing.assert_close(h[:1], ref_h)
         torch.testing.assert_close(c[:1], ref_c)
