@@ -62,9 +62,20 @@ def test_block_mask_hides_whole_blocks():
 
 def test_embedding_cosine_of_same_opposite_and_orthogonal():
     z = np.random.default_rng(0).normal(size=(50, 4))
-    assert embedding_cosine(z, 3 * z) == pytest.approx(1.0)
-    assert embedding_cosine(z, -z) == pytest.approx(-1.0)
-    assert embedding_cosine([[1.0, 0.0]], [[0.0, 2.0]]) == pytest.approx(0.0)
+    assert embedding_cosine(z, 3 * z, center=False) == pytest.approx(1.0)
+    assert embedding_cosine(z, -z, center=False) == pytest.approx(-1.0)
+    assert embedding_cosine([[1.0, 0.0]], [[0.0, 2.0]], center=False) == pytest.approx(0.0)
+
+
+def test_centred_cosine_sees_through_a_shared_offset():
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(500, 4))
+    moved = rng.normal(size=(500, 4))  # unrelated to z
+    # a common offset of 100 makes every raw cosine ≈ 1 ...
+    assert embedding_cosine(z + 100, moved + 100, center=False) > 0.99
+    # ... centred on the clean mean, unrelated embeddings score ≈ 0 (sd ≈ 0.5/√500)
+    assert abs(embedding_cosine(z + 100, moved + 100)) < 0.1
+    assert embedding_cosine(z + 100, z + 100) == pytest.approx(1.0)
 
 
 def _regime_inputs():

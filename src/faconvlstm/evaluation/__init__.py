@@ -21,6 +21,7 @@ from faconvlstm.evaluation.interpretability import (
     occlusion_attribution,
     region_mask,
     se_branch_statistics,
+    uniform_attention_map,
 )
 from faconvlstm.evaluation.quality import (
     acc,
@@ -74,4 +75,5 @@ __all__ = [
     "robustness_curve",
     "se_branch_statistics",
     "spatial_correlation_matrix",
+    "uniform_attention_map",
 ]

@@ -76,6 +76,7 @@ from faconvlstm.evaluation.interpretability import (
     occlusion_attribution,
     region_mask,
     se_branch_statistics,
+    uniform_attention_map,
 )
 from faconvlstm.evaluation.quality import (
     acc,
@@ -250,10 +251,11 @@ class EvalData:
     ``x``: (N, T, C, H, W) normalised, 0 where missing; ``valid``: same, bool;
     ``phase``: (N, T) annual phase; ``times``: (N, T) stamps; ``clim``: (N, T, C, H, W)
     day-of-year climatology of the normalised training period; ``train_fields``:
-    (T_train, C, H, W) normalised training period (NaN where missing), for the EOFs.
-    Truth (None without): ``regime`` and ``oscillator`` (N·T,), ``lobes`` ``{"tropical":
-    (lat, lon), "remote": (lat, lon)}``, ``index_channel`` (the variable carrying the
-    tropical lobe).
+    (T_train, C, H, W) normalised training period (NaN where missing), for the EOFs;
+    ``train_x``, ``train_phase``: the training period as windows, where the linear probes
+    are fitted. Truth (None without): ``regime`` and ``oscillator`` (N·T,),
+    ``train_oscillator``, ``lobes`` ``{"tropical": (lat, lon), "remote": (lat, lon)}``,
+    ``index_channel`` (the variable carrying the tropical lobe).
     """
 
     x: torch.Tensor
@@ -262,12 +264,15 @@ class EvalData:
     times: np.ndarray
     clim: np.ndarray
     train_fields: np.ndarray
+    train_x: torch.Tensor
+    train_phase: torch.Tensor
     lat: np.ndarray
     lon: np.ndarray
     channels: list[str]
     n_train_steps: int
     regime: np.ndarray | None = None
     oscillator: np.ndarray | None = None
+    train_oscillator: np.ndarray | None = None
     lobes: dict[str, tuple[float, float]] | None = None
     index_channel: int | None = None
     source: str = ""
@@ -319,6 +324,8 @@ def prepare_data(cfg: CompareConfig) -> EvalData:
     val = fdata.WindowDataset(held_out, window=window, stride=window, stats=dm.stats)
     batch = fdata.collate_windows([val[i] for i in range(len(val))])
     train_da = dm.train_set.da
+    tw = fdata.WindowDataset(train_da, window=window, stride=window, stats=dm.stats)
+    train_batch = fdata.collate_windows([tw[i] for i in range(len(tw))])
     train = dm.stats.normalize_array(
         np.asarray(train_da.values, dtype="float32"), train_da["time"].values
     )
@@ -336,6 +343,8 @@ def prepare_data(cfg: CompareConfig) -> EvalData:
         times=batch["time"],
         clim=clim_eval,
         train_fields=train,
+        train_x=train_batch["x"],
+        train_phase=train_batch["phase"],
         lat=np.asarray(val.lat),
         lon=np.asarray(val.lon),
         channels=list(val.channels),
@@ -346,6 +355,7 @@ def prepare_data(cfg: CompareConfig) -> EvalData:
         _, truth = fdata.synthetic(**run.data.synthetic)
         out.regime = _truth_series(truth, "regime", out.flat_times)
         out.oscillator = _truth_series(truth, "oscillator", out.flat_times)
+        out.train_oscillator = _truth_series(truth, "oscillator", train_batch["time"].ravel())
         out.lobes = _lobes(truth)
         out.index_channel = _index_channel(truth, out.channels)
     return out
@@ -371,18 +381,20 @@ class _Learned:
         self.model, self.data = model.eval(), data
 
     @torch.no_grad()
-    def _run(self, x: Any, keys: tuple[str, ...]) -> list[torch.Tensor]:
+    def _run(self, x: Any, keys: tuple[str, ...], phase: Any = None) -> list[torch.Tensor]:
         x = torch.as_tensor(x, dtype=torch.float32)
+        phase = self.data.phase if phase is None else phase
         parts: dict[str, list[torch.Tensor]] = {k: [] for k in keys}
         for i in range(0, x.shape[0], self.batch_size):
             s = slice(i, i + self.batch_size)
-            out = self.model(x[s], times=self.data.phase[s])
+            out = self.model(x[s], times=phase[s])
             for k in keys:
                 parts[k].append(out[k])
         return [torch.cat(parts[k]) for k in keys]
 
-    def embed(self, x: Any) -> np.ndarray:
-        (z,) = self._run(x, ("embeddings",))
+    def embed(self, x: Any, phase: Any = None) -> np.ndarray:
+        """Embeddings ``(N·T, E)``; ``phase`` defaults to the evaluation windows' phase."""
+        (z,) = self._run(x, ("embeddings",), phase)
         return z.reshape(-1, z.shape[-1]).numpy()
 
     def embed_and_reconstruct(self, x: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -396,7 +408,7 @@ class _EOF:
     def __init__(self, eof: EOFEmbedding, data: EvalData):
         self.eof, self.data = eof, data
 
-    def embed(self, x: Any) -> np.ndarray:
+    def embed(self, x: Any, phase: Any = None) -> np.ndarray:
         x = x.numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
         return self.eof.transform(x.reshape(-1, *x.shape[-3:]), lat=self.data.lat)
 
@@ -443,11 +455,18 @@ def evaluate(subject: Any, data: EvalData, cfg: CompareConfig, seed: int) -> tup
         truth = ari_nmi_truth(labels, data.regime)
         metrics["ari_truth"], metrics["nmi_truth"] = truth["ari"], truth["nmi"]
         arrays["truth_regime"] = data.regime
+    # probes are fitted on the training period and scored on the held-out one
+    z_train = subject.embed(data.train_x, data.train_phase)
     if data.oscillator is not None:
-        metrics["probe_r2"] = linear_probe_r2(z, data.oscillator)
+        metrics["probe_r2"] = linear_probe_r2(
+            z_train, data.train_oscillator, z_test=z, target_test=data.oscillator
+        )
     index = _driver_index(data, fields)
     if index is not None:
-        metrics["probe_r2_index"] = linear_probe_r2(z, index)
+        train_fields = data.train_x.numpy().reshape(-1, *x.shape[-3:])
+        metrics["probe_r2_index"] = linear_probe_r2(
+            z_train, _driver_index(data, train_fields), z_test=z, target_test=index
+        )
 
     block = tuple(ev.block)
     metrics["robustness"] = {}
@@ -483,7 +502,10 @@ def _driver_index(data: EvalData, fields: np.ndarray) -> np.ndarray | None:
         dims=("time", "lat", "lon"),
         coords={"lat": data.lat, "lon": data.lon},
     )
-    return box_mean_index(da, (lat_c - 10.0, lat_c + 10.0), (lon_c - 20.0, lon_c + 20.0)).values
+    box = box_mean_index(
+        da, (lat_c - 10.0, lat_c + 10.0), (lon_c - 20.0, lon_c + 20.0), anomaly=False
+    )
+    return box.values
 
 
 def _coarse(coord: np.ndarray, size: int) -> np.ndarray:
@@ -527,10 +549,12 @@ def fa_internals(model: torch.nn.Module, data: EvalData, cfg: CompareConfig) -> 
         maps = []
         for hops in cfg.evaluation.attention_hops:
             m = attention_map(row, col, query, hops=hops)
-            mass = attention_mass_on_region(m, remote)
+            chance = uniform_attention_map(m.shape, query, hops=hops)
+            mass = attention_mass_on_region(m, remote, chance_map=chance)
             suffix = "" if hops == 1 else f"_{hops}hop"
             metrics[f"attention_remote_mass{suffix}"] = mass["mass"]
             metrics[f"attention_remote_ratio{suffix}"] = mass["ratio"]
+            metrics[f"attention_chance{suffix}"] = mass["chance"]
             maps.append(m)
         arrays.update(
             attention_map=np.stack(maps),
@@ -540,7 +564,6 @@ def fa_internals(model: torch.nn.Module, data: EvalData, cfg: CompareConfig) -> 
             attention_query=np.array([lat[query[0]], lon[query[1]]]),
             attention_remote=np.asarray(data.lobes["remote"]),
         )
-        metrics["attention_chance"] = float(remote.mean())
     return metrics, arrays
 
 
@@ -638,6 +661,7 @@ def run_one(cfg: CompareConfig, model_name: str, seed: int, data: EvalData, out:
         if len(snapshots) >= 2:
             drift = embedding_drift(snapshots)
             result["drift"] = {k: v.tolist() for k, v in drift.items()}
+            result["drift_cka_final"] = float(drift["cka_drift"][-1])
         result["model_params"] = sum(p.numel() for p in model.parameters())
         result["model_fwd_bwd_ms"] = _model_step_ms(model, data)
         if model_name == "fa":
@@ -725,10 +749,13 @@ _AVERAGED = (
     "recon_rmse",
     "recon_acc",
     "train_seconds",
+    "drift_cka_final",
     "attention_remote_ratio",
     "attention_remote_ratio_2hop",
     "attention_remote_mass",
+    "attention_remote_mass_2hop",
     "attention_chance",
+    "attention_chance_2hop",
 )
 
 

@@ -35,6 +35,7 @@ __all__ = [
     "occlusion_attribution",
     "region_mask",
     "se_branch_statistics",
+    "uniform_attention_map",
 ]
 
 
@@ -92,43 +93,81 @@ def region_mask(lat: Any, lon: Any, centre: tuple[float, float], radius_deg: flo
     return np.rad2deg(np.arccos(np.clip(cos_d, -1.0, 1.0))) <= radius_deg
 
 
-def attention_mass_on_region(attn_map: Any, region: Any) -> dict[str, float]:
+def uniform_attention_map(
+    shape: tuple[int, int], query: tuple[int, int], hops: int = 1
+) -> np.ndarray:
+    """:func:`attention_map` of an uninformed layer: every row and column weight uniform.
+
+    The chance level of an axial map: one hop only reaches the query's row and column, so
+    "chance" is this map, not the region's share of the grid.
+    """
+    h, w = shape
+    row = np.full((1, h, 1, w, w), 1.0 / w)
+    col = np.full((1, w, 1, h, h), 1.0 / h)
+    return attention_map(row, col, query, hops=hops)
+
+
+def attention_mass_on_region(
+    attn_map: Any, region: Any, chance_map: Any = None
+) -> dict[str, float]:
     """Share of an attention map's mass that falls on a region, against chance.
 
     Args:
         attn_map: ``(H, W)`` non-negative map (e.g. :func:`attention_map`).
         region: ``(H, W)`` bool mask (e.g. :func:`region_mask` around a teleconnection lobe).
+        chance_map: the map an uninformed model would give (e.g.
+            :func:`uniform_attention_map` for the same query and hops); without it, chance
+            is the region's share of grid points.
 
     Returns:
-        ``{"mass": Σ_region A / Σ A, "chance": region share of grid points,
+        ``{"mass": Σ_region A / Σ A, "chance": the same for the chance map,
         "ratio": mass / chance}`` — ratio > 1 means the region is attended above chance.
     """
     a = to_numpy(attn_map)
     region = np.asarray(region, dtype=bool)
     mass = float(a[region].sum() / a.sum())
-    chance = float(region.mean())
+    if chance_map is None:
+        chance = float(region.mean())
+    else:
+        c = to_numpy(chance_map)
+        chance = float(c[region].sum() / c.sum())
     return {"mass": mass, "chance": chance, "ratio": mass / chance if chance > 0 else np.nan}
 
 
-def linear_probe_r2(z: Any, target: Any, *, n_splits: int = 5) -> float:
-    """Cross-validated R² of a ridge regression of a known driver on the embeddings.
+def linear_probe_r2(
+    z: Any,
+    target: Any,
+    *,
+    z_test: Any = None,
+    target_test: Any = None,
+    n_splits: int = 5,
+) -> float:
+    """Out-of-sample R² of a ridge regression of a known driver on the embeddings.
 
-    Folds are contiguous blocks of time (no shuffling), so the strong autocorrelation of
-    climate series does not leak the answer from neighbouring days into the test fold.
-    Embedding dimensions are standardised and the ridge penalty chosen inside each training
-    fold (``StandardScaler`` + ``RidgeCV``). R² is computed once over all out-of-fold
-    predictions: 1 − Σ(y − ŷ)² / Σ(y − ȳ)².
+    The probe is ``StandardScaler`` + ``RidgeCV`` (penalty chosen on the fitting data only).
+    With ``z_test``/``target_test`` it is fitted on ``(z, target)`` — e.g. the training
+    period — and scored on the held-out pair. Without, it is cross-validated on contiguous
+    blocks of time (no shuffling), so the strong autocorrelation of climate series does not
+    leak the answer from neighbouring days into the test fold. Either way
+
+    .. math:: R^2 = 1 - \\frac{\\sum (y - \\hat y)^2}{\\sum (y - \\bar y)^2}
+
+    over the out-of-sample predictions (ȳ: mean of the scored targets).
 
     Args:
         z: ``(n, E)`` embeddings.
         target: ``(n,)`` driver, e.g. the synthetic oscillator or :func:`nino34_index`.
+        z_test, target_test: ``(m, E)`` and ``(m,)`` held-out pair.
 
     Returns:
-        R² (≤ 1; ≤ 0 means the driver is not linearly decodable).
+        R² (≤ 1; ≤ 0 means the driver is not linearly decodable out of sample).
     """
     x = as_samples(z)
     y = to_numpy(target).ravel()
     model = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-3, 3, 13)))
+    if z_test is not None:
+        y_test = to_numpy(target_test).ravel()
+        return float(r2_score(y_test, model.fit(x, y).predict(as_samples(z_test))))
     pred = cross_val_predict(model, x, y, cv=KFold(n_splits=n_splits, shuffle=False))
     return float(r2_score(y, pred))
 

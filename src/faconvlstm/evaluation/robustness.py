@@ -119,15 +119,22 @@ def block_mask(
     return _back(t.masked_fill(hidden, fill), was_numpy), _back(hidden, was_numpy)
 
 
-def embedding_cosine(z_clean: Any, z_perturbed: Any) -> float:
+def embedding_cosine(z_clean: Any, z_perturbed: Any, *, center: bool = True) -> float:
     """Mean cosine similarity between clean and perturbed embeddings of the same samples.
 
-    .. math:: \\frac{1}{n}\\sum_i \\frac{z_i \\cdot \\tilde z_i}{\\lVert z_i\\rVert\\,
-              \\lVert \\tilde z_i\\rVert}
+    .. math:: \\frac{1}{n}\\sum_i \\frac{(z_i - \\bar z) \\cdot (\\tilde z_i - \\bar z)}
+              {\\lVert z_i - \\bar z\\rVert\\, \\lVert \\tilde z_i - \\bar z\\rVert}
 
+    with z̄ the mean of the *clean* embeddings (``center=True``; z̄ = 0 otherwise). Centring
+    matters: embeddings often share a large common offset (a LayerNorm bias, a positional
+    encoding), which makes raw cosines ≈ 1 whatever the input; centred, the score measures
+    how far each embedding moved relative to where the clean samples spread.
     1 = the perturbation did not move any embedding's direction.
     """
     a, b = as_samples(z_clean), as_samples(z_perturbed)
+    if center:
+        mean = a.mean(axis=0)
+        a, b = a - mean, b - mean
     num = (a * b).sum(1)
     den = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
     return float(np.mean(num / np.maximum(den, 1e-12)))
