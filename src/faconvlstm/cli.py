@@ -99,7 +99,10 @@ def _run_fit(args: argparse.Namespace) -> int:
         print("faconvlstm fit: stopped by SIGTERM; last.ckpt saved, continue with --resume",
               file=sys.stderr)
         return 143
-    print(f"checkpoints: {last.parent}")
+    from lightning.pytorch.utilities import rank_zero_only
+
+    if rank_zero_only.rank == 0:
+        print(f"checkpoints: {last.parent}")
     return 0
 
 

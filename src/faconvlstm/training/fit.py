@@ -143,6 +143,8 @@ def fit(
     task = TASKS[cfg.task](model, lat=desc["lat"], optim=cfg.optim, loss=cfg.loss,
                            metadata=metadata)
     _write_config(cfg, out / "config.yaml")
+    for logger in trainer.loggers:
+        logger.log_hyperparams(cfg.to_dict())
     trainer.fit(task, datamodule=data, ckpt_path=ckpt_path)
     return last
 

@@ -79,7 +79,9 @@ class _Task(L.LightningModule):
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss, mse = self._loss(batch, train=True)
-        if not torch.isfinite(loss):
+        # all ranks stop together (one rank raising alone would hang the others under DDP)
+        finite = self.trainer.strategy.reduce_boolean_decision(bool(torch.isfinite(loss)))
+        if not finite:
             raise NonFiniteLossError(
                 f"training loss is {loss.item()} at global step {self.global_step} "
                 f"(epoch {self.current_epoch}, batch {batch_idx}, first time stamp "
