@@ -120,3 +120,26 @@ def test_synthetic_fa_and_convlstm_configs_differ_only_in_the_cell():
     assert fa["model"].pop("cell") == "fa" and cl["model"].pop("cell") == "convlstm"
     fa.pop("out"), cl.pop("out")
     assert fa == cl
+
+
+def _split(**years):
+    from faconvlstm.training.datamodule import GriddedDataModule, open_source
+
+    cfg = load_config({"data": {"synthetic": {"n_years": 3, "nlat": 4, "nlon": 8}, **years}})
+    dm = GriddedDataModule(cfg.data)
+    train, val = dm._split(open_source(cfg.data))
+    return [sorted(set(part["time"].dt.year.values.tolist())) for part in (train, val)]
+
+
+def test_training_defaults_to_the_years_before_validation_and_test():
+    assert _split(val_years=[2001, 2001], test_years=[2002, 2002]) == [[2000], [2001]]
+
+
+def test_validation_defaults_to_the_end_of_the_training_period():
+    train, val = _split(train_years=[2000, 2001])
+    assert train[0] == 2000 and val[-1] == 2001 and 2002 not in train + val
+
+
+def test_overlapping_periods_are_refused():
+    with pytest.raises(ValueError, match="overlap"):
+        _split(train_years=[2000, 2001], val_years=[2001, 2001])

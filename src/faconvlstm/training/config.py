@@ -55,8 +55,10 @@ class DataConfig:
     ``source``: ``"synthetic"`` (the built-in generator, with ``synthetic`` as its keyword
     arguments), ``"sample:sst"`` / ``"sample:z500"`` (the NetCDF samples shipped with
     ``eofs``), or a local path / fsspec URL to NetCDF or Zarr. Years are inclusive
-    ``[first, last]``; ``null`` years for train mean "all time steps", for val/test "none"
-    (with no val years, validation uses the last ``val_fraction`` of the training period).
+    ``[first, last]`` and must not overlap. Without ``train_years`` training uses every
+    year before the first validation/test year (all years if there are none); without
+    ``val_years`` validation is the last ``val_fraction`` of the training period. The test
+    years are never read by ``fit`` (they are for evaluation).
     ``climatology``: normalise anomalies from a day-of-year / monthly climatology of the
     training period (``true`` picks the kind from the time step).
     """

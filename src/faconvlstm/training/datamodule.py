@@ -80,16 +80,23 @@ class GriddedDataModule(L.LightningDataModule):
         )
 
     def _split(self, da: Any) -> tuple[Any, Any]:
+        """(train, val) periods. Without ``train_years`` training takes every year before
+        the first validation/test year; without ``val_years`` validation is the last
+        ``val_fraction`` of the training period. Overlapping periods are an error."""
         cfg = self.cfg
-        if cfg.val_years is not None:
-            parts = fdata.split_by_years(
-                da, train=_years(cfg.train_years, da), val=tuple(cfg.val_years)
-            )
+        ranges = {k: tuple(v) for k, v in (("val", cfg.val_years), ("test", cfg.test_years))
+                  if v is not None}
+        train = cfg.train_years
+        if train is None:
+            first = int(da["time"].dt.year.values[0])
+            held_out = [r[0] for r in ranges.values()]
+            train = (first, min(held_out) - 1) if held_out else (first, first + 10_000)
+        parts = fdata.split_by_years(da, train=tuple(train), **ranges)
+        if "val" in parts:
             return parts["train"], parts["val"]
-        if cfg.train_years is not None:
-            da = fdata.split_by_years(da, train=tuple(cfg.train_years))["train"]
-        n_val = max(round(da.sizes["time"] * cfg.val_fraction), 1)
-        return da.isel(time=slice(None, -n_val)), da.isel(time=slice(-n_val, None))
+        train_da = parts["train"]
+        n_val = max(round(train_da.sizes["time"] * cfg.val_fraction), 1)
+        return train_da.isel(time=slice(None, -n_val)), train_da.isel(time=slice(-n_val, None))
 
     def _loader(self, dataset: Any, train: bool) -> ResumableDataLoader:
         trainer = self.trainer
@@ -141,10 +148,3 @@ class GriddedDataModule(L.LightningDataModule):
             "horizon": self.cfg.horizon,
             "calendar": str(self.array["time"].attrs.get("calendar", "standard")),
         }
-
-
-def _years(years: list[int] | None, da: Any) -> tuple[int, int]:
-    if years is not None:
-        return tuple(years)
-    t = da.indexes["time"]
-    return (int(t[0].year), int(t[-1].year))
