@@ -189,3 +189,18 @@ def test_fa_extras_are_validated():
         FAConvLSTM2D(F, 3, attention_every=-1)
     with pytest.raises(ValueError, match="dilation_rates"):
         FAConvLSTM2D(F, 3, dilation_rates=())
+
+
+def test_stacked_layers_keep_signal_like_convlstm():
+    """At initialisation a 2-layer FA stack passes at least half the signal a ConvLSTM2D
+    stack does (guards the near-identity depthwise / He expansion initialisation)."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 6, 4, 16, 32)
+    stds = {}
+    for cls in (FAConvLSTM2D, ConvLSTM2D):
+        torch.manual_seed(1)
+        l1 = cls(16, 3, padding="same", return_sequences=True, in_channels=4)
+        l2 = cls(16, 3, padding="same", return_sequences=True, in_channels=16)
+        with torch.no_grad():
+            stds[cls] = l2(l1(x)).std().item()
+    assert stds[FAConvLSTM2D] >= 0.5 * stds[ConvLSTM2D]

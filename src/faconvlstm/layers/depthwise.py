@@ -58,12 +58,15 @@ class MultiScaleDepthwise(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        # PyTorch's Conv2d default for each branch, scaled by 1/n so the sum has the
-        # variance of a single branch.
-        for w in self.weight:
-            nn.init.kaiming_uniform_(w, a=5**0.5)
+        """Near-identity start: each branch's centre tap is 1/n plus small uniform noise
+        (±0.5/(n·k)), so at initialisation m ≈ b and the gate pre-activations keep the
+        input's variance instead of shrinking by the branch count (a stacked FA layer then
+        passes signal as a ConvLSTM does; see tests/layers/test_faconvlstm.py)."""
+        n = len(self.dilation_rates)
+        kh, kw = self.kernel_size
         with torch.no_grad():
-            self.weight.div_(len(self.dilation_rates) ** 0.5)
+            self.weight.uniform_(-0.5 / (n * kh * kw) ** 0.5, 0.5 / (n * kh * kw) ** 0.5)
+            self.weight[..., (kh - 1) // 2, (kw - 1) // 2] += 1.0 / n
 
     def forward(
         self, b: torch.Tensor, return_energy: bool = False

@@ -173,7 +173,10 @@ class FAConvLSTM2D(RecurrentConv2D):
 
     def _reset_cell_parameters(self) -> None:
         nn.init.orthogonal_(self.recurrent_kernel)
-        glorot_uniform_(self.expansion, self.bottleneck, 4 * self.filters)
+        # He-uniform over the r inputs (var 2/r): a glorot bound would count the 4F outputs
+        # and start the gates ~3x weaker than ConvLSTM2D's.
+        bound = (6.0 / self.bottleneck) ** 0.5
+        nn.init.uniform_(self.expansion, -bound, bound)
         if self.bias is not None:
             with torch.no_grad():
                 self.bias.zero_()
