@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     header = (
         f"{'grid':>9} {'T':>3} {'layer':>9} {'params':>9} {'GFLOP f+b':>10} "
-        f"{'fwd ms':>9} {'f+b ms':>9} {'peak MiB':>9}"
+        f"{'fwd ms':>9} {'f+b ms':>9} {'saved MiB':>9} {'peak MiB':>9}"
     )
     print(header)
     for h, w in args.grids:
@@ -84,12 +84,13 @@ def main(argv: list[str] | None = None) -> int:
                 mem = r["peak_mem_mb"] if r["peak_mem_mb"] is not None else float("nan")
                 print(
                     f"{h:>4}x{w:<4} {steps:>3} {kind:>9} {r['params']:>9,d} {flops:>10.1f} "
-                    f"{r['fwd_ms']:>9.0f} {r['fwd_bwd_ms']:>9.0f} {mem:>9.0f}"
+                    f"{r['fwd_ms']:>9.0f} {r['fwd_bwd_ms']:>9.0f} {r['saved_mb']:>9.0f} {mem:>9.0f}"
                 )
             fmt = {k: (f"{v:.1f}x" if v else "n/a") for k, v in rat.items()}
             print(
                 f"{'':>9} {'':>3} {'ratio':>9} {fmt['params']:>9} {fmt['flops_fwd_bwd']:>10} "
-                f"{fmt['fwd_ms']:>9} {fmt['fwd_bwd_ms']:>9} {fmt['peak_mem_mb']:>9}"
+                f"{fmt['fwd_ms']:>9} {fmt['fwd_bwd_ms']:>9} {fmt['saved_mb']:>9} "
+                f"{fmt['peak_mem_mb']:>9}"
             )
             sys.stdout.flush()
             rows.append({"grid": [h, w], "steps": steps, "results": res, "ratios": rat})

@@ -14,13 +14,15 @@ Conventions:
   noise hits both alike. Report ratios, not absolute times.
 * Peak memory of a training step (forward + backward): on CUDA,
   ``torch.cuda.max_memory_allocated`` minus the memory held before the step; on CPU, the
-  growth of the process' peak resident set size (``ru_maxrss``) over the step, measured
-  in a fresh subprocess per layer so the allocator's high-water mark starts clean.
+  growth of the peak resident set (Linux VmHWM, reset after a one-step warm-up) over the
+  step, in a fresh subprocess per layer with glibc's mmap threshold fixed, so freed
+  blocks leave the resident set and one layer's peak never leaks into another's.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -68,6 +70,26 @@ def count_flops(layer: torch.nn.Module, x: torch.Tensor, backward: bool = True) 
     return int(counter.get_total_flops())
 
 
+def saved_for_backward_mb(layer: torch.nn.Module, x: torch.Tensor) -> float:
+    """MiB of distinct tensor storage autograd keeps for the backward pass of one forward.
+
+    Deterministic (no allocator noise): the memory a training step must hold at its peak
+    on top of parameters and transient buffers. Counted with
+    :func:`torch.autograd.graph.saved_tensors_hooks`, each storage once.
+    """
+    storages: dict[int, int] = {}
+
+    def pack(t: torch.Tensor):
+        st = t.untyped_storage()
+        storages[st.data_ptr()] = st.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = layer(x)
+    del out
+    return sum(storages.values()) / 2**20
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -102,13 +124,48 @@ def _memory_main() -> None:
         torch.cuda.synchronize(device)
         print(json.dumps((torch.cuda.max_memory_allocated(device) - before) / 2**20))
         return
+    _train_step(layer, x[:, :1])  # warm-up: library start-up and kernel caches
+    layer.zero_grad(set_to_none=True)
+    _reset_peak_rss()
+    before = _rss_bytes()
+    _train_step(layer, x)
+    print(json.dumps((_peak_rss_bytes() - before) / 2**20))
+
+
+def _status_kib(field: str) -> int | None:
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def _rss_bytes() -> int:
     import psutil
 
-    before = psutil.Process().memory_info().rss
-    _train_step(layer, x)
-    scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss is bytes on macOS, KiB on Linux
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
-    print(json.dumps((peak - before) / 2**20))
+    return psutil.Process().memory_info().rss
+
+
+def _reset_peak_rss() -> None:
+    """Reset Linux's per-process peak RSS (VmHWM) to the current RSS, where allowed."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+    except OSError:
+        pass
+
+
+def _peak_rss_bytes() -> int:
+    """Peak resident set of this process: VmHWM on Linux (ru_maxrss would also count the
+    parent's peak, which Linux carries across fork+exec), ru_maxrss elsewhere."""
+    hwm = _status_kib("VmHWM")
+    if hwm is not None:
+        return hwm * 1024
+    scale = 1 if sys.platform == "darwin" else 1024  # bytes on macOS, KiB elsewhere
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
 
 
 def peak_training_memory_mb(
@@ -132,8 +189,12 @@ def peak_training_memory_mb(
         **layer_kwargs,
     }
     code = "from faconvlstm.evaluation.efficiency import _memory_main; _memory_main()"
+    # A fixed mmap threshold makes glibc return freed large blocks to the OS, so the
+    # resident set tracks live memory and the warm-up does not hide the step's peak.
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072"}
     proc = subprocess.run(
         [sys.executable, "-c", code],
+        env=env,
         input=json.dumps(spec),
         capture_output=True,
         text=True,
@@ -165,7 +226,7 @@ def layer_costs(
     """Measure every layer kind on one configuration, interleaving the timed runs.
 
     Returns ``{kind: {"params", "flops_fwd", "flops_fwd_bwd", "fwd_ms", "fwd_bwd_ms",
-    "peak_mem_mb", "config"}}``; times are the minimum over ``repeats``.
+    "saved_mb", "peak_mem_mb", "config"}}``; times are the minimum over ``repeats``.
     """
     torch.manual_seed(seed)
     dev = torch.device(device)
@@ -180,6 +241,7 @@ def layer_costs(
             "params": count_parameters(layer),
             "flops_fwd": count_flops(layer, x, backward=False) if flops else None,
             "flops_fwd_bwd": count_flops(layer, x, backward=True) if flops else None,
+            "saved_mb": saved_for_backward_mb(layer, x),
             "fwd_ms": [],
             "fwd_bwd_ms": [],
         }
@@ -229,7 +291,16 @@ def ratios(
 ):
     """``numerator / denominator`` for every numeric cost (how many times cheaper FA is)."""
     out = {}
-    for key in ("params", "flops_fwd", "flops_fwd_bwd", "fwd_ms", "fwd_bwd_ms", "peak_mem_mb"):
+    keys = (
+        "params",
+        "flops_fwd",
+        "flops_fwd_bwd",
+        "fwd_ms",
+        "fwd_bwd_ms",
+        "saved_mb",
+        "peak_mem_mb",
+    )
+    for key in keys:
         a, b = results[numerator].get(key), results[denominator].get(key)
         out[key] = (a / b) if a is not None and b else None
     return out
