@@ -33,6 +33,18 @@ TINY = {
 }
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tiny models train as fast on one thread, and a shared CPU does not make spinning
+    OpenMP threads slow them down tenfold."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def tiny_config():
     """A fresh copy of the tiny autoencoder configuration (dict)."""

@@ -142,11 +142,17 @@ class CheckpointConfig:
 
 @dataclass
 class RunConfig:
-    """The whole run. ``out`` is the output directory (``--out`` on the command line wins)."""
+    """The whole run. ``out`` is the output directory (``--out`` on the command line wins).
+
+    ``threads``: PyTorch CPU threads per process (``torch.set_num_threads``); ``null`` keeps
+    PyTorch's default (all cores). Small grids run as fast on one thread, and one thread is
+    robust on a busy machine, where spinning OpenMP threads can slow training tenfold.
+    """
 
     seed: int = 0
     task: Literal["autoencoder", "forecast"] = "autoencoder"
     out: str | None = None
+    threads: int | None = None
     data: DataConfig = field(default_factory=DataConfig)
     model: dict = field(default_factory=dict)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -330,6 +336,8 @@ def _check_consistency(cfg: RunConfig) -> None:
         years = getattr(d, name)
         if years is not None and (len(years) != 2 or years[0] > years[1]):
             raise ConfigError(f"config key 'data.{name}': expected [first, last], got {years}")
+    if cfg.threads is not None and cfg.threads < 1:
+        raise ConfigError(f"config key 'threads': must be >= 1 or null, got {cfg.threads}")
     if not 0.0 <= cfg.loss.teacher_forcing <= 1.0:
         raise ConfigError("config key 'loss.teacher_forcing': must lie in [0, 1]")
 

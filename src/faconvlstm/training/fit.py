@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 import yaml
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
@@ -126,6 +127,8 @@ def fit(
         )
 
     trainer = make_trainer(cfg, out, list(callbacks))  # bad trainer settings fail here
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     data = GriddedDataModule(cfg.data, seed=cfg.seed)
     data.setup("fit")
