@@ -123,3 +123,14 @@ def test_config_errors_name_the_key():
         load_compare_config({**TINY, "evaluation": {"sigmas": [1.0]}})
     with pytest.raises(ConfigError, match="at least 2 seeds"):
         load_compare_config({**TINY, "seeds": [0]})
+    with pytest.raises(ConfigError, match="autoencoders"):
+        load_compare_config(
+            {
+                **TINY,
+                "train": {
+                    **TINY["train"],
+                    "task": "forecast",
+                    "data": {**TINY["train"]["data"], "horizon": 2},
+                },
+            }
+        )

@@ -24,9 +24,10 @@ training from its ``last.ckpt``.
     {"schema_version": 1, "faconvlstm_version", "created", "command", "config",
      "seeds": [...], "budget": {...}, "data": {...}, "cost_config": {...},
      "scaling": [{"model", "height", "width", "steps", "params", "flops", "fwd_ms",
-                  "fwd_bwd_ms", "peak_mem_mb"}, ...],
+                  "fwd_bwd_ms", "peak_mem_mb", "saved_mb"}, ...],
      "models": {"fa" | "convlstm" | "eof": {
          "cost": {"params", "flops", "fwd_ms", "fwd_bwd_ms", "peak_mem_mb",   # one layer
+                  "saved_mb",                        # bytes autograd keeps for backward
                   "model_params", "model_fwd_bwd_ms"},                        # trained model
          "seeds": [{"seed", "train_seconds", "eval_seconds", "history", "drift",
                     "recon_rmse", "recon_rmse_by_channel", "recon_acc", "recon_acc_by_channel",
@@ -214,7 +215,12 @@ def load_compare_config(
         raise ConfigError(f"compare config key 'models': unknown model {bad[0]!r}")
     if len(cfg.seeds) < 2:
         raise ConfigError("compare config key 'seeds': stability needs at least 2 seeds")
-    _run_config(cfg, "fa", cfg.seeds[0])  # validates the training section up front
+    run = _run_config(cfg, "fa", cfg.seeds[0])  # validates the training section up front
+    if run.task != "autoencoder":
+        raise ConfigError(
+            "compare config key 'train.task': the comparison evaluates representations, "
+            f"so it trains autoencoders; got {run.task!r}"
+        )
     return cfg
 
 
@@ -729,6 +735,7 @@ def measure_cost(cfg: CostConfig, models: list[str], out: Path) -> dict:
                         "fwd_ms": r["fwd_ms"],
                         "fwd_bwd_ms": r["fwd_bwd_ms"],
                         "peak_mem_mb": r["peak_mem_mb"],
+                        "saved_mb": r.get("saved_mb"),
                     }
                 )
     cost = {"config": dataclasses.asdict(cfg), "scaling": rows}
@@ -795,6 +802,7 @@ def _model_cost(model: str, cost: dict, seeds: list[dict]) -> dict:
         "fwd_ms": ref.get("fwd_ms"),
         "fwd_bwd_ms": ref.get("fwd_bwd_ms"),
         "peak_mem_mb": ref.get("peak_mem_mb"),
+        "saved_mb": ref.get("saved_mb"),
         "model_params": seeds[0].get("model_params") if seeds else None,
         "model_fwd_bwd_ms": min(model_ms) if model_ms else None,
     }

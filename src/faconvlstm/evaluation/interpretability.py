@@ -239,7 +239,9 @@ def se_branch_statistics(se_weights: Any, branch_energy: Any, times: Any = None)
         return ds.assign_coords(step=("sample", steps)).groupby("step").mean()
     stamps = np.asarray(times).ravel()
     ds = ds.assign_coords(time=("sample", stamps))
-    return ds.groupby("time.season").mean().rename(season="group")
+    out = ds.groupby("time.season").mean().rename(season="group")
+    order = [s for s in ("DJF", "MAM", "JJA", "SON") if s in out["group"].values]
+    return out.sel(group=order)
 
 
 def box_mean_index(

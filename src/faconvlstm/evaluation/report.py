@@ -316,15 +316,16 @@ def _figure_robustness(results: dict, path: Path) -> bool:
 def _cost_table(results: dict) -> list[str]:
     lines = [
         "| model | parameters | GFLOPs (fwd+bwd) | forward (ms) | forward+backward (ms) "
-        "| peak memory (MiB) | trained model parameters |",
-        "|---|---|---|---|---|---|---|",
+        "| peak memory (MiB) | saved for backward (MiB) | trained model parameters |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for model, r in results["models"].items():
         c = r.get("cost") or {}
         lines.append(
             f"| {_name(model)} | {_fmt(c.get('params'))} | {_fmt(_giga(c.get('flops')))} "
             f"| {_fmt(c.get('fwd_ms'))} | {_fmt(c.get('fwd_bwd_ms'))} "
-            f"| {_fmt(c.get('peak_mem_mb'))} | {_fmt(c.get('model_params'))} |"
+            f"| {_fmt(c.get('peak_mem_mb'))} | {_fmt(c.get('saved_mb'))} "
+            f"| {_fmt(c.get('model_params'))} |"
         )
     fa, cl = (
         results["models"].get("fa", {}).get("cost"),
@@ -332,10 +333,43 @@ def _cost_table(results: dict) -> list[str]:
     )
     if fa and cl:
         ratio = []
-        for key in ("params", "flops", "fwd_ms", "fwd_bwd_ms", "peak_mem_mb", "model_params"):
+        for key in (
+            "params",
+            "flops",
+            "fwd_ms",
+            "fwd_bwd_ms",
+            "peak_mem_mb",
+            "saved_mb",
+            "model_params",
+        ):
             a, b = cl.get(key), fa.get(key)
             ratio.append(f"{a / b:.3g}×" if a and b else "–")
         lines.append("| ConvLSTM / FA | " + " | ".join(ratio) + " |")
+    return lines
+
+
+def _internals_table(results: dict) -> list[str]:
+    """Dilation-branch energy shares and mean SE weight of FA (first seed) by season."""
+    seeds = results["models"].get("fa", {}).get("seeds") or []
+    stats = seeds[0].get("se_branch") if seeds else None
+    if not stats:
+        return []
+    n_branch = len(stats["branch_share"][0])
+    lines = [
+        "",
+        f"FA internals (first layer, seed {seeds[0]['seed']}): share of the depthwise "
+        "branches' energy per branch (in the order of `dilation_rates`, by default d = 1, 2, 4) "
+        "and the mean squeeze-and-excitation weight, by season.",
+        "",
+        "| group | " + " | ".join(f"branch {b}" for b in range(n_branch)) + " | mean SE weight |",
+        "|---|" + "---|" * (n_branch + 1),
+    ]
+    for group, share, se in zip(stats["group"], stats["branch_share"], stats["se_weight"]):
+        lines.append(
+            f"| {group} | "
+            + " | ".join(_fmt(v) for v in share)
+            + f" | {_fmt(float(np.mean(se)))} |"
+        )
     return lines
 
 
@@ -430,6 +464,7 @@ def write_report(results: dict, out: str | Path) -> Path:
             "the query's own row and column, so a lobe at another latitude *and* longitude "
             "gets nothing from it by construction.",
         ]
+    lines += _internals_table(results)
     verdicts = _verdicts(results)
     lines += ["", "## Where FA does not win", ""]
     lines += verdicts or ["FA is at least as good as both baselines on every headline metric."]
