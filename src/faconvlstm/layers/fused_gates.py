@@ -78,30 +78,45 @@ def _block_size(n: int, filters: int, device: torch.device) -> int:
     return max(64, min(n, BLOCK_ELEMENTS // (4 * filters)))
 
 
-def _scaled_candidate(weight, bias, filters):
-    """Weight and bias with the candidate rows doubled, so that σ(2 z_g) comes out of the
-    same sigmoid as i and f and tanh(z_g) = 2σ(2 z_g) − 1 (tanh is ~10× slower than sigmoid
-    in PyTorch's CPU kernels, see benchmarks/)."""
-    scale = torch.ones(4 * filters, 1, dtype=weight.dtype, device=weight.device)
-    scale[2 * filters : 3 * filters] = 2.0
-    return weight * scale, (bias * scale[:, 0]) if bias is not None else None
+def _gate_major(weight, bias, filters):
+    """Expansion as gate-major (4, r, F) weights and (4, 1, F) bias, candidate rows doubled.
+
+    Gate-major blocks make every gate a contiguous (n, F) slab (strided gate views made
+    elementwise ops ~9x slower here). Doubling the candidate rows lets σ(2 z_g) come out of
+    the same sigmoid as i and f, with tanh(z_g) = 2σ(2 z_g) − 1: PyTorch's CPU tanh measured
+    ~10x slower than sigmoid on these machines (benchmarks/).
+    """
+    r = weight.shape[1]
+    scale = torch.ones(4, 1, 1, dtype=weight.dtype, device=weight.device)
+    scale[2] = 2.0
+    w = (weight.view(4, filters, r) * scale).transpose(1, 2)  # (4, r, F)
+    b = None if bias is None else bias.view(4, 1, filters) * scale
+    return w, b
+
+
+def _expand(m, w, b, out):
+    """out (4, n, F) ← m (n, r) @ w (4, r, F) [+ b (4, 1, F)]."""
+    mb = m.unsqueeze(0).expand(4, *m.shape)
+    if b is None:
+        return torch.bmm(mb, w, out=out)
+    return torch.baddbmm(b, mb, w, out=out)
+
+
+def _gates_block(z, c_prev, peephole):
+    """In place on the gate-major block z (4, n, F) of the doubled-candidate expansion:
+    z ← [i, f, g, z_o] with i, f activated and g = tanh(z_g). Returns the four slabs."""
+    if peephole is not None:
+        z[:2].addcmul_(c_prev.unsqueeze(0), peephole[:2].unsqueeze(1))
+    z[:3].sigmoid_()
+    g = z[2]
+    torch.add(g, g, out=g).sub_(1.0)
+    return z[0], z[1], g, z[3]
 
 
 def _tanh_via_sigmoid(x, out):
-    """out ← tanh(x) = 2σ(2x) − 1."""
-    torch.mul(x, 2.0, out=out)
-    return out.sigmoid_().mul_(2.0).sub_(1.0)
-
-
-def _gates_block(z, c_prev, peephole, filters):
-    """In place on the block buffer z (n, 4F) of the doubled-candidate expansion:
-    z ← [i, f, g, z_o] (i, f activated, g = tanh(z_g)). Returns the four views."""
-    F_ = filters
-    if peephole is not None:
-        z[:, : 2 * F_].view(-1, 2, F_).addcmul_(c_prev.unsqueeze(1), peephole[:2])
-    z[:, : 3 * F_].sigmoid_()
-    z[:, 2 * F_ : 3 * F_].mul_(2.0).sub_(1.0)
-    return z[:, :F_], z[:, F_ : 2 * F_], z[:, 2 * F_ : 3 * F_], z[:, 3 * F_ :]
+    """out ← tanh(x) = 2σ(2x) − 1 (x + x, not 2·x: scalar multiplies are slow on CPU)."""
+    torch.add(x, x, out=out).sigmoid_()
+    return torch.add(out, out, out=out).sub_(1.0)
 
 
 class FusedLSTMGates(torch.autograd.Function):
@@ -113,24 +128,19 @@ class FusedLSTMGates(torch.autograd.Function):
         block = _block_size(n_pix, F_, c_prev.device)
         h = torch.empty_like(c_prev)
         c = torch.empty_like(c_prev)
-        z_buf = torch.empty(block, 4 * F_, dtype=c_prev.dtype, device=c_prev.device)
-        w2, b2 = _scaled_candidate(weight, bias, F_)
-        wt = w2.t()
+        z_buf = torch.empty(4, block, F_, dtype=c_prev.dtype, device=c_prev.device)
+        w, b = _gate_major(weight, bias, F_)
         for s in range(0, n_pix, block):
             e = min(n_pix, s + block)
-            z = z_buf[: e - s]
-            if b2 is None:
-                torch.mm(m[s:e], wt, out=z)
-            else:
-                torch.addmm(b2, m[s:e], wt, out=z)
-            i, f, g, o = _gates_block(z, c_prev[s:e], peephole, F_)
-            cb = c[s:e]
+            z = _expand(m[s:e], w, b, z_buf[:, : e - s])
+            i, f, g, o = _gates_block(z, c_prev[s:e], peephole)
+            cb, hb = c[s:e], h[s:e]
             torch.mul(f, c_prev[s:e], out=cb)
             cb.addcmul_(i, g)
             if peephole is not None:
                 o.addcmul_(cb, peephole[2])
             o.sigmoid_()
-            _tanh_via_sigmoid(cb, h[s:e]).mul_(o)
+            _tanh_via_sigmoid(cb, hb).mul_(o)
         ctx.save_for_backward(m, c_prev, c, weight, bias, peephole)
         return h, c
 
@@ -138,36 +148,35 @@ class FusedLSTMGates(torch.autograd.Function):
     def backward(ctx, dh, dc):
         m, c_prev, c, weight, bias, peephole = ctx.saved_tensors
         n_pix, F_ = c_prev.shape
+        r = m.shape[1]
         block = _block_size(n_pix, F_, c_prev.device)
         dh = dh.contiguous()
         dc = dc.contiguous()
         dm = torch.empty_like(m)
         dc_prev = torch.empty_like(c_prev)
-        dweight = torch.zeros_like(weight)
-        dbias = torch.zeros(4 * F_, dtype=c.dtype, device=c.device) if bias is not None else None
+        dweight = torch.zeros(4, F_, r, dtype=c.dtype, device=c.device)
+        dbias = torch.zeros(4, F_, dtype=c.dtype, device=c.device) if bias is not None else None
         dpeep = torch.zeros_like(peephole) if peephole is not None else None
-        z_buf = torch.empty(block, 4 * F_, dtype=c.dtype, device=c.device)
+        z_buf = torch.empty(4, block, F_, dtype=c.dtype, device=c.device)
         dz_buf = torch.empty_like(z_buf)
+        dm_buf = torch.empty(4, block, r, dtype=c.dtype, device=c.device)
         tmp = torch.empty(block, F_, dtype=c.dtype, device=c.device)
         dcb = torch.empty_like(tmp)
         tc = torch.empty_like(tmp)
-        w2, b2 = _scaled_candidate(weight, bias, F_)
-        wt = w2.t()
+        w, b = _gate_major(weight, bias, F_)
+        w_rows = weight.view(4, F_, r)
         for s in range(0, n_pix, block):
             e = min(n_pix, s + block)
             n = e - s
-            z, dz, t1, dct, tcb = z_buf[:n], dz_buf[:n], tmp[:n], dcb[:n], tc[:n]
-            c0, c1, dhb = c_prev[s:e], c[s:e], dh[s:e]
-            if b2 is None:
-                torch.mm(m[s:e], wt, out=z)
-            else:
-                torch.addmm(b2, m[s:e], wt, out=z)
-            i, f, g, o = _gates_block(z, c0, peephole, F_)
+            dz, t1, dct, tcb = dz_buf[:, :n], tmp[:n], dcb[:n], tc[:n]
+            c0, c1, dhb, mb = c_prev[s:e], c[s:e], dh[s:e], m[s:e]
+            z = _expand(mb, w, b, z_buf[:, :n])
+            i, f, g, o = _gates_block(z, c0, peephole)
             if peephole is not None:
                 o.addcmul_(c1, peephole[2])
             o.sigmoid_()
             _tanh_via_sigmoid(c1, tcb)
-            dzi, dzf, dzg, dzo = (dz[:, k * F_ : (k + 1) * F_] for k in range(4))
+            dzi, dzf, dzg, dzo = dz[0], dz[1], dz[2], dz[3]
             # output gate
             torch.mul(dhb, tcb, out=t1)
             _sigmoid_backward.grad_input(t1, o, grad_input=dzo)
@@ -192,11 +201,13 @@ class FusedLSTMGates(torch.autograd.Function):
                 dpeep[0].add_(torch.mul(dzi, c0, out=t1).sum(0))
                 dpeep[1].add_(torch.mul(dzf, c0, out=t1).sum(0))
                 dpeep[2].add_(torch.mul(dzo, c1, out=t1).sum(0))
-            # expansion
-            torch.mm(dz, weight, out=dm[s:e])
-            dweight.addmm_(dz.t(), m[s:e])
+            # expansion: dm = Σ_k dz_k W_k, dW_k += dz_kᵀ m, db_k += Σ dz_k
+            torch.sum(torch.bmm(dz, w_rows, out=dm_buf[:, :n]), dim=0, out=dm[s:e])
+            dweight.baddbmm_(dz.transpose(1, 2), mb.unsqueeze(0).expand(4, n, r))
             if dbias is not None:
-                dbias.add_(dz.sum(0))
+                dbias.add_(dz.sum(1))
+        dweight = dweight.view(4 * F_, r)
+        dbias = dbias.view(4 * F_) if dbias is not None else None
         return dm, dc_prev, dweight, dbias, dpeep
 
 
