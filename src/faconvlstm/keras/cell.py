@@ -157,8 +157,7 @@ class FAConvLSTM2DCell(keras.layers.Layer):
         self.data_format = data_format or keras.config.image_data_format()
         if self.data_format not in ("channels_last", "channels_first"):
             raise ValueError(
-                "data_format must be 'channels_last' or 'channels_first', "
-                f"got {data_format!r}"
+                f"data_format must be 'channels_last' or 'channels_first', got {data_format!r}"
             )
         self.boundary = check_boundary(boundary)
         if boundary == "periodic_lon" and self.padding == "valid" and self.kernel_size[1] > 1:
