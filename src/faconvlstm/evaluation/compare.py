@@ -738,7 +738,10 @@ def measure_cost(cfg: CostConfig, models: list[str], out: Path) -> dict:
                         "saved_mb": r.get("saved_mb"),
                     }
                 )
-    cost = {"config": dataclasses.asdict(cfg), "scaling": rows}
+    cost = {
+        "config": {**dataclasses.asdict(cfg), "threads": torch.get_num_threads()},
+        "scaling": rows,
+    }
     _atomic_write(path, json.dumps(_jsonable(cost), indent=1))
     return cost
 
@@ -967,18 +970,37 @@ def add_compare_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
+def _interruptible(run: Any, name: str) -> int:
+    """Run ``run()``; on SIGTERM (Lightning saved ``last.ckpt``) say how to resume."""
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    try:
+        return run()
+    except SIGTERMException:
+        print(
+            f"faconvlstm {name}: stopped by SIGTERM; finished runs and the interrupted "
+            "training's last.ckpt are kept: rerun the same command to resume",
+            file=sys.stderr,
+        )
+        return 143
+
+
 def run_compare(args: argparse.Namespace) -> int:
     """``faconvlstm compare``: run, then print where the results and report are."""
     command = "faconvlstm " + " ".join(sys.argv[1:]) if sys.argv[1:] else None
-    path = compare(
-        args.config,
-        args.out,
-        overrides=args.overrides,
-        command=command,
-        progress=not args.no_progress,
-    )
-    print(f"results: {path}\nreport:  {path.parent / 'report.md'}")
-    return 0
+
+    def run() -> int:
+        path = compare(
+            args.config,
+            args.out,
+            overrides=args.overrides,
+            command=command,
+            progress=not args.no_progress,
+        )
+        print(f"results: {path}\nreport:  {path.parent / 'report.md'}")
+        return 0
+
+    return _interruptible(run, "compare")
 
 
 def add_demo_arguments(p: argparse.ArgumentParser) -> None:
@@ -992,15 +1014,20 @@ def add_demo_arguments(p: argparse.ArgumentParser) -> None:
 def run_demo(args: argparse.Namespace) -> int:
     """``faconvlstm demo``: the shipped ``compare_demo`` configuration (synthetic data,
     3 seeds, a budget that finishes in about ten minutes on 2 CPU cores)."""
-    start = time.perf_counter()
-    path = compare(
-        "compare_demo",
-        args.out,
-        command=f"faconvlstm demo --out {args.out}",
-        progress=not args.no_progress,
-    )
-    minutes = (time.perf_counter() - start) / 60
-    print(
-        f"demo finished in {minutes:.1f} min\nresults: {path}\nreport:  {path.parent / 'report.md'}"
-    )
-    return 0
+
+    def run() -> int:
+        start = time.perf_counter()
+        path = compare(
+            "compare_demo",
+            args.out,
+            command=f"faconvlstm demo --out {args.out}",
+            progress=not args.no_progress,
+        )
+        minutes = (time.perf_counter() - start) / 60
+        print(
+            f"demo finished in {minutes:.1f} min\nresults: {path}\n"
+            f"report:  {path.parent / 'report.md'}"
+        )
+        return 0
+
+    return _interruptible(run, "demo")

@@ -384,7 +384,8 @@ def _cost_sentence(cfg: dict) -> str:
     return (
         f"One recurrent layer (filters {cfg['filters']}, kernel 3, {cfg['in_channels']} input "
         f"channels, batch {cfg['batch']}, T = {max(cfg['steps'])}, {h}×{w} grid) on "
-        f"{cfg['device']}; times are the minimum of {cfg['repeats']} interleaved runs, peak "
+        f"{cfg['device']} ({cfg.get('threads', '?')} PyTorch threads); times are the minimum "
+        f"of {cfg['repeats']} interleaved runs, peak "
         "memory is the growth of a fresh process over one training step "
         "(see `faconvlstm.evaluation.efficiency`). Grid sizes and sequence lengths: see the "
         "scaling figure."
