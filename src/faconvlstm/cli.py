@@ -174,10 +174,19 @@ register_subcommand("predict", "write reconstructions / forecasts", _add_predict
     """)
 register_subcommand("compare", "FA vs ConvLSTM side by side (evaluation protocol)",
                     "faconvlstm.evaluation.compare:add_compare_arguments",
-                    "faconvlstm.evaluation.compare:run_compare")
+                    "faconvlstm.evaluation.compare:run_compare", """
+    examples:
+      faconvlstm compare --config compare_synthetic --out runs/compare
+      faconvlstm compare --config my_compare.yaml --set train.trainer.max_epochs=2
+    writes DIR/results.json, DIR/report.md (rerun the same command to resume)
+    """)
 register_subcommand("demo", "end-to-end demo on synthetic data",
                     "faconvlstm.evaluation.compare:add_demo_arguments",
-                    "faconvlstm.evaluation.compare:run_demo")
+                    "faconvlstm.evaluation.compare:run_demo", """
+    examples:
+      faconvlstm demo                       # writes demo_out/report.md
+      faconvlstm demo --out runs/demo --no-progress
+    """)
 
 
 # ---------------------------------------------------------------------------------------

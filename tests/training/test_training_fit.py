@@ -9,6 +9,7 @@ import pytest
 import torch
 import xarray as xr
 
+from faconvlstm.data import synthetic
 from faconvlstm.training import embed, fit, load_checkpoint, predict
 from faconvlstm.training.checkpoint import CheckpointError
 from faconvlstm.training.config import ConfigError, load_config
@@ -181,3 +182,29 @@ def test_forecaster_trains_embeds_and_predicts_its_target_channels(tmp_path, tin
     assert np.isfinite(fc.values).all()
     emb = xr.open_dataset(embed(last, tmp_path / "emb.nc", years=[2001, 2001])[0])
     assert emb["embedding"].shape == (365, 8)
+
+
+def test_embedding_a_netcdf_copy_of_the_training_data_matches_the_default(tmp_path, trained_run):
+    cfg, out = trained_run
+    last = out / "checkpoints" / "last.ckpt"
+    ds, _ = synthetic(seed=cfg["seed"], **cfg["data"]["synthetic"])
+    ds.to_netcdf(tmp_path / "copy.nc")
+    default = embed(last, tmp_path / "a.nc", years=[2001, 2001])[0]
+    from_file = embed(last, tmp_path / "b.nc", data=str(tmp_path / "copy.nc"),
+                      years=[2001, 2001])[0]
+    a, b = (xr.open_dataset(p)["embedding"] for p in (default, from_file))
+    np.testing.assert_allclose(a.values, b.values, atol=1e-5)
+    assert (a.time.values == b.time.values).all()
+
+
+def test_data_lacking_a_trained_variable_is_refused_and_extra_ones_ignored(
+    tmp_path, trained_run
+):
+    cfg, out = trained_run
+    last = out / "checkpoints" / "last.ckpt"
+    ds, _ = synthetic(seed=0, **cfg["data"]["synthetic"])
+    ds.drop_vars("tp").to_netcdf(tmp_path / "two.nc")
+    with pytest.raises(KeyError, match="tp"):
+        embed(last, tmp_path / "e.nc", data=str(tmp_path / "two.nc"))
+    ds.assign(extra=ds["t2m"] * 2).to_netcdf(tmp_path / "four.nc")
+    assert embed(last, tmp_path / "e.nc", data=str(tmp_path / "four.nc"))[0].is_file()

@@ -56,8 +56,14 @@ def load_model(ckpt_path: str | Path, device: str | torch.device = "cpu") -> tup
 
 def open_data(meta: dict, source: str | None = None, years: list[int] | None = None) -> Any:
     """The DataArray to run on: ``source`` (default: the training source) opened with the
-    checkpoint's variables/levels, optionally restricted to inclusive ``years``."""
+    checkpoint's variables/levels, optionally restricted to inclusive ``years``.
+
+    When training used every variable of its source, the variables are still those of the
+    checkpoint's channels, so a file with extra variables works too."""
     cfg = DataConfig(**meta["config"]["data"])
+    if cfg.variables is None:
+        names = [c.split("@")[0] for c in meta["stats"]["channels"]]
+        cfg.variables = list(dict.fromkeys(names))
     da = open_source(cfg, seed=meta["config"]["seed"], source=source)
     if years is not None:
         da = fdata.split_by_years(da, train=tuple(years))["train"]
