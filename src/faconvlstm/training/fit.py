@@ -28,6 +28,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from torch import nn
 
+from faconvlstm import models
 from faconvlstm.training.callbacks import RNGStateCallback, SigtermCheckpoint
 from faconvlstm.training.checkpoint import (
     FORMAT_VERSION,
@@ -56,8 +57,6 @@ _RESUME_FIXED = ("seed", "task", "data", "model", "optim", "loss")
 
 def model_class(task: str) -> type[nn.Module]:
     """The model class trained by ``task``."""
-    import faconvlstm.models as models
-
     return getattr(models, MODEL_CLASSES[task])
 
 

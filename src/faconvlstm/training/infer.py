@@ -139,8 +139,9 @@ def embed(
             with fa_layer.capture_internals() as rec:
                 res = model(x, times=batch["phase"].to(device), mask=batch["mask"].to(device),
                             **kwargs)
-            rows.append(rec["attention"][-1]["row"].mean(2).cpu())
-            cols.append(rec["attention"][-1]["col"].mean(2).cpu())
+            if rec["attention"]:  # none when the layer has attention_every=0
+                rows.append(rec["attention"][-1]["row"].mean(2).cpu())
+                cols.append(rec["attention"][-1]["col"].mean(2).cpu())
         else:
             res = model(x, times=batch["phase"].to(device), mask=batch["mask"].to(device),
                         **kwargs)

@@ -38,7 +38,7 @@ class _Task(L.LightningModule):
     """Shared mechanics: loss weights, optimiser, NaN guard and checkpoint metadata.
 
     Args:
-        model: the network (built by :func:`faconvlstm.training.commands.build_model`).
+        model: the network (built by :func:`faconvlstm.training.fit.build_model`).
         lat: latitudes of the grid rows in degrees ``(H,)`` (for the loss weights).
         optim, loss: the ``optim`` / ``loss`` sections of the run configuration.
         metadata: the self-describing entry written into every checkpoint under
