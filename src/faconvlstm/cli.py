@@ -230,13 +230,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _exit_status(err: Exception) -> int | None:
     """Exit status for an expected failure (None: a bug, let the traceback show)."""
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
     from faconvlstm.training.checkpoint import CheckpointError
     from faconvlstm.training.modules import NonFiniteLossError
 
     if isinstance(err, NonFiniteLossError):
         return 1
-    if isinstance(err, (CheckpointError, FileNotFoundError, KeyError, ValueError)):
-        return 2  # ConfigError is a ValueError
+    expected = (CheckpointError, FileNotFoundError, KeyError, ValueError,
+                MisconfigurationException)  # ConfigError is a ValueError
+    if isinstance(err, expected):
+        return 2
     return None
 
 

@@ -290,7 +290,7 @@ def _merge(base: dict, update: dict) -> dict:
 def resolve_config_path(name: str | Path) -> Path:
     """A config path as given, or the name of a shipped config (``quick`` -> ``quick.yaml``)."""
     path = Path(name)
-    if path.exists():
+    if path.is_file():
         return path
     from importlib import resources
 
