@@ -15,36 +15,44 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-__all__ = ["latitude_weights", "orthogonality_penalty", "weighted_mse"]
+__all__ = ["latitude_weights", "latitude_weights_numpy", "orthogonality_penalty", "weighted_mse"]
 
 
-def latitude_weights(lat_deg: torch.Tensor | np.ndarray | Sequence[float]) -> torch.Tensor:
+def latitude_weights_numpy(lat_deg: np.ndarray | Sequence[float]) -> np.ndarray:
     """WeatherBench2 cell-area weights of the rows of a lat-lon grid, normalised to mean 1.
+
+    .. math::  w_j \\propto \\sin\varphi_{j+1/2} - \\sin\varphi_{j-1/2}
 
     Cell edges lie halfway between neighbouring latitudes; the outer edges lie half a
     spacing beyond the first and last latitude, clipped at ±90°. For global grids (with or
     without the poles) this equals WeatherBench2's ``get_lat_weights``; for regional grids
     the outer cells keep their own size instead of stretching to the poles. Ascending or
-    descending latitudes both work.
+    descending latitudes both work. This is the one implementation in the package
+    (:func:`latitude_weights` and :func:`faconvlstm.data.latitude_weights` call it).
 
     Args:
-        lat_deg: latitudes in degrees, shape ``(H,)``.
+        lat_deg: latitudes in degrees north, shape ``(H,)``.
 
     Returns:
-        float32 tensor ``(H,)``, ``w_j = (sin φ_{j+½} − sin φ_{j−½}) / mean``.
+        float64 array ``(H,)``.
     """
+    lat = np.asarray(lat_deg, dtype=np.float64).ravel()
+    if lat.size == 1:
+        return np.ones(1)
+    mid = 0.5 * (lat[1:] + lat[:-1])
+    edges = np.concatenate(
+        [[lat[0] - (lat[1] - lat[0]) / 2], mid, [lat[-1] + (lat[-1] - lat[-2]) / 2]]
+    )
+    edges = np.deg2rad(np.clip(edges, -90.0, 90.0))
+    area = np.abs(np.sin(edges[1:]) - np.sin(edges[:-1]))
+    return area / area.mean()
+
+
+def latitude_weights(lat_deg: torch.Tensor | np.ndarray | Sequence[float]) -> torch.Tensor:
+    """:func:`latitude_weights_numpy` as a float32 tensor ``(H,)`` (for losses)."""
     if isinstance(lat_deg, torch.Tensor):
-        lat = lat_deg.detach().to(device="cpu", dtype=torch.float64).flatten()
-    else:  # a copy: xarray/numpy latitudes are often reversed views with negative strides
-        lat = torch.tensor(np.asarray(lat_deg, dtype=np.float64).ravel())
-    if lat.numel() == 1:
-        return torch.ones(1)
-    mid = (lat[1:] + lat[:-1]) / 2
-    first = lat[:1] - (lat[1] - lat[0]) / 2
-    last = lat[-1:] + (lat[-1] - lat[-2]) / 2
-    edges = torch.deg2rad(torch.cat([first, mid, last]).clamp(-90.0, 90.0))
-    area = (edges[1:].sin() - edges[:-1].sin()).abs()
-    return (area / area.mean()).float()
+        lat_deg = lat_deg.detach().to(device="cpu", dtype=torch.float64).flatten().numpy()
+    return torch.from_numpy(latitude_weights_numpy(lat_deg)).float()
 
 
 def weighted_mse(

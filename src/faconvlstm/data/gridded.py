@@ -21,6 +21,7 @@ import numpy as np
 import xarray as xr
 
 from faconvlstm.data.time import check_time_axis
+from faconvlstm.losses import latitude_weights_numpy
 
 __all__ = [
     "DIM_ALIASES",
@@ -238,29 +239,11 @@ def detect_periodic_lon(lon: Any) -> bool:
 
 
 def latitude_weights(lat: Any) -> np.ndarray:
-    """WeatherBench2 cell-area latitude weights, normalised to mean 1.
+    """WeatherBench2 cell-area latitude weights (mean 1), float64 ``(H,)``.
 
-    .. math::  w_j \\propto \\sin\\varphi_{j+1/2} - \\sin\\varphi_{j-1/2}
-
-    with cell edges ``φ_{j±½}`` half-way between grid latitudes, clipped to ±90°.
-
-    Parameters
-    ----------
-    lat : array-like, shape (H,)
-        Latitudes in degrees north (ascending or descending).
-
-    Returns
-    -------
-    numpy.ndarray of float64, shape (H,)
+    See :func:`faconvlstm.losses.latitude_weights_numpy`, the one implementation.
     """
-    lat = np.asarray(lat, dtype=float)
-    if lat.size == 1:
-        return np.ones(1)
-    mid = 0.5 * (lat[1:] + lat[:-1])
-    edges = np.concatenate([[2 * lat[0] - mid[0]], mid, [2 * lat[-1] - mid[-1]]])
-    edges = np.clip(edges, -90.0, 90.0)
-    w = np.abs(np.sin(np.deg2rad(edges[1:])) - np.sin(np.deg2rad(edges[:-1])))
-    return w / w.mean()
+    return latitude_weights_numpy(lat)
 
 
 def _auto_chunks(var: xr.DataArray, time_dim: str) -> dict[str, int]:
