@@ -196,3 +196,19 @@ def test_importing_faconvlstm_does_not_import_keras():
     code = "import sys, faconvlstm; print('keras' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.slow
+def test_keras_autoencoder_example_trains_and_converts():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[2] / "examples" / "keras_autoencoder.py"
+    spec = importlib.util.spec_from_file_location("keras_autoencoder_example", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    result = example.main(
+        ["--steps", "4", "--nlat", "8", "--nlon", "16", "--width", "8", "--epochs", "2"]
+    )
+    assert result["mse_after"] < result["mse_before"]
+    assert result["torch_gap"] < 1e-5
