@@ -207,3 +207,21 @@ def test_gradients_match_torch():
         grad = variable.value.grad.numpy()
         expected = np.transpose(param.grad.numpy(), perm)
         np.testing.assert_allclose(grad, expected, atol=1e-4, rtol=1e-4, err_msg=variable.path)
+
+
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_cell_call_is_one_step_of_the_layer(data_format):
+    """cell.call(x_t, [h, c], attend=True) is the layer on a one-step sequence (T = 1 is the
+    last step, so it attends), in the layer's data format."""
+    cfg = dict(filters=3, kernel_size=3, padding="same", return_state=True)
+    t_layer = _random_torch_layer(cfg, data_format)
+    k_layer = FAConvLSTM2D.from_torch(t_layer)
+    x = _inputs(data_format)[:, :1]
+    rng = np.random.default_rng(7)
+    state_shape = (B, H, W, 3) if data_format == "channels_last" else (B, 3, H, W)
+    h0, c0 = (rng.normal(size=state_shape).astype("float32") for _ in range(2))
+    out, (h, c) = k_layer.cell(x[:, 0], [h0, c0], attend=True)
+    expected = t_layer(
+        torch.from_numpy(x), initial_state=(torch.from_numpy(h0), torch.from_numpy(c0))
+    )
+    _assert_close((out, h, c), expected)

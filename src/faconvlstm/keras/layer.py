@@ -135,7 +135,7 @@ class FAConvLSTM2D(keras.layers.RNN):
     Example::
 
         >>> layer = FAConvLSTM2D(16, 3, padding="same", return_sequences=True)
-        >>> layer(np.zeros((2, 6, 32, 64, 3), "float32")).shape
+        >>> tuple(layer(np.zeros((2, 6, 32, 64, 3), "float32")).shape)
         (2, 6, 32, 64, 16)
     """
 
@@ -291,13 +291,17 @@ class FAConvLSTM2D(keras.layers.RNN):
         def step(carry, inp):
             h, c, prev_out = carry
             h_new, c_new = cell.step(inp["x"], h, c, rec_mask, inp.get("attend", False))
-            if "valid" not in inp:
-                return (h_new, c_new, h_new), h_new
-            valid = ops.reshape(inp["valid"], (-1, 1, 1, 1))
-            out = ops.where(valid, h_new, zeros if self.zero_output_for_mask else prev_out)
-            return (ops.where(valid, h_new, h), ops.where(valid, c_new, c), out), out
+            if "valid" in inp:
+                valid = ops.reshape(inp["valid"], (-1, 1, 1, 1))
+                out = ops.where(valid, h_new, zeros if self.zero_output_for_mask else prev_out)
+                carry = (ops.where(valid, h_new, h), ops.where(valid, c_new, c), out)
+            else:
+                carry = (h_new, c_new, h_new)
+            # the per-step outputs repeat the carry's structure: Keras' TensorFlow scan
+            # requires it (its ys arrays are shaped like the carry)
+            return carry, carry
 
-        (h, c, last), outputs = ops.scan(step, (h0, c0, zeros), inputs, unroll=self.unroll)
+        (h, c, last), (_, _, outputs) = ops.scan(step, (h0, c0, zeros), inputs, unroll=self.unroll)
         h, c = cell.to_external(h), cell.to_external(c)
         if self.stateful:
             for variable, value in zip(self.states, (h, c)):
