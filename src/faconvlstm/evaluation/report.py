@@ -27,6 +27,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.colors import LogNorm
 from scipy.optimize import linear_sum_assignment
 
 __all__ = ["HEADLINE", "write_report"]
@@ -266,8 +267,14 @@ def _figure_attention(results: dict, out: Path, path: Path) -> bool:
     hops = arr["attention_hops"]
     fig, axes = plt.subplots(1, len(maps), figsize=(5 * len(maps), 3.2), squeeze=False)
     for ax, m, hop in zip(axes[0], maps, hops):
-        im = ax.pcolormesh(lon, lat, m, shading="nearest", cmap="magma")
-        fig.colorbar(im, ax=ax, label="attention weight")
+        # log colours: two hops spread a little mass everywhere, which a linear scale hides
+        cmap = plt.get_cmap("magma").copy()
+        cmap.set_bad("black")
+        norm = LogNorm(vmin=m.max() * 3e-3, vmax=m.max())
+        im = ax.pcolormesh(
+            lon, lat, np.ma.masked_less_equal(m, 0), shading="nearest", cmap=cmap, norm=norm
+        )
+        fig.colorbar(im, ax=ax, label="attention weight (log)")
         q, remote = arr["attention_query"], arr["attention_remote"]
         ax.plot(q[1], q[0], "c*", ms=14, label="query (tropical lobe)")
         ax.plot(remote[1], remote[0], "wo", mfc="none", ms=16, mew=2, label="remote lobe")
@@ -346,6 +353,31 @@ def _cost_table(results: dict) -> list[str]:
             ratio.append(f"{a / b:.3g}×" if a and b else "–")
         lines.append("| ConvLSTM / FA | " + " | ".join(ratio) + " |")
     return lines
+
+
+def _attention_lines(fa: dict) -> list[str]:
+    """The teleconnection verdict of FA's axial attention, per number of hops."""
+    parts = []
+    for suffix, hops in (("", "1 hop"), ("_2hop", "2 hops")):
+        mass = fa.get(f"attention_remote_mass{suffix}")
+        if mass is None:
+            continue
+        if fa.get(f"attention_chance{suffix}", 0) == 0:
+            parts.append(
+                f"{hops}: mass {_fmt(mass)}, unreachable by construction (the lobe is "
+                "on neither the query's row nor its column)"
+            )
+        else:
+            parts.append(
+                f"{hops}: mass {_mean_sd(fa, f'attention_remote_mass{suffix}')} = "
+                f"{_mean_sd(fa, f'attention_remote_ratio{suffix}')} × chance"
+            )
+    return [
+        "FA axial attention from a query on the tropical lobe onto the remote lobe (chance = "
+        "the mass a uniform axial attention puts there; > 1 means the lobe is sought out): "
+        + "; ".join(parts)
+        + "."
+    ]
 
 
 def _internals_table(results: dict) -> list[str]:
@@ -455,16 +487,8 @@ def write_report(results: dict, out: str | Path) -> Path:
             + " |"
         )
     fa = results["models"].get("fa", {}).get("summary", {})
-    if "attention_remote_ratio" in fa:
-        lines += [
-            "",
-            "FA attention from the tropical lobe onto the remote lobe, as a multiple of the "
-            "mass an uninformed (uniform) axial attention puts there: "
-            f"{_mean_sd(fa, 'attention_remote_ratio')} (1 hop), "
-            f"{_mean_sd(fa, 'attention_remote_ratio_2hop')} (2 hops). One hop only reaches "
-            "the query's own row and column, so a lobe at another latitude *and* longitude "
-            "gets nothing from it by construction.",
-        ]
+    if "attention_remote_mass" in fa:
+        lines += ["", *_attention_lines(fa)]
     lines += _internals_table(results)
     verdicts = _verdicts(results)
     lines += ["", "## Where FA does not win", ""]
