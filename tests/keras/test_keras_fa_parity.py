@@ -225,3 +225,23 @@ def test_cell_call_is_one_step_of_the_layer(data_format):
         torch.from_numpy(x), initial_state=(torch.from_numpy(h0), torch.from_numpy(c0))
     )
     _assert_close((out, h, c), expected)
+
+
+def test_pixel_mask_of_a_masking_layer_acts_per_pixel():
+    """A (B, T, H, W) mask, as keras.layers.Masking gives ConvLSTM2D: constant over the grid it
+    is the (B, T) mask; where a pixel is masked its output and state are carried over."""
+    cfg = dict(filters=3, kernel_size=3, padding="same", return_sequences=True, attention_every=0)
+    k_layer = FAConvLSTM2D.from_torch(_random_torch_layer(cfg, "channels_last"))
+    x = _inputs("channels_last")
+    steps = np.array([[1, 0, 1, 1], [0, 1, 1, 0]], dtype=bool)
+    pixels = np.broadcast_to(steps[:, :, None, None], (B, T, H, W))
+    np.testing.assert_allclose(_np(k_layer(x, mask=pixels)), _np(k_layer(x, mask=steps)))
+    pixels = np.ones((B, T, H, W), dtype=bool)
+    pixels[:, 2, :3] = False  # the northern half skips step 2
+    out = _np(k_layer(x, mask=pixels))
+    np.testing.assert_array_equal(out[:, 2, :3], out[:, 1, :3])
+    assert np.abs(out[:, 2, 3:] - out[:, 1, 3:]).max() > 1e-3
+    inputs = keras.Input((T, H, W, C))
+    model = keras.Model(inputs, k_layer(keras.layers.Masking(0.0)(inputs)))
+    x[:, 2, :3] = 0.0
+    np.testing.assert_allclose(_np(model(x)), _np(k_layer(x, mask=np.any(x != 0, axis=-1))))

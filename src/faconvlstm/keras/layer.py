@@ -119,7 +119,8 @@ class FAConvLSTM2D(keras.layers.RNN):
     Call arguments:
         sequences: a 5-D tensor, see *Input shape*.
         initial_state: list ``[h, c]`` of initial states, each of the last-output shape.
-        mask: (B, T) boolean tensor; False marks a step to skip.
+        mask: (B, T) boolean tensor; False marks a step to skip. A (B, T, H, W) mask (from
+            ``keras.layers.Masking`` on channels-last data) masks pixels, as in ConvLSTM2D.
         training: whether dropout applies.
 
     Input shape:
@@ -244,6 +245,19 @@ class FAConvLSTM2D(keras.layers.RNN):
             ops.equal(ops.mod(t + 1, self.cell.attention_every), 0), ops.equal(t, steps - 1)
         )
 
+    def _check_mask(self, mask: Any) -> Any:
+        """A (B, T) step mask, or the (B, T, H, W) pixel mask of an upstream
+        ``keras.layers.Masking`` (channels last), which ConvLSTM2D applies per pixel."""
+        mask = ops.cast(mask, "bool")
+        if len(mask.shape) == 2:
+            return mask
+        if len(mask.shape) == 4 and self.cell.data_format == "channels_last":
+            return mask
+        raise ValueError(
+            "mask must be (batch, time) or, for channels_last data, the (batch, time, rows, "
+            f"cols) mask of a keras.layers.Masking layer; got shape {tuple(mask.shape)}"
+        )
+
     def call(
         self,
         sequences: Any,
@@ -278,6 +292,8 @@ class FAConvLSTM2D(keras.layers.RNN):
 
         if isinstance(mask, (list, tuple)):
             mask = mask[0]
+        if mask is not None:
+            mask = self._check_mask(mask)
         if self.go_backwards:
             xs = ops.flip(xs, axis=1)
             mask = None if mask is None else ops.flip(mask, axis=1)
@@ -285,14 +301,16 @@ class FAConvLSTM2D(keras.layers.RNN):
         if cell.attention_every > 0:
             inputs["attend"] = self._attention_schedule(steps)
         if mask is not None:
-            inputs["valid"] = ops.transpose(ops.cast(mask, "bool"))
+            inputs["valid"] = ops.moveaxis(mask, 1, 0)
         zeros = ops.zeros_like(h0)
 
         def step(carry, inp):
             h, c, prev_out = carry
             h_new, c_new = cell.step(inp["x"], h, c, rec_mask, inp.get("attend", False))
             if "valid" in inp:
-                valid = ops.reshape(inp["valid"], (-1, 1, 1, 1))
+                valid = inp["valid"]  # (B,) or (B, H', W')
+                while len(valid.shape) < 4:
+                    valid = ops.expand_dims(valid, -1)
                 out = ops.where(valid, h_new, zeros if self.zero_output_for_mask else prev_out)
                 carry = (ops.where(valid, h_new, h), ops.where(valid, c_new, c), out)
             else:
