@@ -171,6 +171,8 @@ def test_stateful_carry_matches_torch():
     k_layer.reset_state()
     t_layer.reset_state()
     _assert_close(k_layer(x2), t_layer(torch.from_numpy(x2)))
+    with pytest.raises(ValueError, match="batch size"):
+        k_layer(x2[:1])
 
 
 def test_attention_runs_on_the_schedule_only():

@@ -265,9 +265,17 @@ class FAConvLSTM2D(keras.layers.RNN):
         mask: Any = None,
         training: bool = False,
     ) -> Any:
+        """Run the layer; see the class docstring for arguments, shapes and semantics."""
         cell = self.cell
         x = cell.to_internal_sequence(sequences)  # (B, T, H, W, C)
         batch, steps = ops.shape(x)[0], ops.shape(x)[1]
+        expected = self._expected_batch_size
+        if self.stateful and None not in (expected, x.shape[0]) and x.shape[0] != expected:
+            raise ValueError(
+                f"If an RNN is stateful, the batch size of the input sequences must be the "
+                f"same as the batch size of the initial state. Expected batch size: "
+                f"{expected}, received: {x.shape[0]}"
+            )
         if initial_state is None and self.stateful:
             initial_state = self.states
         if initial_state is not None:
