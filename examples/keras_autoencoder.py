@@ -22,9 +22,9 @@ import os
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 
+import keras
 import numpy as np
 
-import keras
 from faconvlstm.data import synthetic
 from faconvlstm.keras import FAConvLSTM2D
 

@@ -31,9 +31,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import keras
+from keras import activations, constraints, initializers, ops, regularizers
+
 from faconvlstm.layers.boundary import check_boundary, conv_output_size, conv_pads
 from faconvlstm.layers.recurrent import to_pair
-from keras import activations, constraints, initializers, ops, regularizers
 
 Pads = tuple[int, int, int, int]
 

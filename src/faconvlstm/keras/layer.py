@@ -12,8 +12,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import keras
-from faconvlstm.keras.cell import FAConvLSTM2DCell
 from keras import ops
+
+from faconvlstm.keras.cell import FAConvLSTM2DCell
 
 
 def _cell_property(name: str) -> property:
