@@ -2,11 +2,17 @@
 
 import json
 
+import numpy as np
 import pytest
 import yaml
 
 from faconvlstm.cli import main
-from faconvlstm.evaluation.compare import SCHEMA_VERSION, compare, load_compare_config
+from faconvlstm.evaluation.compare import (
+    SCHEMA_VERSION,
+    compare,
+    load_compare_config,
+    summarise,
+)
 
 TINY = {
     "seeds": [0, 1],
@@ -85,6 +91,8 @@ def test_report_and_figures_are_written(finished):
     out, _ = finished
     report = (out / "report.md").read_text()
     assert "Where FA does not win" in report
+    assert "attribution by occlusion" in report
+    assert "| tp |" in report
     for name in (
         "cost_scaling",
         "training_curves",
@@ -134,3 +142,22 @@ def test_config_errors_name_the_key():
                 },
             }
         )
+
+
+def test_summary_of_seeds_with_identical_embeddings_is_perfectly_stable():
+    rng = np.random.default_rng(0)
+    z = np.concatenate([rng.normal(loc=c * 10.0, size=(50, 3)) for c in range(3)])
+    curve = {"level": [0.0, 1.0], "cosine": [1.0, 0.5], "ari": [1.0, 0.25]}
+    seed = {
+        "ari_truth": 0.5,
+        "robustness": {"noise": curve, "random_mask": curve, "block_mask": curve},
+        "attribution": {"t2m": 0.2},
+    }
+    out = summarise([seed, {**seed, "ari_truth": 0.7}], [z, z.copy()], k=3)
+    assert out["stability_cka"] == pytest.approx(1.0)
+    assert out["stability_ari"] == pytest.approx(1.0)
+    assert out["ari_truth"] == pytest.approx(0.6)
+    assert out["ari_truth_sd"] == pytest.approx(0.1)
+    assert out["robustness_cos"] == {"0": 1.0, "1": 0.5}
+    assert out["robustness_cos_mean"] == pytest.approx(0.5)  # σ = 0 is not a perturbation
+    assert out["attribution"] == {"t2m": pytest.approx(0.2)}

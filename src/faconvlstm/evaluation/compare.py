@@ -792,6 +792,10 @@ def summarise(seeds: list[dict], embeddings: list[np.ndarray], k: int) -> dict:
     noisy_ari = [v for lvl, v in out["robustness_ari"].items() if float(lvl) > 0]
     out["robustness_ari_mean"] = float(np.mean(noisy_ari)) if noisy_ari else None
     out["mask_cos_mean"] = float(np.mean([v for c in out["mask_cos"].values() for v in c.values()]))
+    variables = seeds[0].get("attribution") or {}
+    out["attribution"] = {
+        v: float(np.mean([s["attribution"][v] for s in seeds])) for v in variables
+    }
     return out
 
 

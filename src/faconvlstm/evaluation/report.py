@@ -405,6 +405,26 @@ def _internals_table(results: dict) -> list[str]:
     return lines
 
 
+def _attribution_table(results: dict) -> list[str]:
+    """Per-variable occlusion attribution, mean over seeds, one column per model."""
+    models = [m for m, r in results["models"].items() if r.get("summary", {}).get("attribution")]
+    if not models:
+        return []
+    variables = list(results["models"][models[0]]["summary"]["attribution"])
+    lines = [
+        "",
+        "Per-variable attribution by occlusion (relative change of the embeddings when the "
+        "variable is replaced by its mean; mean over seeds):",
+        "",
+        "| variable | " + " | ".join(_name(m) for m in models) + " |",
+        "|---|" + "---|" * len(models),
+    ]
+    for v in variables:
+        row = [_fmt(results["models"][m]["summary"]["attribution"].get(v)) for m in models]
+        lines.append(f"| {v} | " + " | ".join(row) + " |")
+    return lines
+
+
 def _giga(flops: float | None) -> float | None:
     return None if flops is None else flops / 1e9
 
@@ -469,11 +489,15 @@ def write_report(results: dict, out: str | Path) -> Path:
         f"{results.get('faconvlstm_version', '')} (results schema "
         f"{results.get('schema_version')}).",
         "",
-        f"Data: {info.get('source', '?')}, channels {info.get('channels')}, grid "
-        f"{info.get('height')}×{info.get('width')}, {info.get('n_train_steps')} training and "
-        f"{info.get('n_eval_steps')} evaluation time steps ({info.get('eval_period')}); "
-        f"{info.get('n_regimes', '?')} ground-truth regimes. Seeds {results.get('seeds')}; "
-        f"same budget for every learned model: {budget}.",
+        f"Data: {info.get('source', '?')}, channels {', '.join(info.get('channels', []))}, "
+        f"grid {info.get('height')}×{info.get('width')}, {info.get('n_train_steps')} training "
+        f"and {info.get('n_eval_steps')} evaluation time steps "
+        f"({' to '.join(info.get('eval_period', []))}); "
+        f"{info.get('n_regimes') or 'no'} ground-truth regimes, k-means with "
+        f"k = {info.get('n_clusters')}. Seeds {results.get('seeds')}; the same budget for "
+        f"every learned model: {budget.get('max_epochs')} epochs, batch "
+        f"{budget.get('batch_size')}, windows of {budget.get('window')} steps, learning rate "
+        f"{budget.get('lr')}.",
         "",
         "## Headline metrics (mean ± sd over seeds)",
         "",
@@ -490,6 +514,7 @@ def write_report(results: dict, out: str | Path) -> Path:
     if "attention_remote_mass" in fa:
         lines += ["", *_attention_lines(fa)]
     lines += _internals_table(results)
+    lines += _attribution_table(results)
     verdicts = _verdicts(results)
     lines += ["", "## Where FA does not win", ""]
     lines += verdicts or ["FA is at least as good as both baselines on every headline metric."]
