@@ -100,6 +100,7 @@ def test_report_and_figures_are_written(finished):
         "cluster_timeline",
         "attention_map",
         "robustness",
+        "cluster_composites",
     ):
         assert (out / "figures" / f"{name}.png").stat().st_size > 0
         assert f"figures/{name}.png" in report

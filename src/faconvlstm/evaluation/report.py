@@ -319,6 +319,38 @@ def _figure_robustness(results: dict, path: Path) -> bool:
     return drawn
 
 
+def _figure_composites(results: dict, path: Path) -> bool:
+    """Spatial correlation matrix of the k-means composites (first seed), one per model."""
+    panels = [
+        (m, r["seeds"][0])
+        for m, r in results["models"].items()
+        if r["seeds"] and r["seeds"][0].get("cluster_spatial_correlation")
+    ]
+    if not panels:
+        return False
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.4), squeeze=False)
+    for ax, (model, seed) in zip(axes[0], panels):
+        r = np.asarray(seed["cluster_spatial_correlation"])
+        im = ax.imshow(r, vmin=-1, vmax=1, cmap="RdBu_r")
+        for (i, j), v in np.ndenumerate(r):
+            ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7)
+        ax.set_title(
+            f"{_name(model)}: intra/inter RMSE {seed['cluster_rmse_ratio']:.2f}", fontsize=9
+        )
+        ax.set_xlabel("cluster")
+        ax.set_ylabel("cluster")
+    fig.colorbar(im, ax=list(axes[0]), label="pattern correlation of composites", shrink=0.8)
+    fig.suptitle(
+        "Distinctness of the regimes found (seed {}): off-diagonal ≈ 0 or < 0 is better".format(
+            panels[0][1]["seed"]
+        ),
+        fontsize=10,
+    )
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return True
+
+
 # ---------------------------------------------------------------------------------- tables
 def _cost_table(results: dict) -> list[str]:
     lines = [
@@ -478,6 +510,7 @@ def write_report(results: dict, out: str | Path) -> Path:
         "cluster_timeline": _figure_timeline(results, out, figures / "cluster_timeline.png"),
         "attention_map": _figure_attention(results, out, figures / "attention_map.png"),
         "robustness": _figure_robustness(results, figures / "robustness.png"),
+        "cluster_composites": _figure_composites(results, figures / "cluster_composites.png"),
     }
     models = list(results["models"])
     info = results.get("data", {})
@@ -542,6 +575,7 @@ def write_report(results: dict, out: str | Path) -> Path:
         "cluster_timeline": "Cluster timeline against the truth",
         "attention_map": "FA attention on the grid",
         "robustness": "Robustness curves",
+        "cluster_composites": "Spatial correlation and RMSE between regime composites",
     }
     lines += ["## Figures", ""]
     for key, ok in drawn.items():
