@@ -85,6 +85,8 @@ def test_results_hold_every_model_seed_and_summary_of_the_schema(finished):
     assert len(seed["drift"]["cka_drift"]) == 1
     assert 0.0 <= seed["attention_chance"] < 1.0
     assert set(seed["attribution"]) == {"t2m", "z500", "tp"}
+    assert len(seed["attention_gamma"]) == 2  # encoder and decoder FA layers
+    assert "attention_gamma" not in results["models"]["convlstm"]["seeds"][0]
 
 
 def test_report_and_figures_are_written(finished):

@@ -36,7 +36,7 @@ training from its ``last.ckpt``.
                     "cluster_inter_rmse", "cluster_spatial_correlation", "probe_r2",
                     "probe_r2_index", "robustness": {"noise" | "random_mask" | "block_mask":
                     {"level": [...], "cosine": [...], "ari": [...]}}, "attribution",
-                    "attention" (FA), "se_branch" (FA)}, ...],
+                    "attention_*", "attention_gamma", "se_branch" (FA only)}, ...],
          "summary": {"stability_cka", "stability_ari", "stability_nmi", "ari_truth",
                      "silhouette", "recon_rmse", "robustness_cos": {"σ": mean cosine}, ...,
                      and "<metric>_sd" (sd over seeds) for every averaged scalar}}}}
@@ -532,7 +532,15 @@ def fa_internals(model: torch.nn.Module, data: EvalData, cfg: CompareConfig) -> 
     idx = data.probe(cfg.evaluation.probe_windows)
     with torch.no_grad(), layer.capture_internals() as rec:
         model.eval()(data.x[idx], times=data.phase[idx])
-    metrics: dict[str, Any] = {}
+    # γ scales the attention update (h ← h + γ·attention); it starts at 0, so its trained
+    # size says how much the layers use global context at all
+    metrics: dict[str, Any] = {
+        "attention_gamma": [
+            float(m.gamma.detach())
+            for m in model.modules()
+            if isinstance(m, FAConvLSTM2D) and m.gamma is not None
+        ],
+    }
     arrays: dict[str, np.ndarray] = {}
     if rec["se_weights"] is not None:
         stats = se_branch_statistics(rec["se_weights"], rec["branch_energy"], data.times[idx])

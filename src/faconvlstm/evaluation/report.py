@@ -546,6 +546,14 @@ def write_report(results: dict, out: str | Path) -> Path:
     fa = results["models"].get("fa", {}).get("summary", {})
     if "attention_remote_mass" in fa:
         lines += ["", *_attention_lines(fa)]
+        gammas = [
+            abs(g) for s in results["models"]["fa"]["seeds"] for g in s.get("attention_gamma", [])
+        ]
+        if gammas:
+            lines[-1] += (
+                f" The learned attention scales |γ| (0 at initialisation) are "
+                f"{min(gammas):.3g}–{max(gammas):.3g} over layers and seeds."
+            )
     lines += _internals_table(results)
     lines += _attribution_table(results)
     verdicts = _verdicts(results)
