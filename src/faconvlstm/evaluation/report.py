@@ -169,14 +169,20 @@ def _pca2(z: np.ndarray) -> np.ndarray:
     return z @ vt[:2].T
 
 
-def _figure_embeddings(results: dict, out: Path, path: Path) -> bool:
-    panels = []
+def _first_seed_arrays(results: dict, out: Path, *keys: str) -> list[tuple[str, dict]]:
+    """``(model, arrays)`` of each model's first seed whose saved arrays hold all ``keys``."""
+    found = []
     for model, r in results["models"].items():
         if not r["seeds"]:
             continue
         arr = _arrays(out, model, r["seeds"][0]["seed"])
-        if arr is not None and "embeddings" in arr and "truth_regime" in arr:
-            panels.append((model, arr))
+        if arr is not None and all(k in arr for k in keys):
+            found.append((model, arr))
+    return found
+
+
+def _figure_embeddings(results: dict, out: Path, path: Path) -> bool:
+    panels = _first_seed_arrays(results, out, "embeddings", "truth_regime")
     if not panels:
         return False
     fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.8), squeeze=False)
@@ -209,13 +215,7 @@ def _match_labels(labels: np.ndarray, truth: np.ndarray) -> np.ndarray:
 
 
 def _figure_timeline(results: dict, out: Path, path: Path) -> bool:
-    rows = []
-    for model, r in results["models"].items():
-        if not r["seeds"]:
-            continue
-        arr = _arrays(out, model, r["seeds"][0]["seed"])
-        if arr is not None and "truth_regime" in arr and "labels" in arr:
-            rows.append((model, arr))
+    rows = _first_seed_arrays(results, out, "truth_regime", "labels")
     if not rows:
         return False
     truth = rows[0][1]["truth_regime"]
