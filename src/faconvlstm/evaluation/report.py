@@ -87,6 +87,13 @@ def _arrays(out: Path, model: str, seed: int) -> dict[str, np.ndarray] | None:
 
 
 # ---------------------------------------------------------------------------------- figures
+def _save(fig, path: Path) -> None:
+    """Lay out, write as PNG (110 dpi) and free a figure."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def _figure_cost(results: dict, path: Path) -> bool:
     scaling = results.get("scaling") or []
     if not scaling:
@@ -124,9 +131,7 @@ def _figure_cost(results: dict, path: Path) -> bool:
         ax.grid(True, which="both", alpha=0.3)
     axes[0].legend(fontsize=8)
     fig.suptitle("Cost of one recurrent layer")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
     return True
 
 
@@ -157,9 +162,7 @@ def _figure_training(results: dict, path: Path) -> bool:
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title("Training curves (every seed)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
     return True
 
 
@@ -198,9 +201,7 @@ def _figure_embeddings(results: dict, out: Path, path: Path) -> bool:
         handles[:n_reg], [f"regime {k}" for k in range(n_reg)], fontsize=7, loc="best"
     )
     fig.suptitle("Embeddings of the evaluation period, coloured by ground-truth regime")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
     return True
 
 
@@ -249,9 +250,7 @@ def _figure_timeline(results: dict, out: Path, path: Path) -> bool:
         ax.set_yticks([])
     axes[-1].set_xlabel("time step of the evaluation period")
     fig.suptitle("k-means regimes (labels matched to the truth) against the ground truth")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
     return True
 
 
@@ -282,9 +281,7 @@ def _figure_attention(results: dict, out: Path, path: Path) -> bool:
         ax.set_xlabel("longitude (°)")
         ax.set_ylabel("latitude (°)")
     axes[0][0].legend(fontsize=7, loc="lower left")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
     return True
 
 
@@ -313,9 +310,7 @@ def _figure_robustness(results: dict, path: Path) -> bool:
     axes[0].set_ylabel("cosine to clean embeddings")
     axes[0].legend(fontsize=8)
     fig.suptitle("Robustness (mean ± sd over seeds)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
     return drawn
 
 
