@@ -193,7 +193,8 @@ register_subcommand("demo", "end-to-end demo on synthetic data",
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    """The argument parser; subcommand options are added for ``only`` (or all if None)."""
+    """The argument parser; only the options of subcommand ``only`` are added (or all of
+    them with ``only="*"``): the top-level ``--help`` then imports nothing heavy."""
     parser = argparse.ArgumentParser(
         prog="faconvlstm",
         description="FAConvLSTM: train, embed and forecast multivariate gridded climate data.",
@@ -203,7 +204,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     for name, spec in _SUBCOMMANDS.items():
         p = sub.add_parser(name, help=spec.help, description=spec.help, epilog=spec.examples,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
-        if only is None or only == name:
+        if only in (name, "*"):
             _resolve(spec.add_arguments)(p)
     return parser
 
