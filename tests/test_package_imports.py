@@ -46,3 +46,9 @@ def test_public_names_resolve_lazily():
     for name in faconvlstm.__all__:
         assert getattr(faconvlstm, name) is not None
     assert faconvlstm.FAConvLSTM2D.__module__ == "faconvlstm.layers.faconvlstm"
+
+
+def test_all_lists_exactly_the_lazy_exports():
+    import faconvlstm
+
+    assert sorted(faconvlstm.__all__) == sorted([*faconvlstm._EXPORTS, "__version__"])

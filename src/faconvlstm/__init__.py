@@ -35,7 +35,18 @@ _EXPORTS = {
     "SequenceAutoencoder": "faconvlstm.models",
 }
 
-__all__ = [*sorted(_EXPORTS), "__version__"]
+__all__ = [
+    "Bidirectional",
+    "ConvLSTM2D",
+    "Encoder",
+    "FAConvLSTM2D",
+    "Forecaster",
+    "RecurrentStack",
+    "SeasonalPositionalEncoding",
+    "SequenceAutoencoder",
+    "SubspaceHead",
+    "__version__",
+]
 
 if TYPE_CHECKING:  # static checkers and IDEs see ordinary imports
     from faconvlstm.heads import SeasonalPositionalEncoding, SubspaceHead
