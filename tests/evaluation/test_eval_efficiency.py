@@ -37,5 +37,5 @@ def test_peak_memory_subprocess_grows_with_sequence_length():
 
 
 def test_unknown_kind_is_rejected():
-    with pytest.raises(ValueError, match="kind must be one of"):
+    with pytest.raises(ValueError, match="cell must be one of"):
         make_layer("gru", 3, 4)

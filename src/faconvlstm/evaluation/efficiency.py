@@ -33,17 +33,12 @@ from typing import Any
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from faconvlstm.layers import ConvLSTM2D, FAConvLSTM2D
-
-LAYERS = {"fa": FAConvLSTM2D, "convlstm": ConvLSTM2D}
+from faconvlstm.layers.registry import cell_class
 
 
 def make_layer(kind: str, in_channels: int, filters: int, kernel_size: int = 3, **kwargs: Any):
     """A ``"fa"`` or ``"convlstm"`` layer with "same" padding returning the sequence."""
-    try:
-        cls = LAYERS[kind]
-    except KeyError:
-        raise ValueError(f"kind must be one of {sorted(LAYERS)}, got {kind!r}") from None
+    cls = cell_class(kind)
     kwargs.setdefault("padding", "same")
     kwargs.setdefault("return_sequences", True)
     return cls(filters, kernel_size, in_channels=in_channels, **kwargs)

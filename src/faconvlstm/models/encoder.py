@@ -19,13 +19,10 @@ from einops import rearrange
 from torch import nn
 
 from faconvlstm.heads import SubspaceHead
-from faconvlstm.layers import ConvLSTM2D, FAConvLSTM2D
 from faconvlstm.layers.recurrent import RecurrentConv2D
+from faconvlstm.layers.registry import CELLS, cell_class
 
 __all__ = ["CELLS", "ConfigMixin", "Encoder", "make_layer", "prepare_input"]
-
-#: the recurrent cells a model can be built from, by name
-CELLS: dict[str, type[RecurrentConv2D]] = {"fa": FAConvLSTM2D, "convlstm": ConvLSTM2D}
 
 
 def make_layer(
@@ -37,9 +34,7 @@ def make_layer(
     layer_kwargs: dict[str, Any] | None = None,
 ) -> RecurrentConv2D:
     """One recurrent layer of kind ``cell`` with "same" padding, returning ``(seq, h, c)``."""
-    if cell not in CELLS:
-        raise ValueError(f"cell must be one of {sorted(CELLS)}, got {cell!r}")
-    return CELLS[cell](
+    return cell_class(cell)(
         filters,
         kernel_size,
         padding="same",
