@@ -97,7 +97,7 @@ def test_subcommand_from_a_missing_module_fails_alone(monkeypatch, capsys):
 
 def test_quick_config_trains_then_embeds_and_predicts_from_the_checkpoint_alone(tmp_path, cli):
     out = tmp_path / "quick"
-    res = cli("fit", "--config", REPO / "configs" / "quick.yaml", "--out", out,
+    res = cli("fit", "--config", "quick", "--out", out,
               "--set", "trainer.max_epochs=1", timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
     last = out / "checkpoints" / "last.ckpt"

@@ -12,7 +12,7 @@ from faconvlstm.training.config import (
     validate_model_kwargs,
 )
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "src" / "faconvlstm" / "configs"
 
 
 def test_defaults_fill_every_section():
@@ -111,9 +111,13 @@ def test_shipped_quick_config_resolves_by_name(tmp_path, monkeypatch):
     assert load_config("quick").task == "autoencoder"
 
 
-def test_packaged_quick_config_is_the_repository_one():
-    packaged = Path(__file__).resolve().parents[2] / "src" / "faconvlstm" / "configs"
-    assert (packaged / "quick.yaml").read_text() == (CONFIGS / "quick.yaml").read_text()
+def test_configs_have_one_source_the_packaged_folder():
+    repo = Path(__file__).resolve().parents[2]
+    assert not (repo / "configs").exists()  # no second copy to drift
+    shipped = sorted(p.stem for p in CONFIGS.glob("*.yaml"))
+    assert shipped == sorted([*SHIPPED, "compare_demo", "compare_synthetic"])
+    for name in SHIPPED:
+        assert load_config(name).to_dict() == load_config(CONFIGS / f"{name}.yaml").to_dict()
 
 
 def test_synthetic_fa_and_convlstm_configs_differ_only_in_the_cell():
