@@ -71,3 +71,15 @@ def test_rerun_resumes_and_redoes_only_the_unfinished_run(finished, capsys):
     assert ckpt.stat().st_mtime_ns == ckpt_before  # not retrained
     results = json.loads((out / "results.json").read_text())
     assert [s["seed"] for s in results["models"]["fa"]["seeds"]] == [0, 1]
+
+
+def test_a_subject_without_a_fitting_step_is_an_error_not_an_eof(tmp_path):
+    from faconvlstm.protocol.config import load_compare_config
+    from faconvlstm.protocol.plan import RunSpec, make_plan
+    from faconvlstm.protocol.runs import run_one
+
+    plan = make_plan(load_compare_config(TINY), tmp_path)
+    spec = RunSpec("pca2", 0, None, plan.layout.run("pca2", 0))
+    with pytest.raises(NotImplementedError, match="'pca2' is neither learned nor EOF"):
+        run_one(spec, plan, data=None)
+    assert not spec.paths.result.exists()

@@ -182,14 +182,12 @@ def run_one(spec: RunSpec, plan: Plan, data: EvalData) -> SeedResult:
         result.training.model_params = sum(p.numel() for p in model.parameters())
         result.training.model_fwd_bwd_ms = model_step_ms(model, data)
         result.internals, extra_arrays = fa_internals(model, data, ev)
+    elif spec.model == "eof":
+        subject, result.training = _fit_eof(plan, data)
     else:
-        start = time.perf_counter()
-        n_eofs = plan.cfg.eof_n_eofs or plan.reference.model.get("embed_dim", 32)
-        subject = EOFSubject.fit(data, n_eofs)
-        result.training = TrainingRecord(
-            train_seconds=time.perf_counter() - start,
-            model_params=int(subject.eof.components_.size),
-            explained_variance=float(subject.eof.explained_variance_ratio_.sum()),
+        raise NotImplementedError(
+            f"subject {spec.model!r} is neither learned nor EOF: add its fitting step to "
+            "faconvlstm.protocol.runs.run_one"
         )
     start = time.perf_counter()
     result.evaluation, arrays = evaluate(
@@ -200,6 +198,19 @@ def run_one(spec: RunSpec, plan: Plan, data: EvalData) -> SeedResult:
     atomic_write_json(result.to_dict(), paths.result, indent=1)
     # what the next run reads back: the same cleaned values (NaN → None) as a resume sees
     return SeedResult.from_dict(json.loads(paths.result.read_text()), str(paths.result))
+
+
+def _fit_eof(plan: Plan, data: EvalData) -> tuple[EOFSubject, TrainingRecord]:
+    """Fit the EOF baseline (``eof_n_eofs``, else the learned models' ``embed_dim``)."""
+    start = time.perf_counter()
+    n_eofs = plan.cfg.eof_n_eofs or plan.reference.model.get("embed_dim", 32)
+    subject = EOFSubject.fit(data, n_eofs)
+    record = TrainingRecord(
+        train_seconds=time.perf_counter() - start,
+        model_params=int(subject.eof.components_.size),
+        explained_variance=float(subject.eof.explained_variance_ratio_.sum()),
+    )
+    return subject, record
 
 
 def _train(spec: RunSpec, data: EvalData, probe_windows: int) -> tuple[torch.nn.Module, float]:

@@ -14,16 +14,14 @@ these two methods and a row in :data:`SUBJECTS` (see ``docs/protocol.md``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 
 from faconvlstm.layers.registry import CELLS
 from faconvlstm.models.eof import EOFEmbedding
-
-if TYPE_CHECKING:
-    from faconvlstm.protocol.heldout import EvalData
+from faconvlstm.protocol.heldout import EvalData
 
 __all__ = [
     "SUBJECTS",
