@@ -21,7 +21,10 @@ def test_plan_has_one_spec_per_subject_and_seed_with_its_run_config(tmp_path):
         if spec.learned:
             assert (spec.run.model["cell"], spec.run.seed) == (spec.model, spec.seed)
         assert spec.paths == plan.layout.run(spec.model, spec.seed)
+    assert plan.reference is plan.specs[0].run  # (fa, seed 0), built once
     assert plan.reference.model["cell"] == "fa" and plan.reference.seed == 0
+    without_fa = make_plan(load_compare_config({**TINY, "models": ["convlstm", "eof"]}), tmp_path)
+    assert without_fa.reference.model["cell"] == "fa"  # the data are those of the FA run
     assert plan.learned_models == ["fa", "convlstm"]
     assert list(tmp_path.iterdir()) == []  # planning writes nothing
 

@@ -155,10 +155,14 @@ class Plan:
 def make_plan(cfg: CompareConfig, out: str | Path) -> Plan:
     """The plan of ``cfg`` written under ``out`` (nothing is created on disk)."""
     layout = Layout(Path(out))
-    reference = run_config(cfg, REFERENCE_SUBJECT, cfg.seeds[0])
     specs = []
     for model in cfg.models:
         for seed in cfg.seeds:
             run = run_config(cfg, model, seed) if SUBJECTS[model].learned else None
             specs.append(RunSpec(model, seed, run, layout.run(model, seed)))
+    reference = next(
+        (s.run for s in specs if (s.model, s.seed) == (REFERENCE_SUBJECT, cfg.seeds[0])), None
+    )
+    if reference is None:  # FA not compared: its configuration still stands for the data
+        reference = run_config(cfg, REFERENCE_SUBJECT, cfg.seeds[0])
     return Plan(cfg, layout, tuple(specs), reference)

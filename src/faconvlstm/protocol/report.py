@@ -36,7 +36,7 @@ import numpy as np
 from matplotlib.colors import LogNorm
 from scipy.optimize import linear_sum_assignment
 
-from faconvlstm.files import atomic_write_text
+from faconvlstm.files import atomic_output, atomic_write_text
 from faconvlstm.protocol.plan import Layout
 from faconvlstm.protocol.results import METRICS, ModelResult, ModelSummary, Results
 from faconvlstm.protocol.subjects import SUBJECTS, subject_label
@@ -82,10 +82,12 @@ def _mean_sd(summary: ModelSummary, key: str) -> str:
 
 
 # ---------------------------------------------------------------------------------- figures
-def _save(fig, path) -> None:
-    """Lay out, write as PNG (110 dpi) and free a figure."""
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+def _save(fig, path, *, tight: bool = True, **savefig: Any) -> None:
+    """Lay out (``tight_layout``), write atomically as PNG (110 dpi) and free a figure."""
+    if tight:
+        fig.tight_layout()
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, **savefig)
     plt.close(fig)
 
 
@@ -336,8 +338,7 @@ def _figure_composites(results: Results, layout: Layout, path) -> bool:
         "or < 0 is better",
         fontsize=10,
     )
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
+    _save(fig, path, tight=False, bbox_inches="tight")  # the shared colour bar: no tight_layout
     return True
 
 
