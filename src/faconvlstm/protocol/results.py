@@ -54,6 +54,7 @@ __all__ = [
     "DataInfo",
     "Evaluation",
     "FAInternals",
+    "LossHistory",
     "Metric",
     "ModelCost",
     "ModelResult",
