@@ -5,29 +5,23 @@ Subcommands::
     faconvlstm fit --config FILE [--out DIR] [--resume] [--set key=value ...]
     faconvlstm embed --ckpt CKPT [--data SOURCE] --out FILE.nc|FILE.zarr
     faconvlstm predict --ckpt CKPT [--data SOURCE] --out FILE.nc|FILE.zarr
+    faconvlstm compare --config FILE [--out DIR] [--set key=value ...]
+    faconvlstm demo [--out DIR]
 
 ``faconvlstm SUBCOMMAND --help`` lists every option with examples. Exit status: 0 done,
 2 invalid configuration or arguments (nothing was trained or written), 1 training failed
 (e.g. NaN loss; checkpoints written so far are intact), 143 stopped by SIGTERM after
 saving ``last.ckpt`` (continue with ``--resume``).
 
-Adding a subcommand (e.g. ``compare`` and ``demo`` from :mod:`faconvlstm.evaluation`):
-write ``add_arguments(parser)`` and ``run(args) -> int`` functions and register them with
-one line each at the bottom of this module::
-
-    register_subcommand("compare", "side-by-side FA vs ConvLSTM report",
-                        "faconvlstm.evaluation.compare:add_compare_arguments",
-                        "faconvlstm.evaluation.compare:run_compare")
-
-Functions may be given as callables or as ``"module:function"`` strings; strings are
-imported only when that subcommand runs, so ``faconvlstm --help`` stays fast and a missing
-optional module only disables its own subcommand.
+Adding a subcommand: write ``_add_NAME(parser)`` (argparse only) and ``_run_NAME(args) ->
+int`` functions here and register them with one ``register_subcommand`` line. ``_run_NAME``
+imports what it needs inside the function, so ``faconvlstm --help`` imports nothing heavy;
+an ``ImportError`` while a subcommand builds its options disables only that subcommand.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 import textwrap
 from collections.abc import Callable, Sequence
@@ -36,7 +30,7 @@ from typing import Any
 
 __all__ = ["main", "register_subcommand"]
 
-_Fn = Callable[..., Any] | str
+_Fn = Callable[..., Any]
 
 
 @dataclass
@@ -54,15 +48,10 @@ def register_subcommand(
     name: str, help: str, add_arguments: _Fn, run: _Fn, examples: str = ""
 ) -> None:
     """Add ``faconvlstm NAME``: ``add_arguments(parser)`` defines its options, ``run(args)``
-    executes it and returns the exit status. Either may be a ``"module:function"`` string."""
+    executes it and returns the exit status (import heavy modules inside ``run``)."""
+    if not (callable(add_arguments) and callable(run)):
+        raise TypeError(f"subcommand {name!r}: add_arguments and run must be functions")
     _SUBCOMMANDS[name] = _Subcommand(help, add_arguments, run, textwrap.dedent(examples))
-
-
-def _resolve(fn: _Fn) -> Callable[..., Any]:
-    if callable(fn):
-        return fn
-    module, _, attr = fn.partition(":")
-    return getattr(importlib.import_module(module), attr)
 
 
 # ---------------------------------------------------------------------------------------
@@ -172,17 +161,81 @@ register_subcommand("predict", "write reconstructions / forecasts", _add_predict
       faconvlstm predict --ckpt runs/quick/checkpoints/best.ckpt --out recon.nc
       faconvlstm predict --ckpt forecaster.ckpt --data test.nc --stride 1 --out fc.zarr
     """)
+
+
+# ---------------------------------------------------------------------------------------
+# compare / demo (faconvlstm.protocol)
+
+
+def _add_compare(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", required=True, metavar="FILE",
+                   help="compare configuration (YAML), or a shipped name (compare_synthetic)")
+    p.add_argument("--out", metavar="DIR", help="output directory (default: 'out' in the config)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                   help="override a value, e.g. --set train.trainer.max_epochs=2 (repeatable)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _interruptible(run: Callable[[], int], name: str) -> int:
+    """Run ``run()``; on SIGTERM (Lightning saved ``last.ckpt``) say how to resume."""
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    try:
+        return run()
+    except SIGTERMException:
+        print(f"faconvlstm {name}: stopped by SIGTERM; finished runs and the interrupted "
+              "training's last.ckpt are kept: rerun the same command to resume",
+              file=sys.stderr)
+        return 143
+
+
+def _run_compare(args: argparse.Namespace) -> int:
+    from faconvlstm.protocol.runs import compare
+
+    command = "faconvlstm " + " ".join(sys.argv[1:]) if sys.argv[1:] else None
+
+    def run() -> int:
+        path = compare(args.config, args.out, overrides=args.overrides, command=command,
+                       progress=not args.no_progress)
+        print(f"results: {path}\nreport:  {path.parent / 'report.md'}")
+        return 0
+
+    return _interruptible(run, "compare")
+
+
+def _add_demo(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", default="demo_out", metavar="DIR",
+                   help="output directory (default: demo_out)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    """The shipped ``compare_demo`` configuration (synthetic data, 3 seeds, a budget that
+    finishes in about ten minutes on 2 CPU cores)."""
+    import time
+
+    from faconvlstm.protocol.runs import compare
+
+    def run() -> int:
+        start = time.perf_counter()
+        path = compare("compare_demo", args.out, command=f"faconvlstm demo --out {args.out}",
+                       progress=not args.no_progress)
+        minutes = (time.perf_counter() - start) / 60
+        print(f"demo finished in {minutes:.1f} min\nresults: {path}\n"
+              f"report:  {path.parent / 'report.md'}")
+        return 0
+
+    return _interruptible(run, "demo")
+
+
 register_subcommand("compare", "FA vs ConvLSTM side by side (evaluation protocol)",
-                    "faconvlstm.evaluation.compare:add_compare_arguments",
-                    "faconvlstm.evaluation.compare:run_compare", """
+                    _add_compare, _run_compare, """
     examples:
       faconvlstm compare --config compare_synthetic --out runs/compare
       faconvlstm compare --config my_compare.yaml --set train.trainer.max_epochs=2
     writes DIR/results.json, DIR/report.md (rerun the same command to resume)
     """)
-register_subcommand("demo", "end-to-end demo on synthetic data",
-                    "faconvlstm.evaluation.compare:add_demo_arguments",
-                    "faconvlstm.evaluation.compare:run_demo", """
+register_subcommand("demo", "end-to-end demo on synthetic data", _add_demo, _run_demo, """
     examples:
       faconvlstm demo                       # writes demo_out/report.md
       faconvlstm demo --out runs/demo --no-progress
@@ -205,7 +258,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=spec.help, description=spec.help, epilog=spec.examples,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         if only in (name, "*"):
-            _resolve(spec.add_arguments)(p)
+            spec.add_arguments(p)
     return parser
 
 
@@ -219,7 +272,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"faconvlstm {chosen}: not available ({err})", file=sys.stderr)
         return 2
     try:
-        return int(_resolve(_SUBCOMMANDS[args.command].run)(args) or 0)
+        return int(_SUBCOMMANDS[args.command].run(args) or 0)
     except Exception as err:
         status = _exit_status(err)
         if status is None:

@@ -147,3 +147,58 @@ def test_spatial_correlation_of_opposite_and_orthogonal_composites():
     np.testing.assert_allclose(np.diag(r), 1.0)
     assert float(r.sel(cluster=0, cluster_=1)) == pytest.approx(-1.0)
     assert float(r.sel(cluster=0, cluster_=2)) == pytest.approx(0.0, abs=1e-12)
+
+
+def _wb2(values, time):
+    """A WeatherBench2-named field: (time, prediction_timedelta, level, latitude, longitude)."""
+    return xr.DataArray(
+        values,
+        dims=("time", "prediction_timedelta", "level", "latitude", "longitude"),
+        coords={
+            "time": time,
+            "prediction_timedelta": np.array([1, 2], dtype="timedelta64[D]"),
+            "level": [500, 850],
+            "latitude": LAT,
+            "longitude": LON,
+        },
+    )
+
+
+def test_metrics_find_weatherbench2_dimension_names():
+    time = pd.date_range("2000-01-01", periods=6, freq="D")
+    rng = np.random.default_rng(0)
+    y = _wb2(rng.normal(size=(6, 2, 2, LAT.size, LON.size)), time)
+    p = y + _wb2(rng.normal(size=y.shape), time)
+    short = {"latitude": "lat", "longitude": "lon"}
+    rmse = lat_weighted_rmse(p, y)
+    assert rmse.dims == ("prediction_timedelta", "level")
+    # the same numbers as on the short names (the computation itself is pinned above)
+    np.testing.assert_allclose(rmse, lat_weighted_rmse(p.rename(short), y.rename(short)))
+    clim = dayofyear_climatology(y)
+    skill = acc(p, y, clim)
+    assert skill.dims == ("prediction_timedelta", "level")
+    np.testing.assert_allclose(
+        skill, acc(p.rename(short), y.rename(short), clim.rename(short)), rtol=1e-6
+    )
+    labels = np.array([0, 0, 1, 1, 2, 2])
+    fields = y.isel(prediction_timedelta=0)
+    np.testing.assert_allclose(
+        intra_inter_cluster_rmse(fields, labels)["inter"],
+        intra_inter_cluster_rmse(fields.rename(short), labels)["inter"],
+    )
+    np.testing.assert_allclose(
+        spatial_correlation_matrix(fields, labels),
+        spatial_correlation_matrix(fields.rename(short), labels),
+    )
+
+
+def test_explicit_dimension_names_win_and_unknown_ones_are_named():
+    time = pd.date_range("2000-01-01", periods=3, freq="D")
+    y = xr.DataArray(
+        np.ones((3, LAT.size, LON.size)), dims=("time", "y", "x"), coords={"y": LAT, "time": time}
+    )
+    assert float(lat_weighted_rmse(y + 0.5, y, lat_dim="y", lon_dim="x")) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match=r"lat / latitude.*\('time', 'y', 'x'\).*lat_dim="):
+        lat_weighted_rmse(y, y)
+    with pytest.raises(ValueError, match=r"lon_dim='lon' is not a dimension"):
+        lat_weighted_rmse(y, y, lat_dim="y", lon_dim="lon")

@@ -89,8 +89,11 @@ def test_corrupt_checkpoint_exits_2(tmp_path, capsys):
 
 
 def test_subcommand_from_a_missing_module_fails_alone(monkeypatch, capsys):
-    monkeypatch.setitem(faconvlstm_cli._SUBCOMMANDS, "missing", faconvlstm_cli._Subcommand(
-        "test", "faconvlstm.no_such_module:add", "faconvlstm.no_such_module:run"))
+    def add(parser):
+        importlib.import_module("faconvlstm.no_such_module")
+
+    monkeypatch.setitem(faconvlstm_cli._SUBCOMMANDS, "missing",
+                        faconvlstm_cli._Subcommand("test", add, lambda args: 0))
     assert faconvlstm_cli.main(["missing"]) == 2
     assert "not available" in capsys.readouterr().err
 

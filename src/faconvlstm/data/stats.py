@@ -91,6 +91,7 @@ def compute_climatology(
     Parameters
     ----------
     da : xarray.DataArray, dims (time, channel, lat, lon)
+        Any other non-time dimensions (``level``, none of ``channel``…) are kept as well.
     kind : {"dayofyear", "month"}
     window : int
         Smoothing window in days (``"dayofyear"`` only; 1 disables smoothing).
@@ -99,13 +100,16 @@ def compute_climatology(
     -------
     xarray.DataArray, dims (key, channel, lat, lon), float32, in memory
         ``key`` = 1…366 (day of year) or 1…12 (month). Keys never seen (e.g. day 366 with
-        no leap year in the period) are filled by the circular smoothing, or NaN.
+        no leap year in the period) are filled by the circular smoothing, or NaN. The
+        non-time dimensions follow the order channel, lat, lon, then any others.
     """
     keys = climatology_keys(da["time"].values, kind)
     n = _CLIM_LENGTH[kind]
     full = np.arange(1, n + 1)
-    da = da.transpose("time", "channel", "lat", "lon")
-    shape = tuple(da.sizes[d] for d in ("channel", "lat", "lon"))
+    # the evaluation metrics pass fields without a channel or with extra dims (level)
+    da = da.transpose("time", *(d for d in ("channel", "lat", "lon") if d in da.dims), ...)
+    space = da.dims[1:]
+    shape = da.shape[1:]
     sums = np.zeros((n, int(np.prod(shape))))
     counts = np.zeros_like(sums)
     # Stream over time blocks (dask chunks), accumulating per-key sums and counts with a
@@ -129,13 +133,8 @@ def compute_climatology(
     clim = clim.reshape((n, *shape))
     return xr.DataArray(
         clim.astype("float32"),
-        dims=("key", "channel", "lat", "lon"),
-        coords={
-            "key": full,
-            "channel": da["channel"].values,
-            "lat": da["lat"].values,
-            "lon": da["lon"].values,
-        },
+        dims=("key", *space),
+        coords={"key": full, **{d: da[d].values for d in space}},
         name="climatology",
         attrs={"kind": kind, "window": int(window) if kind == "dayofyear" else 1},
     )

@@ -1,6 +1,7 @@
-"""The evaluation protocol (SPEC §4): the paper's claims measured side by side.
+"""The metrics of the evaluation: pure functions, numpy/xarray/torch in, numbers or xarray out.
 
-Each metric is a small function, numpy/xarray/torch in, numbers or xarray out:
+They know nothing about training or about the comparison that applies them to trained
+models (that is :mod:`faconvlstm.protocol`, behind ``faconvlstm compare``):
 
 - :mod:`~faconvlstm.evaluation.stability` — linear CKA, seed agreement of k-means regimes,
   embedding drift between epochs;
@@ -9,7 +10,9 @@ Each metric is a small function, numpy/xarray/torch in, numbers or xarray out:
 - :mod:`~faconvlstm.evaluation.robustness` — noise and masking perturbations and the
   similarity curves of embeddings under them;
 - :mod:`~faconvlstm.evaluation.interpretability` — axial-attention maps, SE/branch
-  statistics, occlusion attribution, linear probes of known drivers.
+  statistics, occlusion attribution, linear probes of known drivers;
+- :mod:`~faconvlstm.evaluation.efficiency` — parameters, FLOPs, wall time and peak memory
+  of one recurrent layer (shared with ``benchmarks/layer_cost.py``).
 """
 
 from faconvlstm.evaluation.interpretability import (

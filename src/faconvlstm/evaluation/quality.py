@@ -13,9 +13,15 @@ spatial correlation of the cluster composites) are those used to judge multivari
 weather-regime classifications: a good classification has members close to their composite
 and composites that differ from each other.
 
-Dimension names default to ``time``, ``lat``, ``lon``; numpy arrays are read as
+Dimension names: ``time`` unless ``time_dim`` says otherwise; latitude and longitude are
+found as ``lat``/``latitude`` and ``lon``/``longitude`` (the WeatherBench2 datasets use
+the long names; an explicit ``lat_dim``/``lon_dim`` wins). Other dimensions (``level``,
+``prediction_timedelta``, ``channel``) are kept in the result. Numpy arrays are read as
 ``(time, [channel,] lat, lon)`` — or ``(window, time, channel, lat, lon)``, where every
 leading dimension counts as time — together with the latitudes ``lat`` in degrees.
+
+The day-of-year climatology is :func:`faconvlstm.data.compute_climatology`, the one that
+normalises the training data.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from sklearn.metrics import (
 )
 from threadpoolctl import threadpool_limits
 
+from faconvlstm.data.stats import compute_climatology
 from faconvlstm.evaluation._arrays import as_samples, to_numpy
 from faconvlstm.losses import latitude_weights
 
@@ -53,7 +60,11 @@ _NUMPY_DIMS = {
 }
 
 
-def _as_field(x: Any, lat: Any, lat_dim: str) -> xr.DataArray:
+_LAT_NAMES = ("lat", "latitude")
+_LON_NAMES = ("lon", "longitude")
+
+
+def _as_field(x: Any, lat: Any, lat_dim: str | None) -> xr.DataArray:
     """A labelled field; numpy/torch input gets the dimension names of ``_NUMPY_DIMS``."""
     if isinstance(x, xr.DataArray):
         return x
@@ -63,8 +74,32 @@ def _as_field(x: Any, lat: Any, lat_dim: str) -> xr.DataArray:
     if lat is None:
         raise ValueError("numpy fields need their latitudes: pass lat=")
     dims = _NUMPY_DIMS[values.ndim]
-    return xr.DataArray(values, dims=dims, coords={lat_dim: np.asarray(lat, dtype=float)}).rename(
-        {"lat": lat_dim}
+    field = xr.DataArray(values, dims=dims, coords={"lat": np.asarray(lat, dtype=float)})
+    return field.rename({"lat": lat_dim}) if lat_dim else field
+
+
+def _find_dim(field: xr.DataArray, given: str | None, names: tuple[str, ...], arg: str) -> str:
+    """``given`` if set, else the first of ``names`` among the field's dimensions."""
+    if given is not None:
+        if given not in field.dims:
+            raise ValueError(f"{arg}={given!r} is not a dimension of the field {tuple(field.dims)}")
+        return given
+    found = next((n for n in names if n in field.dims), None)
+    if found is None:
+        raise ValueError(
+            f"no {' / '.join(names)} dimension among the field's dimensions "
+            f"{tuple(field.dims)}: pass {arg}= with the right name"
+        )
+    return found
+
+
+def _spatial_dims(
+    field: xr.DataArray, lat_dim: str | None, lon_dim: str | None
+) -> tuple[str, str]:
+    """The (latitude, longitude) dimension names of ``field`` (see the module doc)."""
+    return (
+        _find_dim(field, lat_dim, _LAT_NAMES, "lat_dim"),
+        _find_dim(field, lon_dim, _LON_NAMES, "lon_dim"),
     )
 
 
@@ -91,8 +126,8 @@ def lat_weighted_rmse(
     lat: Any = None,
     *,
     time_dim: str = "time",
-    lat_dim: str = "lat",
-    lon_dim: str = "lon",
+    lat_dim: str | None = None,
+    lon_dim: str | None = None,
 ) -> xr.DataArray:
     """Latitude-weighted RMSE, WeatherBench2 convention.
 
@@ -104,13 +139,16 @@ def lat_weighted_rmse(
     Args:
         prediction, target: fields of the same shape, in the target's units.
         lat: latitudes in degrees (numpy input only).
+        time_dim: the dimension averaged before the square root.
+        lat_dim, lon_dim: the spatial dimensions (default: found, see the module doc).
 
     Returns:
-        RMSE in the target's units over the remaining dimensions (e.g. ``channel``); a 0-d
-        DataArray for a single variable.
+        RMSE in the target's units over the remaining dimensions (e.g. ``channel``,
+        ``level``, ``prediction_timedelta``); a 0-d DataArray for a single variable.
     """
     p = _as_field(prediction, lat, lat_dim)
     y = _as_field(target, lat, lat_dim)
+    lat_dim, lon_dim = _spatial_dims(y, lat_dim, lon_dim)
     mse = _spatial_mean((p - y) ** 2, _area_weights(y, lat_dim), lat_dim, lon_dim)
     return np.sqrt(mse.mean(_time_dims(mse, time_dim)))
 
@@ -120,21 +158,25 @@ def dayofyear_climatology(
 ) -> xr.DataArray:
     """Day-of-year mean climatology ``(dayofyear, ...)`` of a field with a time coordinate.
 
+    .. math:: \\bar x(k) = \\frac{\\sum_{|j - k| \\le w/2} S(j)}{\\sum_{|j - k| \\le w/2} N(j)}
+
+    with ``S(j)`` the sum and ``N(j)`` the count of valid values on day of year ``j`` and
+    ``w`` = ``smooth_days`` (circular, so late December and early January pool together);
+    this is :func:`faconvlstm.data.compute_climatology`, the WeatherBench2 climatology.
+
     Args:
-        field: DataArray with datetime (numpy or cftime) time stamps.
-        smooth_days: if > 0, a centred running mean of this many days, wrapped around the
-            year end, to damp the sampling noise of short records.
+        field: DataArray with datetime (numpy or cftime) time stamps along ``time_dim``.
+        smooth_days: if > 1, the width ``w`` of the pooling window in days, to damp the
+            sampling noise of short records (0 or 1: each day of year on its own).
+
+    Returns:
+        ``(dayofyear, ...)`` float32 in the field's units, ``dayofyear`` = 1…366; a day never
+        seen is filled by the pooling window, else NaN.
     """
-    clim = field.groupby(f"{time_dim}.dayofyear").mean(time_dim)
-    if smooth_days > 1:
-        half = smooth_days // 2
-        padded = clim.pad(dayofyear=half, mode="wrap")
-        clim = (
-            padded.rolling(dayofyear=smooth_days, center=True)
-            .mean()
-            .isel(dayofyear=slice(half, half + clim.sizes["dayofyear"]))
-        )
-    return clim
+    if time_dim != "time":
+        field = field.rename({time_dim: "time"})
+    clim = compute_climatology(field, "dayofyear", window=max(int(smooth_days), 1))
+    return clim.rename(key="dayofyear")
 
 
 def acc(
@@ -144,8 +186,8 @@ def acc(
     lat: Any = None,
     *,
     time_dim: str = "time",
-    lat_dim: str = "lat",
-    lon_dim: str = "lon",
+    lat_dim: str | None = None,
+    lon_dim: str | None = None,
 ) -> xr.DataArray:
     """Uncentred anomaly correlation coefficient, WeatherBench2 convention.
 
@@ -162,12 +204,15 @@ def acc(
             :func:`dayofyear_climatology`; the target needs a datetime ``time`` coordinate),
             or an array of the target's shape (already aligned in time).
         lat: latitudes in degrees (numpy input only).
+        time_dim: the dimension averaged over (and matched to the day of year).
+        lat_dim, lon_dim: the spatial dimensions (default: found, see the module doc).
 
     Returns:
-        ACC in [−1, 1] over the remaining dimensions (e.g. ``channel``).
+        ACC in [−1, 1] over the remaining dimensions (e.g. ``channel``, ``level``).
     """
     p = _as_field(prediction, lat, lat_dim)
     y = _as_field(target, lat, lat_dim)
+    lat_dim, lon_dim = _spatial_dims(y, lat_dim, lon_dim)
     if isinstance(climatology, xr.DataArray) and "dayofyear" in climatology.dims:
         c = climatology.sel(dayofyear=y[time_dim].dt.dayofyear).drop_vars("dayofyear")
     else:
@@ -224,7 +269,7 @@ def ari_nmi_truth(labels: Any, truth: Any) -> dict[str, float]:
 
 
 def _weighted_samples(
-    fields: Any, lat: Any, time_dim: str, lat_dim: str
+    fields: Any, lat: Any, time_dim: str, lat_dim: str | None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Fields as ``(n, P)`` samples with per-column area weights ``(P,)``.
 
@@ -232,6 +277,7 @@ def _weighted_samples(
     columns with a NaN anywhere (land, missing data) are dropped.
     """
     f = _as_field(fields, lat, lat_dim)
+    lat_dim = _find_dim(f, lat_dim, _LAT_NAMES, "lat_dim")
     tdims = _time_dims(f, time_dim)
     f = f.transpose(*tdims, ...)
     space = f.isel(dict.fromkeys(tdims, 0))
@@ -253,7 +299,7 @@ def intra_inter_cluster_rmse(
     lat: Any = None,
     *,
     time_dim: str = "time",
-    lat_dim: str = "lat",
+    lat_dim: str | None = None,
 ) -> dict[str, Any]:
     """Spatio-temporal RMSE within and between the regimes of a classification.
 
@@ -296,7 +342,7 @@ def spatial_correlation_matrix(
     lat: Any = None,
     *,
     time_dim: str = "time",
-    lat_dim: str = "lat",
+    lat_dim: str | None = None,
 ) -> xr.DataArray:
     """Pattern correlation between the composites of every pair of clusters.
 

@@ -310,6 +310,13 @@ def config_from_dict(raw: dict) -> RunConfig:
 
 def load_config(source: str | Path | dict, overrides: list[str] | None = None) -> RunConfig:
     """Read a YAML file (or take a dict), apply dotted ``overrides`` and validate."""
+    return config_from_dict(read_config_mapping(source, overrides))
+
+
+def read_config_mapping(source: str | Path | dict, overrides: list[str] | None = None) -> dict:
+    """The raw mapping of a config file (path or shipped name) or dict, with the dotted
+    ``overrides`` merged in: the reading and merge rule every faconvlstm config shares
+    (validate it with :func:`build_dataclass`)."""
     if isinstance(source, dict):
         raw = source
     else:
@@ -320,7 +327,13 @@ def load_config(source: str | Path | dict, overrides: list[str] | None = None) -
             raise ConfigError(f"{path} is not valid YAML: {err}") from err
         if not isinstance(raw, dict):
             raise ConfigError(f"{path}: the top level must be a mapping of sections")
-    return config_from_dict(_merge(raw, parse_overrides(overrides)))
+    return _merge(raw, parse_overrides(overrides))
+
+
+def build_dataclass(cls: type, raw: dict | None, prefix: str = "") -> Any:
+    """Validate a mapping into the config dataclass ``cls`` (nested dataclasses too): an
+    unknown key or a wrong type raises :class:`ConfigError` naming the dotted key."""
+    return _build(cls, raw, prefix)
 
 
 def _check_consistency(cfg: RunConfig) -> None:

@@ -1,7 +1,9 @@
-"""The comparison report: ``report.md`` with PNG figures, from ``results.json`` and arrays.
+"""The comparison report: ``report.md`` with PNG figures, from the results and arrays.
 
-:func:`write_report` reads what :func:`faconvlstm.evaluation.compare.compare` wrote (the
-results dict and each run's ``arrays.npz``) and draws, with matplotlib's Agg backend:
+:func:`write_report` reads what :func:`faconvlstm.protocol.runs.compare` produced (the
+typed :class:`~faconvlstm.protocol.results.Results` and each run's ``arrays.npz``, found
+through the :class:`~faconvlstm.protocol.plan.Layout`) and draws, with matplotlib's Agg
+backend:
 
 - ``cost_scaling.png``  forward+backward time and peak memory of one layer vs grid size;
 - ``training_curves.png``  training/validation loss per epoch, every seed;
@@ -13,8 +15,12 @@ results dict and each run's ``arrays.npz``) and draws, with matplotlib's Agg bac
   teleconnection lobes marked;
 - ``robustness.png``  cosine similarity to the clean embeddings under noise and masking.
 
-The tables list every headline metric as mean ± sd over seeds, and the report states, metric
-by metric, where FA does not beat ConvLSTM or the EOF baseline.
+The tables list every headline metric of the registry
+(:data:`faconvlstm.protocol.results.METRICS`) as mean ± sd over seeds, and the report
+states, metric by metric, where FA does not beat ConvLSTM or the EOF baseline. A saved
+``results.json`` can be drawn again::
+
+    write_report(Results.from_dict(json.loads(path.read_text())), Layout(path.parent))
 """
 
 from __future__ import annotations
@@ -30,34 +36,31 @@ import numpy as np
 from matplotlib.colors import LogNorm
 from scipy.optimize import linear_sum_assignment
 
-__all__ = ["HEADLINE", "write_report"]
+from faconvlstm.files import atomic_output, atomic_write_text
+from faconvlstm.protocol.plan import Layout
+from faconvlstm.protocol.results import METRICS, ModelResult, ModelSummary, Results
+from faconvlstm.protocol.subjects import SUBJECTS, subject_label
 
-#: (summary key, label, True if higher is better) of the headline table.
-HEADLINE: list[tuple[str, str, bool]] = [
-    ("ari_truth", "ARI vs ground-truth regimes", True),
-    ("nmi_truth", "NMI vs ground-truth regimes", True),
-    ("stability_cka", "seed stability: mean pairwise CKA", True),
-    ("stability_ari", "seed stability: k-means ARI between seeds", True),
-    ("drift_cka_final", "embedding drift in the last epoch: 1 − CKA (lower is better)", False),
-    ("silhouette", "silhouette of k-means regimes", True),
-    ("davies_bouldin", "Davies–Bouldin (lower is better)", False),
-    ("cluster_rmse_ratio", "intra/inter-cluster RMSE (lower is better)", False),
-    ("probe_r2", "linear-probe R² of the oscillator (held-out period)", True),
-    ("probe_r2_index", "linear-probe R² of a tropical box index (held-out period)", True),
-    ("recon_rmse", "reconstruction RMSE (normalised units)", False),
-    ("recon_acc", "reconstruction ACC", True),
-    ("train_seconds", "training wall time per seed (s, same budget)", False),
-    ("robustness_cos_mean", "mean centred cosine to clean embeddings under noise", True),
-    ("robustness_ari_mean", "regime ARI to clean under noise", True),
-    ("mask_cos_mean", "mean centred cosine to clean under random + block masking", True),
-]
+__all__ = ["FIGURES", "write_report"]
 
-_COLOURS = {"fa": "tab:red", "convlstm": "tab:blue", "eof": "tab:gray"}
-_NAMES = {"fa": "FAConvLSTM", "convlstm": "ConvLSTM", "eof": "EOF/PCA"}
+#: The figures, by file stem, with their captions in the report (in drawing order).
+FIGURES: dict[str, str] = {
+    "cost_scaling": "Layer cost over grid sizes and sequence lengths",
+    "training_curves": "Training curves",
+    "embeddings": "Embeddings coloured by ground-truth regime",
+    "cluster_timeline": "Cluster timeline against the truth",
+    "attention_map": "FA attention on the grid",
+    "robustness": "Robustness curves",
+    "cluster_composites": "Spatial correlation and RMSE between regime composites",
+}
+
+_COST_KEYS = ("params", "flops", "fwd_ms", "fwd_bwd_ms", "peak_mem_mb", "saved_mb",
+              "model_params")
 
 
-def _name(model: str) -> str:
-    return _NAMES.get(model, model)
+def _colour(model: str) -> str | None:
+    kind = SUBJECTS.get(model)
+    return kind.colour if kind else None
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
@@ -70,7 +73,7 @@ def _fmt(value: Any, digits: int = 3) -> str:
     return f"{value:.2e}" if 0 < abs(value) < 1e-3 else f"{value:.{digits}f}"
 
 
-def _mean_sd(summary: dict, key: str) -> str:
+def _mean_sd(summary: ModelSummary, key: str) -> str:
     value = summary.get(key)
     if value is None:
         return "–"
@@ -78,51 +81,39 @@ def _mean_sd(summary: dict, key: str) -> str:
     return _fmt(value) if sd is None else f"{_fmt(value)} ± {_fmt(sd)}"
 
 
-def _arrays(out: Path, model: str, seed: int) -> dict[str, np.ndarray] | None:
-    path = out / "runs" / model / f"seed{seed}" / "arrays.npz"
-    if not path.exists():
-        return None
-    with np.load(path, allow_pickle=False) as f:
-        return dict(f)
-
-
 # ---------------------------------------------------------------------------------- figures
-def _save(fig, path: Path) -> None:
-    """Lay out, write as PNG (110 dpi) and free a figure."""
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+def _save(fig, path, *, tight: bool = True, **savefig: Any) -> None:
+    """Lay out (``tight_layout``), write atomically as PNG (110 dpi) and free a figure."""
+    if tight:
+        fig.tight_layout()
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, **savefig)
     plt.close(fig)
 
 
-def _figure_cost(results: dict, path: Path) -> bool:
-    scaling = results.get("scaling") or []
+def _figure_cost(results: Results, layout: Layout, path) -> bool:
+    scaling = results.scaling
     if not scaling:
         return False
     keys = ["fwd_bwd_ms"]
-    if any(r.get("peak_mem_mb") is not None for r in scaling):
+    if any(r.peak_mem_mb is not None for r in scaling):
         keys.append("peak_mem_mb")
     fig, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 3.8), squeeze=False)
     axes = axes[0]
     labels = {"fwd_bwd_ms": "forward+backward time (ms)", "peak_mem_mb": "peak memory growth (MiB)"}
-    for model in ("fa", "convlstm"):
-        rows = [r for r in scaling if r["model"] == model]
-        for steps in sorted({r["steps"] for r in rows}):
-            pts = sorted((r["height"] * r["width"], r) for r in rows if r["steps"] == steps)
-            if not pts:
-                continue
+    for model in dict.fromkeys(r.model for r in scaling):
+        rows = [r for r in scaling if r.model == model]
+        for steps in sorted({r.steps for r in rows}):
+            pts = sorted(
+                ((r.height * r.width, r) for r in rows if r.steps == steps), key=lambda p: p[0]
+            )
             x = [p for p, _ in pts]
-            style = "-" if steps == max(r["steps"] for r in rows) else "--"
+            style = "-" if steps == max(r.steps for r in rows) else "--"
             for ax, key in zip(axes, keys):
-                y = [r.get(key) for _, r in pts]
+                y = [getattr(r, key) for _, r in pts]
                 if all(v is not None for v in y):
-                    ax.plot(
-                        x,
-                        y,
-                        style,
-                        marker="o",
-                        color=_COLOURS[model],
-                        label=f"{_name(model)}, T={steps}",
-                    )
+                    ax.plot(x, y, style, marker="o", color=_colour(model),
+                            label=f"{subject_label(model)}, T={steps}")
     for ax, key in zip(axes, keys):
         ax.set_xscale("log")
         ax.set_yscale("log")
@@ -135,26 +126,28 @@ def _figure_cost(results: dict, path: Path) -> bool:
     return True
 
 
-def _figure_training(results: dict, path: Path) -> bool:
-    models = [m for m, r in results["models"].items() if any(s.get("history") for s in r["seeds"])]
+def _figure_training(results: Results, layout: Layout, path) -> bool:
+    models = [m for m, r in results.models.items() if any(s.training.history for s in r.seeds)]
     if not models:
         return False
     fig, ax = plt.subplots(figsize=(6, 3.8))
     for model in models:
-        for i, seed in enumerate(results["models"][model]["seeds"]):
-            hist = seed.get("history") or {}
-            epochs = np.asarray(hist.get("epoch", [])) + 1
+        for i, seed in enumerate(results.models[model].seeds):
+            hist = seed.training.history
+            if hist is None:
+                continue
+            epochs = np.asarray(hist.epoch) + 1
             for key, style in (("train_loss", "--"), ("val_loss", "-")):
-                values = hist.get(key)
+                values = getattr(hist, key)
                 if values and any(v is not None for v in values):
                     ax.plot(
                         epochs,
                         values,
                         style,
                         marker=".",
-                        color=_COLOURS.get(model),
+                        color=_colour(model),
                         alpha=0.8,
-                        label=f"{_name(model)} {key.split('_')[0]}" if i == 0 else None,
+                        label=f"{subject_label(model)} {key.split('_')[0]}" if i == 0 else None,
                     )
     ax.set_xlabel("epoch")
     ax.set_ylabel("latitude-weighted MSE (normalised units)")
@@ -172,27 +165,27 @@ def _pca2(z: np.ndarray) -> np.ndarray:
     return z @ vt[:2].T
 
 
-def _first_seed_arrays(results: dict, out: Path, *keys: str) -> list[tuple[str, dict]]:
+def _first_seed_arrays(results: Results, layout: Layout, *keys: str) -> list[tuple[str, dict]]:
     """``(model, arrays)`` of each model's first seed whose saved arrays hold all ``keys``."""
     found = []
-    for model, r in results["models"].items():
-        if not r["seeds"]:
+    for model, r in results.models.items():
+        if not r.seeds:
             continue
-        arr = _arrays(out, model, r["seeds"][0]["seed"])
+        arr = layout.run(model, r.seeds[0].seed).load_arrays()
         if arr is not None and all(k in arr for k in keys):
             found.append((model, arr))
     return found
 
 
-def _figure_embeddings(results: dict, out: Path, path: Path) -> bool:
-    panels = _first_seed_arrays(results, out, "embeddings", "truth_regime")
+def _figure_embeddings(results: Results, layout: Layout, path) -> bool:
+    panels = _first_seed_arrays(results, layout, "embeddings", "truth_regime")
     if not panels:
         return False
     fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.8), squeeze=False)
     for ax, (model, arr) in zip(axes[0], panels):
         p = _pca2(arr["embeddings"])
         sc = ax.scatter(p[:, 0], p[:, 1], c=arr["truth_regime"], cmap="tab10", s=6, vmin=0, vmax=9)
-        ax.set_title(f"{_name(model)} (seed {results['models'][model]['seeds'][0]['seed']})")
+        ax.set_title(f"{subject_label(model)} (seed {results.models[model].seeds[0].seed})")
         ax.set_xlabel("PC 1")
         ax.set_ylabel("PC 2")
     handles, _ = sc.legend_elements()
@@ -215,8 +208,8 @@ def _match_labels(labels: np.ndarray, truth: np.ndarray) -> np.ndarray:
     return np.array([mapping[k] if k in mapping else next(spare) for k in labels])
 
 
-def _figure_timeline(results: dict, out: Path, path: Path) -> bool:
-    rows = _first_seed_arrays(results, out, "truth_regime", "labels")
+def _figure_timeline(results: Results, layout: Layout, path) -> bool:
+    rows = _first_seed_arrays(results, layout, "truth_regime", "labels")
     if not rows:
         return False
     truth = rows[0][1]["truth_regime"]
@@ -245,7 +238,7 @@ def _figure_timeline(results: dict, out: Path, path: Path) -> bool:
             interpolation="nearest",
             extent=(t[0], t[-1] + 1, 0, 1),
         )
-        ax.set_ylabel(_name(model), rotation=0, ha="right", va="center")
+        ax.set_ylabel(subject_label(model), rotation=0, ha="right", va="center")
     for ax in axes:
         ax.set_yticks([])
     axes[-1].set_xlabel("time step of the evaluation period")
@@ -254,11 +247,11 @@ def _figure_timeline(results: dict, out: Path, path: Path) -> bool:
     return True
 
 
-def _figure_attention(results: dict, out: Path, path: Path) -> bool:
-    r = results["models"].get("fa")
-    if not r or not r["seeds"]:
+def _figure_attention(results: Results, layout: Layout, path) -> bool:
+    r = results.models.get("fa")
+    if not r or not r.seeds:
         return False
-    arr = _arrays(out, "fa", r["seeds"][0]["seed"])
+    arr = layout.run("fa", r.seeds[0].seed).load_arrays()
     if arr is None or "attention_map" not in arr:
         return False
     maps = arr["attention_map"]  # (hops, H', W')
@@ -267,8 +260,7 @@ def _figure_attention(results: dict, out: Path, path: Path) -> bool:
     fig, axes = plt.subplots(1, len(maps), figsize=(5 * len(maps), 3.2), squeeze=False)
     for ax, m, hop in zip(axes[0], maps, hops):
         # log colours: two hops spread a little mass everywhere, which a linear scale hides
-        cmap = plt.get_cmap("magma").copy()
-        cmap.set_bad("black")
+        cmap = plt.get_cmap("magma").with_extremes(bad="black")
         norm = LogNorm(vmin=m.max() * 3e-3, vmax=m.max())
         im = ax.pcolormesh(
             lon, lat, np.ma.masked_less_equal(m, 0), shading="nearest", cmap=cmap, norm=norm
@@ -285,7 +277,7 @@ def _figure_attention(results: dict, out: Path, path: Path) -> bool:
     return True
 
 
-def _figure_robustness(results: dict, path: Path) -> bool:
+def _figure_robustness(results: Results, layout: Layout, path) -> bool:
     kinds = ("noise", "random_mask", "block_mask")
     xlabels = (
         "noise σ (channel std)",
@@ -295,15 +287,19 @@ def _figure_robustness(results: dict, path: Path) -> bool:
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.6), sharey=True)
     drawn = False
     for ax, kind, xlabel in zip(axes, kinds, xlabels):
-        for model, r in results["models"].items():
-            curves = [s["robustness"][kind] for s in r["seeds"] if kind in s.get("robustness", {})]
+        for model, r in results.models.items():
+            curves = [
+                s.evaluation.robustness[kind]
+                for s in r.seeds
+                if s.evaluation is not None and kind in s.evaluation.robustness
+            ]
             if not curves:
                 continue
-            level = np.asarray(curves[0]["level"])
-            cos = np.asarray([c["cosine"] for c in curves])
+            level = np.asarray(curves[0].level)
+            cos = np.asarray([c.cosine for c in curves])
             mean, sd = cos.mean(0), cos.std(0)
-            ax.plot(level, mean, marker="o", color=_COLOURS.get(model), label=_name(model))
-            ax.fill_between(level, mean - sd, mean + sd, color=_COLOURS.get(model), alpha=0.2)
+            ax.plot(level, mean, marker="o", color=_colour(model), label=subject_label(model))
+            ax.fill_between(level, mean - sd, mean + sd, color=_colour(model), alpha=0.2)
             drawn = True
         ax.set_xlabel(xlabel)
         ax.grid(True, alpha=0.3)
@@ -314,90 +310,94 @@ def _figure_robustness(results: dict, path: Path) -> bool:
     return drawn
 
 
-def _figure_composites(results: dict, path: Path) -> bool:
+def _figure_composites(results: Results, layout: Layout, path) -> bool:
     """Spatial correlation matrix of the k-means composites (first seed), one per model."""
     panels = [
-        (m, r["seeds"][0])
-        for m, r in results["models"].items()
-        if r["seeds"] and r["seeds"][0].get("cluster_spatial_correlation")
+        (m, r.seeds[0])
+        for m, r in results.models.items()
+        if r.seeds and r.seeds[0].get("cluster_spatial_correlation")
     ]
     if not panels:
         return False
     fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.4), squeeze=False)
     for ax, (model, seed) in zip(axes[0], panels):
-        r = np.asarray(seed["cluster_spatial_correlation"])
+        regimes = seed.evaluation.regimes
+        r = np.asarray(regimes.cluster_spatial_correlation)
         im = ax.imshow(r, vmin=-1, vmax=1, cmap="RdBu_r")
         for (i, j), v in np.ndenumerate(r):
             ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7)
         ax.set_title(
-            f"{_name(model)}: intra/inter RMSE {seed['cluster_rmse_ratio']:.2f}", fontsize=9
+            f"{subject_label(model)}: intra/inter RMSE {_fmt(regimes.cluster_rmse_ratio, 2)}",
+            fontsize=9,
         )
         ax.set_xlabel("cluster")
         ax.set_ylabel("cluster")
     fig.colorbar(im, ax=list(axes[0]), label="pattern correlation of composites", shrink=0.8)
     fig.suptitle(
-        "Distinctness of the regimes found (seed {}): off-diagonal ≈ 0 or < 0 is better".format(
-            panels[0][1]["seed"]
-        ),
+        f"Distinctness of the regimes found (seed {panels[0][1].seed}): off-diagonal ≈ 0 "
+        "or < 0 is better",
         fontsize=10,
     )
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
+    _save(fig, path, tight=False, bbox_inches="tight")  # the shared colour bar: no tight_layout
     return True
 
 
+_DRAW = {
+    "cost_scaling": _figure_cost,
+    "training_curves": _figure_training,
+    "embeddings": _figure_embeddings,
+    "cluster_timeline": _figure_timeline,
+    "attention_map": _figure_attention,
+    "robustness": _figure_robustness,
+    "cluster_composites": _figure_composites,
+}
+
+
 # ---------------------------------------------------------------------------------- tables
-def _cost_table(results: dict) -> list[str]:
+def _cost_table(results: Results) -> list[str]:
     lines = [
         "| model | parameters | GFLOPs (fwd+bwd) | forward (ms) | forward+backward (ms) "
         "| peak memory (MiB) | saved for backward (MiB) | trained model parameters |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for model, r in results["models"].items():
-        c = r.get("cost") or {}
+    for model, r in results.models.items():
+        c = r.cost
         lines.append(
-            f"| {_name(model)} | {_fmt(c.get('params'))} | {_fmt(_giga(c.get('flops')))} "
-            f"| {_fmt(c.get('fwd_ms'))} | {_fmt(c.get('fwd_bwd_ms'))} "
-            f"| {_fmt(c.get('peak_mem_mb'))} | {_fmt(c.get('saved_mb'))} "
-            f"| {_fmt(c.get('model_params'))} |"
+            f"| {subject_label(model)} | {_fmt(c.params)} | {_fmt(_giga(c.flops))} "
+            f"| {_fmt(c.fwd_ms)} | {_fmt(c.fwd_bwd_ms)} "
+            f"| {_fmt(c.peak_mem_mb)} | {_fmt(c.saved_mb)} "
+            f"| {_fmt(c.model_params)} |"
         )
-    fa, cl = (
-        results["models"].get("fa", {}).get("cost"),
-        results["models"].get("convlstm", {}).get("cost"),
-    )
+    fa, cl = results.models.get("fa"), results.models.get("convlstm")
     if fa and cl:
         ratio = []
-        for key in (
-            "params",
-            "flops",
-            "fwd_ms",
-            "fwd_bwd_ms",
-            "peak_mem_mb",
-            "saved_mb",
-            "model_params",
-        ):
-            a, b = cl.get(key), fa.get(key)
+        for key in _COST_KEYS:
+            a, b = getattr(cl.cost, key), getattr(fa.cost, key)
             ratio.append(f"{a / b:.3g}×" if a and b else "–")
         lines.append("| ConvLSTM / FA | " + " | ".join(ratio) + " |")
     return lines
 
 
-def _attention_lines(fa: dict) -> list[str]:
+def _attention_lines(fa: ModelResult) -> list[str]:
     """The teleconnection verdict of FA's axial attention, per number of hops."""
+    summary = fa.summary
+    hops_seen = sorted({a.hops for s in fa.seeds if s.internals for a in s.internals.attention})
     parts = []
-    for suffix, hops in (("", "1 hop"), ("_2hop", "2 hops")):
-        mass = fa.get(f"attention_remote_mass{suffix}")
+    for hops in hops_seen:
+        suffix = "" if hops == 1 else f"_{hops}hop"
+        mass = summary.get(f"attention_remote_mass{suffix}")
         if mass is None:
             continue
-        if fa.get(f"attention_chance{suffix}", 0) == 0:
+        name = f"{hops} hop{'s' if hops > 1 else ''}"
+        if summary.get(f"attention_chance{suffix}") == 0:
             parts.append(
-                f"{hops}: mass {_fmt(mass)}, unreachable by construction (the lobe is "
+                f"{name}: mass {_fmt(mass)}, unreachable by construction (the lobe is "
                 "on neither the query's row nor its column)"
             )
         else:
             parts.append(
-                f"{hops}: mass {_mean_sd(fa, f'attention_remote_mass{suffix}')} = "
-                f"{_mean_sd(fa, f'attention_remote_ratio{suffix}')} × chance"
+                f"{name}: mass {_mean_sd(summary, f'attention_remote_mass{suffix}')} = "
+                f"{_mean_sd(summary, f'attention_remote_ratio{suffix}')} × chance"
             )
     return [
         "FA axial attention from a query on the tropical lobe onto the remote lobe (chance = "
@@ -407,16 +407,17 @@ def _attention_lines(fa: dict) -> list[str]:
     ]
 
 
-def _internals_table(results: dict) -> list[str]:
+def _internals_table(results: Results) -> list[str]:
     """Dilation-branch energy shares and mean SE weight of FA (first seed) by season."""
-    seeds = results["models"].get("fa", {}).get("seeds") or []
-    stats = seeds[0].get("se_branch") if seeds else None
+    fa = results.models.get("fa")
+    seeds = fa.seeds if fa else []
+    stats = seeds[0].internals.se_branch if seeds and seeds[0].internals else None
     if not stats:
         return []
     n_branch = len(stats["branch_share"][0])
     lines = [
         "",
-        f"FA internals (first layer, seed {seeds[0]['seed']}): share of the depthwise "
+        f"FA internals (first layer, seed {seeds[0].seed}): share of the depthwise "
         "branches' energy per branch (in the order of `dilation_rates`, by default d = 1, 2, 4) "
         "and the mean squeeze-and-excitation weight, by season.",
         "",
@@ -432,22 +433,22 @@ def _internals_table(results: dict) -> list[str]:
     return lines
 
 
-def _attribution_table(results: dict) -> list[str]:
+def _attribution_table(results: Results) -> list[str]:
     """Per-variable occlusion attribution, mean over seeds, one column per model."""
-    models = [m for m, r in results["models"].items() if r.get("summary", {}).get("attribution")]
+    models = [m for m, r in results.models.items() if r.summary.attribution]
     if not models:
         return []
-    variables = list(results["models"][models[0]]["summary"]["attribution"])
+    variables = list(results.models[models[0]].summary.attribution)
     lines = [
         "",
         "Per-variable attribution by occlusion (relative change of the embeddings when the "
         "variable is replaced by its mean; mean over seeds):",
         "",
-        "| variable | " + " | ".join(_name(m) for m in models) + " |",
+        "| variable | " + " | ".join(subject_label(m) for m in models) + " |",
         "|---|" + "---|" * len(models),
     ]
     for v in variables:
-        row = [_fmt(results["models"][m]["summary"]["attribution"].get(v)) for m in models]
+        row = [_fmt(results.models[m].summary.attribution.get(v)) for m in models]
         lines.append(f"| {v} | " + " | ".join(row) + " |")
     return lines
 
@@ -471,79 +472,67 @@ def _cost_sentence(cfg: dict) -> str:
     )
 
 
-def _verdicts(results: dict) -> list[str]:
+def _verdicts(results: Results) -> list[str]:
     """One line per headline metric on which FA does not beat a baseline."""
-    models = results["models"]
-    fa = models.get("fa", {}).get("summary")
-    if not fa:
+    fa = results.models.get("fa")
+    if fa is None:
         return []
     lines = []
-    for key, label, higher in HEADLINE:
-        a = fa.get(key)
+    for m in METRICS:
+        a = fa.summary.get(m.key) if m.headline else None
         if a is None:
             continue
         for other in ("convlstm", "eof"):
-            b = models.get(other, {}).get("summary", {}).get(key)
+            b = results.models[other].summary.get(m.key) if other in results.models else None
             if b is None:
                 continue
-            worse = a < b if higher else a > b
+            worse = a < b if m.higher_is_better else a > b
             if worse or a == b:
                 word = "ties with" if a == b else "is worse than"
-                lines.append(f"- **{label}**: FA ({a:.4g}) {word} {_name(other)} ({b:.4g}).")
+                lines.append(
+                    f"- **{m.label}**: FA ({a:.4g}) {word} {subject_label(other)} ({b:.4g})."
+                )
     return lines
 
 
-def write_report(results: dict, out: str | Path) -> Path:
-    """Write ``out/report.md`` and ``out/figures/*.png``; returns the report's path."""
-    out = Path(out)
-    figures = out / "figures"
-    figures.mkdir(parents=True, exist_ok=True)
-    drawn = {
-        "cost_scaling": _figure_cost(results, figures / "cost_scaling.png"),
-        "training_curves": _figure_training(results, figures / "training_curves.png"),
-        "embeddings": _figure_embeddings(results, out, figures / "embeddings.png"),
-        "cluster_timeline": _figure_timeline(results, out, figures / "cluster_timeline.png"),
-        "attention_map": _figure_attention(results, out, figures / "attention_map.png"),
-        "robustness": _figure_robustness(results, figures / "robustness.png"),
-        "cluster_composites": _figure_composites(results, figures / "cluster_composites.png"),
-    }
-    models = list(results["models"])
-    info = results.get("data", {})
-    budget = results.get("budget", {})
+def write_report(results: Results, layout: Layout) -> Path:
+    """Write ``report.md`` and ``figures/*.png`` of ``layout``; returns the report's path."""
+    layout.figures.mkdir(parents=True, exist_ok=True)
+    drawn = {name: _DRAW[name](results, layout, layout.figure(name)) for name in FIGURES}
+    models = list(results.models)
+    info, budget = results.data, results.budget
     lines = [
         "# FAConvLSTM vs ConvLSTM vs EOF — comparison report",
         "",
-        f"Created {results.get('created', '')} by faconvlstm "
-        f"{results.get('faconvlstm_version', '')} (results schema "
-        f"{results.get('schema_version')}).",
+        f"Created {results.created} by faconvlstm {results.faconvlstm_version} (results "
+        f"schema {results.schema_version}).",
         "",
-        f"Data: {info.get('source', '?')}, channels {', '.join(info.get('channels', []))}, "
-        f"grid {info.get('height')}×{info.get('width')}, {info.get('n_train_steps')} training "
-        f"and {info.get('n_eval_steps')} evaluation time steps "
-        f"({' to '.join(info.get('eval_period', []))}); "
-        f"{info.get('n_regimes') or 'no'} ground-truth regimes, k-means with "
-        f"k = {info.get('n_clusters')}. Seeds {results.get('seeds')}; the same budget for "
-        f"every learned model: {budget.get('max_epochs')} epochs, batch "
-        f"{budget.get('batch_size')}, windows of {budget.get('window')} steps, learning rate "
-        f"{budget.get('lr')}.",
+        f"Data: {info.source}, channels {', '.join(info.channels)}, "
+        f"grid {info.height}×{info.width}, {info.n_train_steps} training "
+        f"and {info.n_eval_steps} evaluation time steps "
+        f"({' to '.join(info.eval_period)}); "
+        f"{info.n_regimes or 'no'} ground-truth regimes, k-means with "
+        f"k = {info.n_clusters}. Seeds {results.seeds}; the same budget for "
+        f"every learned model: {budget.max_epochs} epochs, batch "
+        f"{budget.batch_size}, windows of {budget.window} steps, learning rate "
+        f"{budget.lr}.",
         "",
         "## Headline metrics (mean ± sd over seeds)",
         "",
-        "| metric | " + " | ".join(_name(m) for m in models) + " |",
+        "| metric | " + " | ".join(subject_label(m) for m in models) + " |",
         "|---|" + "---|" * len(models),
     ]
-    for key, label, _ in HEADLINE:
-        lines.append(
-            f"| {label} | "
-            + " | ".join(_mean_sd(results["models"][m].get("summary", {}), key) for m in models)
-            + " |"
-        )
-    fa = results["models"].get("fa", {}).get("summary", {})
-    if "attention_remote_mass" in fa:
+    for m in METRICS:
+        if m.headline:
+            lines.append(
+                f"| {m.label} | "
+                + " | ".join(_mean_sd(results.models[name].summary, m.key) for name in models)
+                + " |"
+            )
+    fa = results.models.get("fa")
+    if fa is not None and fa.summary.get("attention_remote_mass") is not None:
         lines += ["", *_attention_lines(fa)]
-        gammas = [
-            abs(g) for s in results["models"]["fa"]["seeds"] for g in s.get("attention_gamma", [])
-        ]
+        gammas = [abs(g) for s in fa.seeds if s.internals for g in s.internals.attention_gamma]
         if gammas:
             lines[-1] += (
                 f" The learned attention scales |γ| (0 at initialisation) are "
@@ -566,39 +555,31 @@ def write_report(results: dict, out: str | Path) -> Path:
         "",
         "## Cost",
         "",
-        _cost_sentence(results.get("cost_config") or {}),
+        _cost_sentence(results.cost_config),
         "",
         *_cost_table(results),
         "",
     ]
-    captions = {
-        "cost_scaling": "Layer cost over grid sizes and sequence lengths",
-        "training_curves": "Training curves",
-        "embeddings": "Embeddings coloured by ground-truth regime",
-        "cluster_timeline": "Cluster timeline against the truth",
-        "attention_map": "FA attention on the grid",
-        "robustness": "Robustness curves",
-        "cluster_composites": "Spatial correlation and RMSE between regime composites",
-    }
     lines += ["## Figures", ""]
-    for key, ok in drawn.items():
+    for name, ok in drawn.items():
         if ok:
-            lines += [f"### {captions[key]}", "", f"![{captions[key]}](figures/{key}.png)", ""]
+            caption = FIGURES[name]
+            lines += [f"### {caption}", "", f"![{caption}]({layout.figure_link(name)})", ""]
     lines += ["## Per seed", ""]
-    per_seed = ["ari_truth", "silhouette", "recon_rmse", "probe_r2", "train_seconds"]
+    columns = sorted((m for m in METRICS if m.per_seed is not None), key=lambda m: m.per_seed)
+    per_seed = [m.key for m in columns]
     lines += [
         "| model | seed | " + " | ".join(per_seed) + " |",
         "|---|---|" + "---|" * len(per_seed),
     ]
     for model in models:
-        for s in results["models"][model]["seeds"]:
+        for s in results.models[model].seeds:
+            flat = s.to_dict()
             lines.append(
-                f"| {_name(model)} | {s['seed']} | "
-                + " | ".join(_fmt(s.get(k)) for k in per_seed)
+                f"| {subject_label(model)} | {s.seed} | "
+                + " | ".join(_fmt(flat.get(k)) for k in per_seed)
                 + " |"
             )
-    if results.get("command"):
-        lines += ["", "## Reproduce", "", "```", results["command"], "```"]
-    path = out / "report.md"
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    if results.command:
+        lines += ["", "## Reproduce", "", "```", results.command, "```"]
+    return atomic_write_text("\n".join(lines) + "\n", layout.report)

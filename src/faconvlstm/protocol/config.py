@@ -1,0 +1,170 @@
+"""The compare configuration: subjects × seeds, one training configuration, one evaluation.
+
+Read and validated by the same typed loader as ``faconvlstm fit`` configs
+(:func:`faconvlstm.training.config.read_config_mapping` and
+:func:`~faconvlstm.training.config.build_dataclass`): the same YAML reading, the same
+``--set dotted.key=value`` merge rule, and an unknown key or a value of the wrong type
+raises :class:`~faconvlstm.training.config.ConfigError` naming the dotted key. A complete
+file (defaults in the dataclasses below)::
+
+    out: runs/compare
+    seeds: [0, 1, 2]                 # >= 2: seed stability is a headline metric
+    models: [fa, convlstm, eof]      # names of faconvlstm.protocol.subjects.SUBJECTS
+    data_seed: 0                     # fixes the synthetic data; only the model seed varies
+    train: {...}                     # a `faconvlstm fit` run configuration (task autoencoder)
+    model_overrides: {fa: {...}}     # merged into train.model per subject
+    eof_n_eofs: null                 # EOFs kept (null: the learned models' embed_dim)
+    threads: null                    # PyTorch intra-op threads during the comparison
+    evaluation: {...}                # EvaluationConfig
+    cost: {...}                      # CostConfig
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from faconvlstm.protocol.subjects import SUBJECTS
+from faconvlstm.training.config import (
+    ConfigError,
+    RunConfig,
+    build_dataclass,
+    config_from_dict,
+    read_config_mapping,
+)
+
+__all__ = [
+    "REFERENCE_SUBJECT",
+    "CompareConfig",
+    "CostConfig",
+    "EvaluationConfig",
+    "load_compare_config",
+    "run_config",
+]
+
+#: The subject whose run configuration stands for the shared data, budget and
+#: ``embed_dim`` (the data section is the same for every subject; only ``cell`` differs).
+REFERENCE_SUBJECT = "fa"
+
+
+@dataclass
+class EvaluationConfig:
+    """What is measured on the held-out windows.
+
+    ``n_clusters``: k of k-means (null: the number of ground-truth regimes, else 4).
+    ``noise_sigmas``: Gaussian noise levels in units of each channel's std.
+    ``mask_fractions``: hidden shares for random-point and block masking (``block`` = h, w).
+    ``attention_hops``: propagation steps of the attention maps (see ``attention_map``).
+    ``lobe_radius_deg``: radius of the teleconnection lobe regions, in degrees.
+    ``probe_windows``: evaluation windows embedded after every epoch (embedding drift) and
+    used for the FA internals.
+    ``climatology_smooth_days``: pooling window (days) of the ACC day-of-year climatology.
+    """
+
+    n_clusters: int | None = None
+    noise_sigmas: list[float] = field(default_factory=lambda: [0.0, 0.25, 0.5, 1.0, 2.0])
+    mask_fractions: list[float] = field(default_factory=lambda: [0.1, 0.3, 0.5])
+    block: list[int] = field(default_factory=lambda: [4, 8])
+    attention_hops: list[int] = field(default_factory=lambda: [1, 2])
+    lobe_radius_deg: float = 20.0
+    probe_windows: int = 8
+    climatology_smooth_days: int = 31
+
+
+@dataclass
+class CostConfig:
+    """The layer cost sweep (:mod:`faconvlstm.evaluation.efficiency`).
+
+    One layer of every learned subject, with ``filters`` and ``in_channels``, is measured
+    on every ``grids`` × ``steps`` input of batch ``batch``; the largest point is the cost
+    table. ``repeats`` interleaved timings (the minimum is kept); ``memory``: measure the
+    peak memory of a training step in a fresh process; ``device``: a torch device.
+    """
+
+    enabled: bool = True
+    filters: int = 64
+    in_channels: int = 8
+    batch: int = 4
+    grids: list[list[int]] = field(default_factory=lambda: [[32, 64], [64, 128]])
+    steps: list[int] = field(default_factory=lambda: [6, 12])
+    repeats: int = 2
+    memory: bool = True
+    device: str = "cpu"
+
+
+@dataclass
+class CompareConfig:
+    """A comparison: subjects × seeds, one training configuration, one evaluation.
+
+    ``train`` is a `faconvlstm fit` run configuration (see
+    :mod:`faconvlstm.training.config`) shared by the learned subjects; ``model_overrides``
+    is merged into its ``model`` section per subject (``cell`` is set from the subject's
+    name). ``data_seed`` fixes the synthetic data, so only the model seed varies between
+    seeds. ``eof_n_eofs``: EOFs kept (null: the learned models' ``embed_dim``).
+    ``threads``: PyTorch intra-op threads during the comparison (null: unchanged). On a
+    busy shared machine 1 thread can be many times faster than spinning thread pools.
+    The derived run configuration of a (subject, seed) is :func:`run_config`; the plan
+    (:mod:`faconvlstm.protocol.plan`) builds it once per run.
+    """
+
+    out: str = "runs/compare"
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    models: list[str] = field(default_factory=lambda: ["fa", "convlstm", "eof"])
+    data_seed: int = 0
+    train: dict = field(default_factory=dict)
+    model_overrides: dict = field(default_factory=dict)
+    eof_n_eofs: int | None = None
+    threads: int | None = None
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    cost: CostConfig = field(default_factory=CostConfig)
+
+
+def load_compare_config(
+    source: str | Path | dict, overrides: list[str] | None = None
+) -> CompareConfig:
+    """Read and validate a compare config: a YAML path, a shipped name (``compare_demo``)
+    or a dict; ``overrides`` are dotted ``key=value`` strings (``train.trainer.max_epochs=2``).
+
+    Besides keys and types this checks what the protocol needs: known subject names, at
+    least 2 seeds, and a ``train`` section that is a valid autoencoder run configuration
+    (checked now, before any data is opened or any model trained).
+    """
+    raw = read_config_mapping(copy.deepcopy(source) if isinstance(source, dict) else source,
+                              overrides)
+    cfg = build_dataclass(CompareConfig, raw)
+    bad = [m for m in cfg.models if m not in SUBJECTS]
+    if bad:
+        raise ConfigError(
+            f"compare config key 'models': unknown model {bad[0]!r}; "
+            f"accepted: {', '.join(SUBJECTS)}"
+        )
+    if len(cfg.seeds) < 2:
+        raise ConfigError("compare config key 'seeds': stability needs at least 2 seeds")
+    reference = run_config(cfg, REFERENCE_SUBJECT, cfg.seeds[0])
+    if reference.task != "autoencoder":
+        raise ConfigError(
+            "compare config key 'train.task': the comparison evaluates representations, "
+            f"so it trains autoencoders; got {reference.task!r}"
+        )
+    return cfg
+
+
+def run_config(cfg: CompareConfig, model: str, seed: int) -> RunConfig:
+    """The validated `fit` configuration of learned subject ``model`` and ``seed``.
+
+    ``train`` with ``seed``, ``task`` defaulting to autoencoder, ``model`` =
+    ``train.model`` ∪ ``model_overrides[model]`` ∪ ``{cell: model}``, and the synthetic
+    generator's seed set to ``data_seed``.
+    """
+    raw = copy.deepcopy(cfg.train)
+    raw["seed"] = seed
+    raw.setdefault("task", "autoencoder")
+    raw["model"] = {**raw.get("model", {}), **cfg.model_overrides.get(model, {}), "cell": model}
+    data = raw.setdefault("data", {})
+    if data.get("source", "synthetic") == "synthetic":
+        data["synthetic"] = {**data.get("synthetic", {}), "seed": cfg.data_seed}
+    try:
+        return config_from_dict(raw)
+    except ConfigError as err:  # its keys are relative to 'train': say so
+        raise ConfigError(f"compare config section 'train': {err}") from None

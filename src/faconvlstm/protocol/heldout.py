@@ -1,0 +1,172 @@
+"""The held-out windows every subject is measured on, and the ground truth.
+
+The data are opened exactly as the training run opens them
+(:class:`faconvlstm.training.datamodule.GriddedDataModule`), normalised with the training
+period's statistics, and cut into non-overlapping windows. The held-out period is
+``test_years`` when the run configuration names them, else the validation period (which
+training uses only for its validation loss: every model is evaluated from its last
+checkpoint, not a checkpoint selected on it).
+
+With the synthetic generator (:func:`faconvlstm.data.synthetic`) the ground truth comes
+along: the planted regimes, the oscillator driving them and the teleconnection lobes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import xarray as xr
+
+from faconvlstm import data as fdata
+from faconvlstm.data.stats import compute_climatology
+from faconvlstm.data.time import day_of_year
+from faconvlstm.evaluation.interpretability import box_mean_index
+from faconvlstm.training.config import RunConfig
+from faconvlstm.training.datamodule import GriddedDataModule
+
+__all__ = ["EvalData", "driver_index", "n_clusters", "prepare_data"]
+
+
+@dataclass
+class EvalData:
+    """The held-out windows and the ground truth.
+
+    ``x``: (N, T, C, H, W) normalised, 0 where missing; ``valid``: same, bool;
+    ``phase``: (N, T) annual phase; ``times``: (N, T) stamps; ``clim``: (N, T, C, H, W)
+    day-of-year climatology of the normalised training period; ``train_fields``:
+    (T_train, C, H, W) normalised training period (NaN where missing), for the EOFs;
+    ``train_x``, ``train_phase``: the training period as windows, where the linear probes
+    are fitted. Truth (None without): ``regime`` and ``oscillator`` (N·T,),
+    ``train_oscillator``, ``lobes`` ``{"tropical": (lat, lon), "remote": (lat, lon)}`` in
+    degrees, ``index_channel`` (the variable carrying the tropical lobe).
+    """
+
+    x: torch.Tensor
+    valid: torch.Tensor
+    phase: torch.Tensor
+    times: np.ndarray
+    clim: np.ndarray
+    train_fields: np.ndarray
+    train_x: torch.Tensor
+    train_phase: torch.Tensor
+    lat: np.ndarray
+    lon: np.ndarray
+    channels: list[str]
+    n_train_steps: int
+    regime: np.ndarray | None = None
+    oscillator: np.ndarray | None = None
+    train_oscillator: np.ndarray | None = None
+    lobes: dict[str, tuple[float, float]] | None = None
+    index_channel: int | None = None
+    source: str = ""
+
+    @property
+    def flat_times(self) -> np.ndarray:
+        return self.times.reshape(-1)
+
+    def probe(self, n: int) -> np.ndarray:
+        """Indices of ``n`` windows spread evenly over the period (all seasons)."""
+        return np.unique(
+            np.linspace(0, self.x.shape[0] - 1, min(n, self.x.shape[0])).round()
+        ).astype(int)
+
+
+def prepare_data(run: RunConfig, climatology_smooth_days: int) -> EvalData:
+    """Open the data of run configuration ``run``; cut the held-out period into windows.
+
+    Args:
+        run: the reference run configuration (its ``data`` section and ``seed``).
+        climatology_smooth_days: pooling window (days) of the ACC climatology.
+    """
+    dm = GriddedDataModule(run.data, seed=run.seed)
+    dm.setup("fit")
+    window = run.data.window
+    held_out = dm.val_set.da
+    if run.data.test_years is not None:
+        held_out = fdata.split_by_years(dm.array, test=tuple(run.data.test_years))["test"]
+    val = fdata.WindowDataset(held_out, window=window, stride=window, stats=dm.stats)
+    batch = fdata.collate_windows([val[i] for i in range(len(val))])
+    train_da = dm.train_set.da
+    tw = fdata.WindowDataset(train_da, window=window, stride=window, stats=dm.stats)
+    train_batch = fdata.collate_windows([tw[i] for i in range(len(tw))])
+    train_times = train_da["time"].values
+    train = dm.stats.normalize_array(np.asarray(train_da.values, dtype="float32"), train_times)
+    train_xr = xr.DataArray(
+        train, dims=("time", "channel", "lat", "lon"), coords={"time": train_times}
+    )
+    clim = compute_climatology(train_xr, "dayofyear", window=max(climatology_smooth_days, 1))
+    doy = day_of_year(batch["time"].reshape(-1))
+    clim_eval = np.nan_to_num(clim.values[doy - 1]).reshape(batch["x"].shape)
+    out = EvalData(
+        x=batch["x"],
+        valid=batch["mask"],
+        phase=batch["phase"],
+        times=batch["time"],
+        clim=clim_eval,
+        train_fields=train,
+        train_x=train_batch["x"],
+        train_phase=train_batch["phase"],
+        lat=np.asarray(val.lat),
+        lon=np.asarray(val.lon),
+        channels=list(val.channels),
+        n_train_steps=int(train.shape[0]),
+        source=run.data.source,
+    )
+    if run.data.source == "synthetic":
+        _, truth = fdata.synthetic(**run.data.synthetic)
+        out.regime = _truth_series(truth, "regime", out.flat_times)
+        out.oscillator = _truth_series(truth, "oscillator", out.flat_times)
+        out.train_oscillator = _truth_series(truth, "oscillator", train_batch["time"].ravel())
+        out.lobes = _lobes(truth)
+        out.index_channel = _index_channel(truth, out.channels)
+    return out
+
+
+def n_clusters(configured: int | None, data: EvalData) -> int:
+    """k of k-means: ``configured``, else the number of true regimes, else 4."""
+    if configured is not None:
+        return configured
+    return int(np.unique(data.regime).size) if data.regime is not None else 4
+
+
+def driver_index(data: EvalData, fields: np.ndarray) -> np.ndarray | None:
+    """A Niño-3.4-like index ``(time,)`` computed from ``fields`` ``(time, C, H, W)``: the
+    box mean (±10° lat, ±20° lon) of the variable that carries the tropical lobe, around
+    the lobe's centre; ``None`` without that ground truth."""
+    if data.lobes is None or data.index_channel is None:
+        return None
+    lat_c, lon_c = data.lobes["tropical"]
+    da = xr.DataArray(
+        fields[:, data.index_channel],
+        dims=("time", "lat", "lon"),
+        coords={"lat": data.lat, "lon": data.lon},
+    )
+    box = box_mean_index(
+        da, (lat_c - 10.0, lat_c + 10.0), (lon_c - 20.0, lon_c + 20.0), anomaly=False
+    )
+    return box.values
+
+
+def _truth_series(truth: xr.Dataset, name: str, times: np.ndarray) -> np.ndarray | None:
+    """A ground-truth time series of the generator at ``times``."""
+    if name not in truth:
+        return None
+    return np.asarray(truth[name].sel(time=times).values)
+
+
+def _lobes(truth: xr.Dataset) -> dict[str, tuple[float, float]] | None:
+    """Teleconnection lobe centres ``(lat, lon)`` from the generator's ground truth."""
+    if "enso_center" not in truth or "remote_center" not in truth:
+        return None
+    return {
+        "tropical": tuple(float(v) for v in truth["enso_center"].values),
+        "remote": tuple(float(v) for v in truth["remote_center"].values),
+    }
+
+
+def _index_channel(truth: xr.Dataset, channels: list[str]) -> int | None:
+    """Channel of the variable that carries the tropical lobe (``truth.attrs``)."""
+    name = truth.attrs.get("enso_variable")
+    return channels.index(name) if name in channels else None

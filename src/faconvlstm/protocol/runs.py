@@ -1,0 +1,228 @@
+"""Running a comparison: train or fit every (subject, seed) of the plan, measure, report.
+
+Every subject is trained (learned) or fitted (EOF) once per seed on the same data with the
+same budget, then measured on the same held-out windows. Training is
+:func:`faconvlstm.training.fit.fit`; a trained model is read back with
+:func:`faconvlstm.training.infer.load_model` from its ``last.ckpt``.
+
+Resuming: rerunning the same command into the same folder skips every finished run (its
+``result.json`` is written atomically, after everything else of that run), continues an
+interrupted training from its ``last.ckpt``, and reuses the cached layer cost sweep. The
+file layout is :class:`faconvlstm.protocol.plan.Layout`.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+import yaml
+from tqdm.auto import tqdm
+
+from faconvlstm import __version__
+from faconvlstm.evaluation.stability import embedding_drift
+from faconvlstm.files import atomic_savez, atomic_write_json, atomic_write_text
+from faconvlstm.protocol.config import CompareConfig, load_compare_config
+from faconvlstm.protocol.heldout import EvalData, n_clusters, prepare_data
+from faconvlstm.protocol.measure import evaluate, fa_internals, layer_cost_sweep, model_step_ms
+from faconvlstm.protocol.plan import Plan, RunSpec, make_plan
+from faconvlstm.protocol.report import write_report
+from faconvlstm.protocol.results import (
+    Budget,
+    DataInfo,
+    LossHistory,
+    ModelCost,
+    ModelResult,
+    Results,
+    ScalingRow,
+    SeedResult,
+    TrainingRecord,
+    summarise,
+)
+from faconvlstm.protocol.subjects import EOFSubject, LearnedSubject
+from faconvlstm.training.fit import fit
+from faconvlstm.training.history import EpochRecorder, read_history
+from faconvlstm.training.infer import load_model
+
+__all__ = ["compare", "run_one"]
+
+
+def compare(
+    config: CompareConfig | str | Path | dict,
+    out: str | Path | None = None,
+    *,
+    overrides: list[str] | None = None,
+    command: str | None = None,
+    progress: bool = True,
+) -> Path:
+    """Run the comparison; returns the path of ``results.json`` (report beside it).
+
+    Args:
+        config: a :class:`~faconvlstm.protocol.config.CompareConfig`, a YAML path / shipped
+            name, or a dict.
+        out: output directory (default: ``config.out``). Rerunning into the same directory
+            resumes: finished (subject, seed) runs are reused.
+        overrides: dotted ``key=value`` overrides for a file/dict config.
+        command: the command line, recorded in the report for reproduction.
+        progress: show progress bars (tqdm; Lightning's during training).
+    """
+    if isinstance(config, CompareConfig):
+        cfg = copy.deepcopy(config)
+    else:
+        cfg = load_compare_config(config, overrides)
+    if not progress:
+        cfg.train.setdefault("trainer", {})["enable_progress_bar"] = False
+    plan = make_plan(cfg, out or cfg.out)
+    plan.layout.root.mkdir(parents=True, exist_ok=True)
+    threads = torch.get_num_threads()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    try:
+        return _compare(plan, command, progress)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _compare(plan: Plan, command: str | None, progress: bool) -> Path:
+    cfg, layout = plan.cfg, plan.layout
+    atomic_write_text(yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False), layout.config)
+    data = prepare_data(plan.reference, cfg.evaluation.climatology_smooth_days)
+    cost_config, scaling = _cost_sweep(plan)
+
+    bar = tqdm(plan.specs, desc="compare", disable=not progress, unit="run")
+    per_model: dict[str, list[SeedResult]] = {m: [] for m in cfg.models}
+    for spec in bar:
+        bar.set_postfix_str(f"{spec.model} seed {spec.seed}")
+        per_model[spec.model].append(run_one(spec, plan, data))
+
+    k = n_clusters(cfg.evaluation.n_clusters, data)
+    models = {}
+    for name, seeds in per_model.items():
+        embeddings = [spec.paths.load_arrays()["embeddings"] for spec in plan.runs_of(name)]
+        models[name] = ModelResult(
+            ModelCost.of(name, scaling, seeds), seeds, summarise(seeds, embeddings, k)
+        )
+    run = plan.reference
+    results = Results(
+        config=dataclasses.asdict(cfg),
+        seeds=list(cfg.seeds),
+        budget=Budget(
+            max_epochs=run.trainer.max_epochs,
+            max_steps=run.trainer.max_steps,
+            batch_size=run.data.batch_size,
+            window=run.data.window,
+            lr=run.optim.lr,
+        ),
+        data=DataInfo(
+            source=data.source,
+            channels=data.channels,
+            height=int(data.lat.size),
+            width=int(data.lon.size),
+            n_train_steps=data.n_train_steps,
+            n_eval_steps=int(data.flat_times.size),
+            eval_period=[str(data.flat_times[0])[:10], str(data.flat_times[-1])[:10]],
+            n_regimes=int(np.unique(data.regime).size) if data.regime is not None else None,
+            n_clusters=k,
+        ),
+        cost_config=cost_config,
+        scaling=scaling,
+        models=models,
+        command=command,
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        faconvlstm_version=__version__,
+    )
+    atomic_write_json(results.to_dict(), layout.results, indent=1)
+    write_report(results, layout)
+    return layout.results
+
+
+def _cost_sweep(plan: Plan) -> tuple[dict, list[ScalingRow]]:
+    """The layer cost sweep, measured once per output folder (cached in ``cost.json``)."""
+    path = plan.layout.cost
+    if path.exists():
+        cached = json.loads(path.read_text())
+        return cached["config"], [ScalingRow(**r) for r in cached["scaling"]]
+    config, rows = layer_cost_sweep(plan.cfg.cost, plan.learned_models)
+    atomic_write_json(
+        {"config": config, "scaling": [dataclasses.asdict(r) for r in rows]}, path, indent=1
+    )
+    return config, rows
+
+
+def run_one(spec: RunSpec, plan: Plan, data: EvalData) -> SeedResult:
+    """Train/fit and evaluate one (subject, seed); writes its ``result.json`` last (a
+    finished run is read back instead)."""
+    paths = spec.paths
+    if paths.result.exists():
+        return SeedResult.from_dict(json.loads(paths.result.read_text()), str(paths.result))
+    paths.root.mkdir(parents=True, exist_ok=True)
+    L.seed_everything(spec.seed, verbose=False)
+    ev = plan.cfg.evaluation
+    result = SeedResult(spec.seed)
+    extra_arrays: dict[str, np.ndarray] = {}
+    if spec.learned:
+        model, seconds = _train(spec, data, ev.probe_windows)
+        subject = LearnedSubject(model, data)
+        history = read_history(paths.epochs)
+        result.training = TrainingRecord(
+            train_seconds=seconds,
+            history=LossHistory(history.epoch, history.train_loss, history.val_loss),
+        )
+        if len(history.snapshots) >= 2:
+            drift = embedding_drift(history.snapshots)
+            result.training.drift = {k: v.tolist() for k, v in drift.items()}
+            result.training.drift_cka_final = float(drift["cka_drift"][-1])
+        result.training.model_params = sum(p.numel() for p in model.parameters())
+        result.training.model_fwd_bwd_ms = model_step_ms(model, data)
+        result.internals, extra_arrays = fa_internals(model, data, ev)
+    elif spec.model == "eof":
+        subject, result.training = _fit_eof(plan, data)
+    else:
+        raise NotImplementedError(
+            f"subject {spec.model!r} is neither learned nor EOF: add its fitting step to "
+            "faconvlstm.protocol.runs.run_one"
+        )
+    start = time.perf_counter()
+    result.evaluation, arrays = evaluate(
+        subject, data, ev, n_clusters(ev.n_clusters, data), spec.seed
+    )
+    result.eval_seconds = time.perf_counter() - start
+    atomic_savez(paths.arrays, **arrays, **extra_arrays)
+    atomic_write_json(result.to_dict(), paths.result, indent=1)
+    # what the next run reads back: the same cleaned values (NaN → None) as a resume sees
+    return SeedResult.from_dict(json.loads(paths.result.read_text()), str(paths.result))
+
+
+def _fit_eof(plan: Plan, data: EvalData) -> tuple[EOFSubject, TrainingRecord]:
+    """Fit the EOF baseline (``eof_n_eofs``, else the learned models' ``embed_dim``)."""
+    start = time.perf_counter()
+    n_eofs = plan.cfg.eof_n_eofs or plan.reference.model.get("embed_dim", 32)
+    subject = EOFSubject.fit(data, n_eofs)
+    record = TrainingRecord(
+        train_seconds=time.perf_counter() - start,
+        model_params=int(subject.eof.components_.size),
+        explained_variance=float(subject.eof.explained_variance_ratio_.sum()),
+    )
+    return subject, record
+
+
+def _train(spec: RunSpec, data: EvalData, probe_windows: int) -> tuple[torch.nn.Module, float]:
+    """Train (or resume, or reuse) one learned subject; returns it and its training time
+    in seconds (of the run that finished it)."""
+    paths = spec.paths
+    if not paths.train_done.exists():
+        idx = data.probe(probe_windows)
+        recorder = EpochRecorder(paths.epochs, data.x[idx], data.phase[idx])
+        start = time.perf_counter()
+        fit(spec.run, out=paths.train, resume=paths.last_checkpoint.exists(),
+            callbacks=[recorder])
+        atomic_write_json({"train_seconds": time.perf_counter() - start}, paths.train_done)
+    model, _ = load_model(paths.last_checkpoint)
+    return model, float(json.loads(paths.train_done.read_text())["train_seconds"])
