@@ -75,11 +75,12 @@ def test_every_nav_page_exists_and_is_rendered(site: Path) -> None:
 
 def test_design_page_has_the_fa_gate_equations_as_mathjax(site: Path) -> None:
     blocks = _math_blocks(_rendered(site, "design.md").read_text())
-    gates = [b for b in blocks if r"\sigma" in b and "c_t" in b and "c_{t-1}" in b]
-    assert gates, f"no arithmatex block with the gate equations among {len(blocks)} blocks"
-    tex = gates[0]
+    # the FA step (the page also shows ConvLSTM's): the one block with the depthwise mixing
+    fa = [b for b in blocks if r"\mathrm{DWConv}" in b]
+    assert len(fa) == 1, f"expected one FA step block among {len(blocks)} math blocks"
+    tex = fa[0]
     assert tex.lstrip().startswith(r"\[") and tex.rstrip().endswith(r"\]")
-    for symbol in (r"\odot", r"\tanh", "h_t", "p_i", "p_f", "p_o"):  # peepholes included
+    for symbol in (r"\sigma", "c_t", "c_{t-1}", r"\odot", r"\tanh", "h_t", "p_i", "p_f", "p_o"):
         assert symbol in tex, f"{symbol} missing from the design page's gate equations"
 
 
