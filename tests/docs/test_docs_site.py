@@ -96,7 +96,8 @@ def test_fa_api_page_renders_the_docstring_math_as_mathjax(site: Path) -> None:
 def test_no_restructuredtext_markup_is_left_in_the_api_pages(site: Path) -> None:
     for page in sorted((site / "api").glob("*/index.html")):
         text = page.read_text()
-        for markup in (".. math::", ":math:`", ":class:`", ":func:`", ":mod:`", ":meth:`"):
+        markups = (".. math::", ":math:`", ":class:`", ":func:`", ":mod:`", ":meth:`", "=====  ")
+        for markup in markups:  # the last: a simple-table border
             assert markup not in text, f"{markup!r} left unconverted in {page}"
 
 
@@ -143,3 +144,30 @@ def test_rst_roles_become_inline_math_and_optional_autorefs() -> None:
 def test_rst_literal_marker_becomes_a_colon() -> None:
     out = _rst_markup().rst_to_markdown("Example::\n\n    >>> 1\n", "faconvlstm")
     assert out.splitlines()[0] == "Example:"
+
+
+def test_rst_simple_table_becomes_a_pipe_table() -> None:
+    text = (
+        "Samples:\n\n"
+        "=====  =============\n"
+        "name   contents\n"
+        "=====  =============\n"
+        "sst    SST anomalies,\n"
+        "       1963-2012\n"
+        "z500   heights | m\n"
+        "=====  =============\n\n"
+        "After."
+    )
+    out = _rst_markup().rst_to_markdown(text, "faconvlstm.data")
+    assert out.splitlines() == [
+        "Samples:",
+        "",
+        "",
+        "| name | contents |",
+        "|---|---|",
+        "| sst | SST anomalies, 1963-2012 |",
+        "| z500 | heights \\| m |",
+        "",
+        "",
+        "After.",
+    ]
