@@ -33,10 +33,7 @@ from typing import Any
 import keras
 from keras import activations, constraints, initializers, ops, regularizers
 
-from faconvlstm.layers.boundary import check_boundary, conv_output_size, conv_pads
-from faconvlstm.layers.recurrent import to_pair
-
-Pads = tuple[int, int, int, int]
+from faconvlstm.geometry import Pads, check_boundary, conv_output_size, conv_pads, to_pair
 
 
 def pad_grid(x: Any, pads: Pads, boundary: str) -> Any:
