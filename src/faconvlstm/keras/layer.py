@@ -14,6 +14,7 @@ from typing import Any
 import keras
 from keras import ops
 
+from faconvlstm._optional import require
 from faconvlstm.keras.cell import FAConvLSTM2DCell
 
 
@@ -453,6 +454,7 @@ class FAConvLSTM2D(keras.layers.RNN):
         the same output; ``overrides`` replace constructor arguments of the PyTorch layer
         (e.g. ``data_format="channels_first"``). The layer must be built.
         """
+        require("torch", "torch")  # PyTorch is imported here only, not with the layer
         from faconvlstm.keras.convert import keras_to_torch
 
         return keras_to_torch(self, **overrides)
@@ -465,6 +467,7 @@ class FAConvLSTM2D(keras.layers.RNN):
         ``overrides`` replace constructor arguments (e.g. ``data_format="channels_last"``).
         The module must be built (``in_channels`` given or one forward run).
         """
+        require("torch", "torch")
         from faconvlstm.keras.convert import torch_to_keras
 
         return torch_to_keras(module, cls, **overrides)
