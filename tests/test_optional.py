@@ -43,6 +43,9 @@ def test_message_for_known_and_unknown_missing_modules():
     assert missing_dependency_message(ModuleNotFoundError("x", name="xarray.core")) == (
         "the optional dependency 'xarray' is not installed: pip install 'faconvlstm[train]'"
     )
+    error = MissingDependencyError("torch", "torch")
+    assert missing_dependency_message(error) == str(error)
+    assert missing_dependency_message(error, extra="train").endswith("'faconvlstm[train]'")
     assert missing_dependency_message(ModuleNotFoundError("x", name="mystery")) is None
     assert missing_dependency_message(ImportError("cannot import name 'f'")) is None
     assert missing_dependency_message(ValueError("no")) is None
@@ -72,4 +75,20 @@ def test_cli_without_lightning_says_which_extra_in_one_line():
     assert run.stderr.strip() == (
         "faconvlstm fit: the optional dependency 'lightning' is not installed: "
         "pip install 'faconvlstm[train]'"
+    )
+
+
+def test_cli_without_torch_names_the_train_extra_not_the_torch_one():
+    # the command line needs the whole training stack, whichever part is missing
+    run = _run_hiding(
+        "torch",
+        """
+        from faconvlstm.cli import main
+        sys.exit(main(["demo", "--out", "unused"]))
+        """,
+    )
+    assert run.returncode == 2, run.stderr
+    assert run.stderr.strip() == (
+        "faconvlstm demo: not available (the optional dependency 'torch' is not installed: "
+        "pip install 'faconvlstm[train]')"
     )

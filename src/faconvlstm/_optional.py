@@ -26,16 +26,12 @@ EXTRA_OF = {
     **dict.fromkeys(
         (
             "xarray", "dask", "netCDF4", "h5netcdf", "zarr", "fsspec", "cftime", "pandas",
-            "scipy", "eofs", "sklearn", "matplotlib", "lightning", "tensorboard", "yaml",
-            "tqdm", "psutil", "filelock",
+            "scipy", "eofs", "sklearn", "threadpoolctl", "matplotlib", "lightning",
+            "tensorboard", "yaml", "tqdm", "psutil", "filelock",
         ),
         "train",
     ),
 }  # fmt: skip
-
-
-class MissingDependencyError(ImportError):
-    """An optional dependency is not installed; the message names the extra to install."""
 
 
 def _hint(module: str, extra: str) -> str:
@@ -43,6 +39,14 @@ def _hint(module: str, extra: str) -> str:
         f"the optional dependency '{module}' is not installed: "
         f"pip install 'faconvlstm[{extra}]'"
     )
+
+
+class MissingDependencyError(ImportError):
+    """``module`` (an optional dependency) is not installed; ``extra`` installs it."""
+
+    def __init__(self, module: str, extra: str) -> None:
+        super().__init__(_hint(module, extra), name=module)
+        self.module, self.extra = module, extra
 
 
 def _missing_name(error: BaseException) -> str | None:
@@ -63,16 +67,20 @@ def require(module: str, extra: str) -> ModuleType:
     except ModuleNotFoundError as error:
         if _missing_name(error) != module.partition(".")[0]:
             raise
-        raise MissingDependencyError(_hint(module, extra)) from error
+        raise MissingDependencyError(module, extra) from error
 
 
-def missing_dependency_message(error: BaseException) -> str | None:
+def missing_dependency_message(error: BaseException, extra: str | None = None) -> str | None:
     """The install hint for an error caused by a missing optional dependency of faconvlstm
     (a :class:`MissingDependencyError`, or a ``ModuleNotFoundError`` for a package of
-    :data:`EXTRA_OF`); ``None`` for any other error (a bug, whose traceback should show)."""
+    :data:`EXTRA_OF`); ``None`` for any other error (a bug, whose traceback should show).
+
+    ``extra`` replaces the extra the hint names: the command line needs
+    ``faconvlstm[train]`` whichever of its dependencies is missing.
+    """
     if isinstance(error, MissingDependencyError):
-        return str(error)
+        return _hint(error.module, extra or error.extra)
     name = _missing_name(error)
     if name in EXTRA_OF:
-        return _hint(name, EXTRA_OF[name])
+        return _hint(name, extra or EXTRA_OF[name])
     return None

@@ -218,13 +218,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser(chosen).parse_args(argv)
     except (ImportError, AttributeError) as err:
-        reason = missing_dependency_message(err) or err
+        reason = missing_dependency_message(err, extra="train") or err
         print(f"faconvlstm {chosen}: not available ({reason})", file=sys.stderr)
         return 2
     try:
         return int(_resolve(_SUBCOMMANDS[args.command].run)(args) or 0)
-    except ImportError as err:  # an extra is not installed: say which, no traceback
-        hint = missing_dependency_message(err)
+    except ImportError as err:  # the train extra is not installed: say so, no traceback
+        hint = missing_dependency_message(err, extra="train")
         if hint is None:
             raise
         print(f"faconvlstm {args.command}: {hint}", file=sys.stderr)
