@@ -35,10 +35,7 @@ EXTRA_OF = {
 
 
 def _hint(module: str, extra: str) -> str:
-    return (
-        f"the optional dependency '{module}' is not installed: "
-        f"pip install 'faconvlstm[{extra}]'"
-    )
+    return f"the optional dependency '{module}' is not installed: pip install 'faconvlstm[{extra}]'"
 
 
 class MissingDependencyError(ImportError):

@@ -256,9 +256,7 @@ class FAConvLSTM2D(keras.layers.RNN):
         """
         super().build(sequences_shape, initial_state_shape)
         channel_axis = 2 if self.cell.data_format == "channels_first" else -1
-        self.input_spec = keras.layers.InputSpec(
-            ndim=5, axes={channel_axis: self.cell.input_dim}
-        )
+        self.input_spec = keras.layers.InputSpec(ndim=5, axes={channel_axis: self.cell.input_dim})
 
     # ------------------------------------------------------------------ the time loop
     def _attention_schedule(self, steps: Any) -> Any:
