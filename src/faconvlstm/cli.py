@@ -264,15 +264,24 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``faconvlstm`` console script; returns the exit status."""
+    from faconvlstm._optional import missing_dependency_message
+
     argv = list(sys.argv[1:] if argv is None else argv)
     chosen = next((a for a in argv if a in _SUBCOMMANDS), None)
     try:
         args = build_parser(chosen).parse_args(argv)
     except (ImportError, AttributeError) as err:
-        print(f"faconvlstm {chosen}: not available ({err})", file=sys.stderr)
+        reason = missing_dependency_message(err, extra="train") or err
+        print(f"faconvlstm {chosen}: not available ({reason})", file=sys.stderr)
         return 2
     try:
         return int(_SUBCOMMANDS[args.command].run(args) or 0)
+    except ImportError as err:  # the train extra is not installed: say so, no traceback
+        hint = missing_dependency_message(err, extra="train")
+        if hint is None:
+            raise
+        print(f"faconvlstm {args.command}: {hint}", file=sys.stderr)
+        return 2
     except Exception as err:
         status = _exit_status(err)
         if status is None:

@@ -1,9 +1,11 @@
 """faconvlstm.keras.FAConvLSTM2D on the JAX backend (CPU), against the PyTorch reference.
 
-The Keras backend is fixed per process, so the checks run in a subprocess with
-``KERAS_BACKEND=jax``: parity (1e-5) for several configurations, mask and initial state
+The Keras backend is fixed per process, so the checks run in subprocesses with
+``KERAS_BACKEND=jax``: a light one, where ``import faconvlstm.keras`` must load neither
+PyTorch nor the training stack and the layer validates its inputs without them; and the
+parity one: 1e-5 against PyTorch for several configurations, mask and initial state
 included, a jit-compiled ``model.fit`` of a Bidirectional model with dropout, and a
-``.keras`` save/load round trip.
+``.keras`` save/load round trip. jax comes with the ``test`` extra.
 """
 
 import json
@@ -15,9 +17,72 @@ import textwrap
 import pytest
 
 pytest.importorskip(
-    "jax", reason="jax is not installed (it is not a dependency); pip install jax to test "
+    "jax", reason="jax is not installed: pip install 'faconvlstm[test]' (CPU jax) to test "
     "the Keras layer on the JAX backend"
 )  # fmt: skip
+
+JAX_ENV = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
+
+LIGHT_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    import numpy as np, keras
+    from faconvlstm.keras import FAConvLSTM2D
+
+    # (not matplotlib: Keras itself imports it where it is installed)
+    heavy = ("torch", "xarray", "lightning", "dask", "einops")
+    loaded = sorted(m for m in heavy if m in sys.modules)
+    sys.modules["torch"] = None  # from here on, as if PyTorch were not installed
+
+    def error(fn):
+        try:
+            fn()
+        except Exception as e:
+            return f"{type(e).__name__}: {e}"
+
+    x = np.zeros((2, 5, 6, 8, 3), "float32")
+    layer = FAConvLSTM2D(4, 3, padding="same", return_sequences=True)
+    shape = tuple(layer(x).shape)
+    errors = {
+        "channels": error(lambda: layer(np.zeros((2, 5, 6, 8, 6), "float32"))),
+        "mask": error(lambda: layer(x, mask=np.ones((2, 7), bool))),
+        "to_torch": error(layer.to_torch),
+    }
+    print(json.dumps({"backend": keras.backend.backend(), "loaded": loaded,
+                      "shape": shape, "errors": errors}))
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def light_run():
+    run = subprocess.run(
+        [sys.executable, "-c", LIGHT_SCRIPT], capture_output=True, text=True, env=JAX_ENV,
+        timeout=300,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-4000:]
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def test_import_on_jax_loads_neither_torch_nor_the_training_stack(light_run):
+    assert light_run["backend"] == "jax"
+    assert light_run["loaded"] == []
+    assert light_run["shape"] == [2, 5, 6, 8, 4]
+
+
+def test_jax_layer_refuses_wrong_channels_and_masks(light_run):
+    errors = light_run["errors"]
+    assert "expected axis -1 of input shape to have value 3" in errors["channels"]
+    assert "mask must be (batch, time) = (2, 5)" in errors["mask"]
+    assert "to match the input sequences; got (2, 7)" in errors["mask"]
+
+
+def test_to_torch_without_pytorch_names_the_torch_extra(light_run):
+    assert light_run["errors"]["to_torch"] == (
+        "MissingDependencyError: the optional dependency 'torch' is not installed: "
+        "pip install 'faconvlstm[torch]'"
+    )
+
 
 SCRIPT = textwrap.dedent(
     """
@@ -91,12 +156,11 @@ SCRIPT = textwrap.dedent(
 
 
 def test_jax_backend_matches_torch_and_trains(tmp_path):
-    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
     run = subprocess.run(
         [sys.executable, "-c", SCRIPT, str(tmp_path / "model.keras")],
         capture_output=True,
         text=True,
-        env=env,
+        env=JAX_ENV,
         timeout=300,
     )
     assert run.returncode == 0, run.stderr[-4000:]

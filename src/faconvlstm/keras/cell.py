@@ -33,10 +33,7 @@ from typing import Any
 import keras
 from keras import activations, constraints, initializers, ops, regularizers
 
-from faconvlstm.layers.boundary import check_boundary, conv_output_size, conv_pads
-from faconvlstm.layers.recurrent import to_pair
-
-Pads = tuple[int, int, int, int]
+from faconvlstm.geometry import Pads, check_boundary, conv_output_size, conv_pads, to_pair
 
 
 def pad_grid(x: Any, pads: Pads, boundary: str) -> Any:
@@ -229,6 +226,11 @@ class FAConvLSTM2DCell(keras.layers.Layer):
                 f"Full input shape received: input_shape={inputs_shape}"
             )
         self.input_dim = int(channels)
+        # as Keras' ConvLSTMCell: a frame of another channel count is refused (the grid is
+        # free); on the PyTorch backend it would run as a grouped convolution
+        self.input_spec = keras.layers.InputSpec(
+            ndim=4, axes={1 if self.data_format == "channels_first" else -1: self.input_dim}
+        )
         F_, r, (kh, kw) = self.filters, self.bottleneck, self.kernel_size
         n = len(self.dilation_rates)
         self.kernel = self.add_weight(

@@ -14,7 +14,15 @@ from typing import Any
 import keras
 from keras import ops
 
+from faconvlstm._optional import require
 from faconvlstm.keras.cell import FAConvLSTM2DCell
+
+
+def _same_shape(got: tuple, expected: tuple) -> bool:
+    """Same rank and equal sizes wherever both are known (None = unknown at trace time)."""
+    return len(got) == len(expected) and all(
+        a is None or b is None or a == b for a, b in zip(got, expected)
+    )
 
 
 def _cell_property(name: str) -> property:
@@ -238,6 +246,18 @@ class FAConvLSTM2D(keras.layers.RNN):
         )
         self.input_spec = keras.layers.InputSpec(ndim=5)
 
+    def build(self, sequences_shape: Sequence[int | None], initial_state_shape: Any = None) -> None:
+        """Build the cell for frames of ``sequences_shape`` (B, T, …) and pin the channels.
+
+        Keras' ConvLSTM2D refuses another channel count through its cell's ``InputSpec``;
+        this layer does not call its cell per step, so its own ``InputSpec`` fixes the
+        channel axis (2 for ``channels_first``, -1 for ``channels_last``). The grid stays
+        free: the same layer runs on any H × W.
+        """
+        super().build(sequences_shape, initial_state_shape)
+        channel_axis = 2 if self.cell.data_format == "channels_first" else -1
+        self.input_spec = keras.layers.InputSpec(ndim=5, axes={channel_axis: self.cell.input_dim})
+
     # ------------------------------------------------------------------ the time loop
     def _attention_schedule(self, steps: Any) -> Any:
         """Boolean (T,): attend after step t iff (t + 1) % k == 0 or t is the last step."""
@@ -246,18 +266,33 @@ class FAConvLSTM2D(keras.layers.RNN):
             ops.equal(ops.mod(t + 1, self.cell.attention_every), 0), ops.equal(t, steps - 1)
         )
 
-    def _check_mask(self, mask: Any) -> Any:
-        """A (B, T) step mask, or the (B, T, H, W) pixel mask of an upstream
-        ``keras.layers.Masking`` (channels last), which ConvLSTM2D applies per pixel."""
+    def _check_mask(self, mask: Any, x: Any) -> Any:
+        """The boolean mask, checked against the channels-last sequence ``x`` (B, T, H, W, C).
+
+        A (B, T) step mask, or, for channels-last data, the (B, T, H', W') pixel mask of an
+        upstream ``keras.layers.Masking`` (which ConvLSTM2D applies per pixel of the output
+        grid; H', W' = H, W for ``padding="same"`` and strides 1). Any other shape is
+        refused: a (B, 7) mask on T = 5 steps would otherwise be cut or broadcast silently.
+        Dimensions unknown at trace time (None) are not compared.
+        """
         mask = ops.cast(mask, "bool")
-        if len(mask.shape) == 2:
+        got = tuple(mask.shape)
+        step_shape = tuple(x.shape[:2])
+        channels_last = self.cell.data_format == "channels_last"
+        if _same_shape(got, step_shape):
             return mask
-        if len(mask.shape) == 4 and self.cell.data_format == "channels_last":
+        pixel_shape = (*step_shape, *self.cell.output_spatial_dims(*x.shape[2:4]))
+        if channels_last and _same_shape(got, pixel_shape):
             return mask
-        raise ValueError(
-            "mask must be (batch, time) or, for channels_last data, the (batch, time, rows, "
-            f"cols) mask of a keras.layers.Masking layer; got shape {tuple(mask.shape)}"
-        )
+        expected = f"(batch, time) = {step_shape}"
+        if channels_last:
+            expected += (
+                f", or the (batch, time, rows, cols) = {pixel_shape} pixel mask of a "
+                "keras.layers.Masking layer on the output grid"
+            )
+        else:
+            expected += " (a per-pixel mask needs data_format='channels_last')"
+        raise ValueError(f"mask must be {expected} to match the input sequences; got {got}")
 
     def call(
         self,
@@ -269,6 +304,10 @@ class FAConvLSTM2D(keras.layers.RNN):
         """Run the layer; see the class docstring for arguments, shapes and semantics."""
         cell = self.cell
         x = cell.to_internal_sequence(sequences)  # (B, T, H, W, C)
+        if isinstance(mask, (list, tuple)):
+            mask = mask[0]
+        if mask is not None:
+            mask = self._check_mask(mask, x)
         batch, steps = ops.shape(x)[0], ops.shape(x)[1]
         expected = self._expected_batch_size
         if self.stateful and None not in (expected, x.shape[0]) and x.shape[0] != expected:
@@ -298,11 +337,6 @@ class FAConvLSTM2D(keras.layers.RNN):
         if in_mask is not None:
             x = x * ops.expand_dims(in_mask, 1)
         xs = cell.input_sequence(x)  # (B, T, H', W', r)
-
-        if isinstance(mask, (list, tuple)):
-            mask = mask[0]
-        if mask is not None:
-            mask = self._check_mask(mask)
         if self.go_backwards:
             xs = ops.flip(xs, axis=1)
             mask = None if mask is None else ops.flip(mask, axis=1)
@@ -418,6 +452,7 @@ class FAConvLSTM2D(keras.layers.RNN):
         the same output; ``overrides`` replace constructor arguments of the PyTorch layer
         (e.g. ``data_format="channels_first"``). The layer must be built.
         """
+        require("torch", "torch")  # PyTorch is imported here only, not with the layer
         from faconvlstm.keras.convert import keras_to_torch
 
         return keras_to_torch(self, **overrides)
@@ -430,6 +465,7 @@ class FAConvLSTM2D(keras.layers.RNN):
         ``overrides`` replace constructor arguments (e.g. ``data_format="channels_last"``).
         The module must be built (``in_channels`` given or one forward run).
         """
+        require("torch", "torch")
         from faconvlstm.keras.convert import torch_to_keras
 
         return torch_to_keras(module, cls, **overrides)

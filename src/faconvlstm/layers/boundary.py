@@ -8,54 +8,20 @@ Two boundary conditions:
   edge; latitude (height) is zero-padded at the poles. With it, rolling the input along
   longitude rolls the output identically (a physical invariant of a global grid).
 
-"same" padding follows TensorFlow/Keras exactly: the total padding along an axis of length
-``n`` is ``max(0, (ceil(n / s) - 1) * s + (k - 1) * d + 1 - n)`` and the extra pixel (odd
-total, e.g. even kernels) goes at the bottom/right.
+The padding arithmetic (TF/Keras "same" padding, output sizes, the boundary names) is
+framework-free and lives in :mod:`faconvlstm.geometry`, shared with the Keras front end;
+this module applies it to PyTorch tensors.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
-
 import torch
 import torch.nn.functional as F
 
-BOUNDARIES = ("zeros", "periodic_lon")
-PADDINGS = ("valid", "same")
+from faconvlstm.geometry import Pads, conv_pads
 
-Pads = tuple[int, int, int, int]  # (top, bottom, left, right)
-
-
-def same_pad_1d(length: int, kernel: int, stride: int = 1, dilation: int = 1) -> tuple[int, int]:
-    """TF-style "same" padding along one axis: ``(before, after)``, extra pixel after."""
-    effective = (kernel - 1) * dilation + 1
-    out = math.ceil(length / stride)
-    total = max(0, (out - 1) * stride + effective - length)
-    return total // 2, total - total // 2
-
-
-def conv_pads(
-    size: Sequence[int],
-    kernel: Sequence[int],
-    stride: Sequence[int],
-    dilation: Sequence[int],
-    padding: str,
-) -> Pads:
-    """Padding ``(top, bottom, left, right)`` of a 2-D convolution on a ``size`` = (H, W) grid."""
-    if padding == "valid":
-        return (0, 0, 0, 0)
-    top, bottom = same_pad_1d(size[0], kernel[0], stride[0], dilation[0])
-    left, right = same_pad_1d(size[1], kernel[1], stride[1], dilation[1])
-    return (top, bottom, left, right)
-
-
-def conv_output_size(length: int, kernel: int, stride: int, dilation: int, padding: str) -> int:
-    """Output length of a convolution along one axis, Keras' shape formula."""
-    if padding == "same":
-        return math.ceil(length / stride)
-    effective = (kernel - 1) * dilation + 1
-    return (length - effective) // stride + 1 if length >= effective else 0
+# conv_pads is re-exported: each spatial op takes its padding and its pad op from here
+__all__ = ["conv_pads", "pad2d", "symmetric_torch_padding"]
 
 
 def pad2d(x: torch.Tensor, pads: Pads, boundary: str = "zeros") -> torch.Tensor:
@@ -85,9 +51,3 @@ def symmetric_torch_padding(pads: Pads) -> tuple[int, int] | None:
     if top == bottom and left == right:
         return (top, left)
     return None
-
-
-def check_boundary(boundary: str) -> str:
-    if boundary not in BOUNDARIES:
-        raise ValueError(f"boundary must be one of {BOUNDARIES}, got {boundary!r}")
-    return boundary

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from faconvlstm.layers.boundary import PADDINGS, check_boundary, conv_output_size
+from faconvlstm.geometry import PADDINGS, check_boundary, conv_output_size, to_pair
 
 DATA_FORMATS = ("channels_first", "channels_last")
 
@@ -67,24 +67,6 @@ def get_activation(name: str | Callable | None, argument: str) -> Callable:
         raise ValueError(
             f"{argument} must be a callable or one of {sorted(ACTIVATIONS)}, got {name!r}"
         ) from None
-
-
-def to_pair(value: int | Sequence[int], argument: str, minimum: int = 1) -> tuple[int, int]:
-    """Normalise an int or a pair to ``(int, int)``, Keras' ``standardize_tuple``."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        pair = (value, value)
-    else:
-        try:
-            pair = tuple(int(v) for v in value)  # type: ignore[union-attr]
-        except TypeError:
-            raise ValueError(
-                f"{argument} must be an int or a pair of ints, got {value!r}"
-            ) from None
-        if len(pair) != 2:
-            raise ValueError(f"{argument} must be an int or a pair of ints, got {value!r}")
-    if min(pair) < minimum:
-        raise ValueError(f"{argument} must be >= {minimum}, got {value!r}")
-    return pair  # type: ignore[return-value]
 
 
 def dropout_mask(like: torch.Tensor, rate: float, count: int) -> list[torch.Tensor]:
