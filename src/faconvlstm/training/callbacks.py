@@ -4,7 +4,9 @@
   right before the first batch of a resumed run, so dropout / scheduled sampling draw the
   same numbers as an uninterrupted run would. (The data loaders draw from their own
   generator, so loading never moves the global RNG.)
-* :class:`SigtermCheckpoint` writes ``last.ckpt`` at the end of the batch during which
+* :class:`LastCheckpoint` owns ``last.ckpt``: it writes it every ``every_n_train_steps``
+  optimiser steps, at the end of every epoch, at the end of training (so the final weights
+  are always on disk, whatever the step count) and at the end of the batch during which
   SIGTERM arrived (cluster pre-emption, ``kill``, SLURM time limit); Lightning then stops
   the run with ``SIGTERMException``.
 """
@@ -37,12 +39,31 @@ class RNGStateCallback(L.Callback):
             self._loaded = None
 
 
-class SigtermCheckpoint(L.Callback):
-    """On SIGTERM, save ``path`` after the current batch so ``--resume`` loses nothing."""
+class LastCheckpoint(L.Callback):
+    """Keep ``path`` (``last.ckpt``) at most ``every_n_train_steps`` steps behind, and exact
+    at every epoch end, at the end of training and after a SIGTERM.
 
-    def __init__(self, path: str | Path) -> None:
+    ``trainer.save_checkpoint`` is called on every rank (the strategy decides who writes:
+    rank 0 under DDP); a step already saved is not written twice.
+    """
+
+    def __init__(self, path: str | Path, every_n_train_steps: int | None = None) -> None:
         self.path = str(path)
+        self.every = every_n_train_steps or 0
+        self._saved_step = -1
+
+    def _save(self, trainer: L.Trainer) -> None:
+        if trainer.sanity_checking or trainer.global_step == self._saved_step:
+            return
+        trainer.save_checkpoint(self.path)
+        self._saved_step = trainer.global_step
 
     def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
-        if trainer.received_sigterm:
-            trainer.save_checkpoint(self.path)
+        if trainer.received_sigterm or (self.every and trainer.global_step % self.every == 0):
+            self._save(trainer)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        self._save(trainer)
+
+    def on_train_end(self, trainer: L.Trainer, *args: Any) -> None:
+        self._save(trainer)

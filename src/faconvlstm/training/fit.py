@@ -29,7 +29,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from torch import nn
 
 from faconvlstm import models
-from faconvlstm.training.callbacks import RNGStateCallback, SigtermCheckpoint
+from faconvlstm.training.callbacks import LastCheckpoint, RNGStateCallback
 from faconvlstm.training.checkpoint import (
     FORMAT_VERSION,
     AtomicCheckpointIO,
@@ -163,14 +163,8 @@ def make_trainer(cfg: RunConfig, out: Path, extra_callbacks: list[Any]) -> L.Tra
         dirpath=ckpt_dir, filename="best", monitor=cfg.checkpoint.monitor, mode="min",
         save_top_k=1, enable_version_counter=False, auto_insert_metric_name=False,
     )
-    last = ModelCheckpoint(
-        dirpath=ckpt_dir, save_top_k=0, save_last=True, enable_version_counter=False,
-        every_n_train_steps=cfg.checkpoint.every_n_train_steps,
-    )
-    callbacks = [
-        RNGStateCallback(), SigtermCheckpoint(ckpt_dir / "last.ckpt"), best, last,
-        *extra_callbacks,
-    ]
+    last = LastCheckpoint(ckpt_dir / "last.ckpt", cfg.checkpoint.every_n_train_steps)
+    callbacks = [RNGStateCallback(), best, last, *extra_callbacks]
     t = cfg.trainer
     return L.Trainer(
         default_root_dir=out,

@@ -26,6 +26,7 @@ from torch import nn
 
 from faconvlstm.losses import latitude_weights, weighted_mse
 from faconvlstm.training.config import LossConfig, OptimConfig
+from faconvlstm.training.schedules import CosineSchedule
 
 __all__ = ["TASKS", "AutoencoderTask", "ForecastTask", "NonFiniteLossError"]
 
@@ -106,11 +107,15 @@ class _Task(L.LightningModule):
         )
         if cfg.scheduler == "none":
             return opt
-        total = int(self.trainer.estimated_stepping_batches)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(
-            opt, T_max=max(total, 1), eta_min=cfg.min_lr
-        )
+        # the total number of steps is set in on_train_start: asking for it here would set
+        # the training data up before a resumed run restores the loader's position
+        sched = CosineSchedule(opt, min_lr=cfg.min_lr)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def on_train_start(self) -> None:
+        for config in self.trainer.lr_scheduler_configs:
+            if isinstance(config.scheduler, CosineSchedule):
+                config.scheduler.set_total(self.trainer.estimated_stepping_batches)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["faconvlstm"] = self.metadata
