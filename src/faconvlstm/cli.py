@@ -238,7 +238,10 @@ def _exit_status(err: Exception) -> int | None:
 
     if isinstance(err, NonFiniteLossError):
         return 1
-    expected = (CheckpointError, FileNotFoundError, KeyError, ValueError,
+    # a path the user gave that cannot be used (no permission, a file where a folder should
+    # be, ...) is invalid input, like a missing file
+    expected = (CheckpointError, FileNotFoundError, PermissionError, NotADirectoryError,
+                FileExistsError, IsADirectoryError, KeyError, ValueError,
                 MisconfigurationException)  # ConfigError is a ValueError
     if isinstance(err, expected):
         return 2

@@ -47,3 +47,9 @@ def one_torch_thread():
 def tiny():
     """A fresh copy of the tiny configuration (dict)."""
     return copy.deepcopy(TINY)
+
+
+@pytest.fixture(scope="module")
+def tiny_for_module():
+    """The tiny configuration for module-scoped fixtures (copy it before changing it)."""
+    return copy.deepcopy(TINY)

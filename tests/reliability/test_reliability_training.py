@@ -14,6 +14,7 @@ import signal
 import lightning as L
 import pytest
 import torch
+import yaml
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from faconvlstm.training import fit, load_checkpoint
@@ -43,16 +44,14 @@ def _assert_same_weights(a, b):
 
 
 @pytest.fixture(scope="module")
-def reference_cosine(tmp_path_factory):
+def reference_cosine(tmp_path_factory, tiny_for_module):
     """The uninterrupted 2-epoch cosine/dropout/shuffle run: final checkpoint."""
-    from conftest import TINY
-
     out = tmp_path_factory.mktemp("ref") / "run"
-    fit(copy.deepcopy(TINY), out=out)
+    fit(copy.deepcopy(tiny_for_module), out=out)
     return load_checkpoint(out / "checkpoints" / "last.ckpt")
 
 
-@pytest.mark.parametrize("step", [2, 4])  # mid-epoch 0, the first batch of epoch 1
+@pytest.mark.parametrize("step", [2, 3, 4])  # mid-epoch 0, its last batch, epoch 1 starts
 def test_sigterm_and_resume_with_cosine_is_bit_identical(tmp_path, tiny, reference_cosine,
                                                          step):
     out = tmp_path / "run"
@@ -134,3 +133,43 @@ def test_last_ckpt_holds_the_final_weights_whatever_the_step_count(tmp_path, tin
     model, _ = load_model(last)  # what `faconvlstm embed --ckpt last.ckpt` runs
     _assert_same_weights(model.state_dict(), keep.weights)
     assert embed(last, tmp_path / "emb.nc")[0].is_file()
+
+
+def test_a_second_fit_into_a_locked_directory_is_refused(tmp_path, tiny, capsys):
+    """While one run holds ``out/.fit.lock`` (here: this test, as another process would), a
+    second ``fit`` there exits 2 naming the lock file and touches nothing."""
+    from filelock import FileLock
+
+    from faconvlstm.cli import main
+    from faconvlstm.files import atomic_write_json
+    from faconvlstm.training.config import ConfigError
+
+    out = tmp_path / "run"
+    out.mkdir()
+    atomic_write_json({"pid": 4242, "host": "node7", "started": "2026-01-01T00:00:00"},
+                      out / ".fit.lock.json")
+    with FileLock(out / ".fit.lock", timeout=0):
+        with pytest.raises(ConfigError, match=r"pid 4242 on node7.*\.fit\.lock"):
+            fit(copy.deepcopy(tiny), out=out)
+        config = tmp_path / "tiny.yaml"
+        config.write_text(yaml.safe_dump(tiny))
+        assert main(["fit", "--config", str(config), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "another `faconvlstm fit` is writing into" in err and "Traceback" not in err
+    assert not (out / "checkpoints").exists()
+
+
+def test_the_lock_is_released_after_sigterm_and_after_a_killed_process(tmp_path, tiny):
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    _interrupted(tiny, out, 2)  # SIGTERM: the exception path releases the lock
+    # a process killed while holding the lock: the kernel drops its flock
+    holder = subprocess.run(
+        [sys.executable, "-c", "import os, signal, filelock; "
+         f"filelock.FileLock({str(out / '.fit.lock')!r}).acquire(); "
+         "os.kill(os.getpid(), signal.SIGKILL)"], timeout=60)
+    assert holder.returncode == -signal.SIGKILL
+    fit(copy.deepcopy(tiny), out=out, resume=True)
+    assert load_checkpoint(out / "checkpoints" / "last.ckpt")["global_step"] == 8

@@ -33,6 +33,7 @@ class chosen by ``task`` and is checked against that constructor's signature (se
 
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
 import inspect
 import types
@@ -61,9 +62,13 @@ class DataConfig:
     years are never read by ``fit`` (they are for evaluation).
     ``climatology``: normalise anomalies from a day-of-year / monthly climatology of the
     training period (``true`` picks the kind from the time step).
+    ``dims``: which dimension of the source is which, for names that are not recognised
+    (e.g. ``{time: valid_time, lat: y, lon: x}``); passed to
+    :func:`faconvlstm.data.open_gridded`.
     """
 
     source: str = "synthetic"
+    dims: dict[str, str] | None = None
     synthetic: dict = field(default_factory=dict)
     variables: list[str] | None = None
     levels: list[float] | None = None
@@ -196,8 +201,8 @@ def _matches(value: Any, tp: Any) -> bool:
         return value in typing.get_args(tp)
     if origin in (Union, types.UnionType):
         return any(_matches(value, a) for a in typing.get_args(tp))
-    if origin in (list, tuple, typing.Sequence) or tp in (list, tuple):
-        if not isinstance(value, (list, tuple)):
+    if origin in (list, tuple, typing.Sequence, collections.abc.Sequence) or tp in (list, tuple):
+        if not isinstance(value, (list, tuple)):  # a str is a Sequence, but never a list
             return False
         args = [a for a in typing.get_args(tp) if a is not Ellipsis]
         if origin is tuple and len(args) > 1 and Ellipsis not in typing.get_args(tp):
@@ -262,6 +267,56 @@ def _join(prefix: str, name: str) -> str:
 # loading
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping (plain YAML keeps
+    the last one silently, so a forgotten earlier line would win without a word)."""
+
+    where = "the configuration"
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        first: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            try:
+                if key in first:
+                    raise ConfigError(
+                        f"{self.where}: key '{key}' is given twice (lines {first[key]} and "
+                        f"{line}); keep one"
+                    )
+                first[key] = line
+            except TypeError:  # an unhashable key: SafeLoader's own error says so
+                break
+        return super().construct_mapping(node, deep=deep)
+
+
+def parse_yaml(text: str, where: str) -> Any:
+    """``yaml.safe_load`` that also refuses duplicate keys; errors name ``where``.
+
+    Raises:
+        ConfigError: invalid YAML, a tag that is not plain data (``!!python/...``), or a
+            key given twice in one mapping.
+    """
+    loader = _UniqueKeyLoader(text)
+    loader.where = where
+    try:
+        return loader.get_single_data()
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{where} is not valid YAML: {_yaml_reason(err)}") from None
+    finally:
+        loader.dispose()
+
+
+def _yaml_reason(err: yaml.YAMLError) -> str:
+    """PyYAML's multi-line report as one line: the problem and where it is."""
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    mark = getattr(err, "problem_mark", None)
+    where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+    hint = ("; only plain values (numbers, strings, lists, mappings) are accepted"
+            if "constructor for the tag" in problem else "")
+    return f"{problem}{where}{hint}"
+
+
 def parse_overrides(overrides: list[str] | None) -> dict:
     """``["trainer.max_epochs=2", "model.filters=[8, 8]"]`` -> nested dict (values YAML-parsed)."""
     tree: dict = {}
@@ -273,7 +328,7 @@ def parse_overrides(overrides: list[str] | None) -> dict:
         *parents, leaf = key.strip().split(".")
         for part in parents:
             node = node.setdefault(part, {})
-        node[leaf] = yaml.safe_load(text)
+        node[leaf] = parse_yaml(text, f"override '{item}'")
     return tree
 
 
@@ -314,10 +369,7 @@ def load_config(source: str | Path | dict, overrides: list[str] | None = None) -
         raw = source
     else:
         path = resolve_config_path(source)
-        try:
-            raw = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as err:
-            raise ConfigError(f"{path} is not valid YAML: {err}") from err
+        raw = parse_yaml(path.read_text(), str(path)) or {}
         if not isinstance(raw, dict):
             raise ConfigError(f"{path}: the top level must be a mapping of sections")
     return config_from_dict(_merge(raw, parse_overrides(overrides)))
@@ -340,6 +392,49 @@ def _check_consistency(cfg: RunConfig) -> None:
         raise ConfigError(f"config key 'threads': must be >= 1 or null, got {cfg.threads}")
     if not 0.0 <= cfg.loss.teacher_forcing <= 1.0:
         raise ConfigError("config key 'loss.teacher_forcing': must lie in [0, 1]")
+    if not 0.0 < d.val_fraction < 1.0:
+        raise ConfigError(
+            f"config key 'data.val_fraction': the share of the training period held out for "
+            f"validation must lie strictly between 0 and 1, got {d.val_fraction}"
+        )
+    if d.dims is not None and not set(d.dims) <= {"time", "lat", "lon", "level"}:
+        raise ConfigError(
+            f"config key 'data.dims': keys are the roles time, lat, lon, level (values: the "
+            f"dimension names in the data), got {sorted(d.dims)}"
+        )
+    _check_budget(cfg.trainer)
+    _check_signature(_synthetic_fn(), d.synthetic, "data.synthetic", "faconvlstm.data.synthetic",
+                     skip=())
+
+
+def _check_budget(t: TrainerConfig) -> None:
+    """A run must train at least one step and must end."""
+    if t.max_epochs == 0 or t.max_epochs < -1:
+        raise ConfigError(
+            f"config key 'trainer.max_epochs': must be >= 1 (or -1 with trainer.max_steps > 0), "
+            f"got {t.max_epochs}; a run of no epochs trains nothing and writes no checkpoint"
+        )
+    if t.max_steps == 0 or t.max_steps < -1:
+        raise ConfigError(
+            f"config key 'trainer.max_steps': must be >= 1, or -1 for no step limit, got "
+            f"{t.max_steps}"
+        )
+    if t.max_epochs == -1 and t.max_steps == -1:
+        raise ConfigError(
+            "config keys 'trainer.max_epochs' and 'trainer.max_steps' are both -1: the run "
+            "would never end; set one of them"
+        )
+    if t.limit_train_batches == 0:
+        raise ConfigError(
+            "config key 'trainer.limit_train_batches': 0 trains nothing; use a positive "
+            "number of batches or a fraction in (0, 1]"
+        )
+
+
+def _synthetic_fn() -> Any:
+    from faconvlstm.data.synthetic import synthetic
+
+    return synthetic
 
 
 # ---------------------------------------------------------------------------------------
@@ -348,33 +443,65 @@ def _check_consistency(cfg: RunConfig) -> None:
 
 _FROM_DATA = {"in_channels", "horizon"}
 
+#: Arguments of a recurrent layer that the encoder sets itself (not ``layer_kwargs``).
+_SET_BY_ENCODER = ("filters", "kernel_size", "padding", "return_sequences", "return_state",
+                   "in_channels", "boundary")
 
-def validate_model_kwargs(model_cls: type, kwargs: dict) -> None:
-    """Check the ``model`` section against ``model_cls.__init__`` (names and simple types).
 
-    ``in_channels`` and ``horizon`` come from the data section and may not be given here.
-    """
-    sig = inspect.signature(model_cls.__init__)
-    params = {n: p for n, p in sig.parameters.items() if n != "self"}
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    accepted = [n for n, p in params.items() if n not in _FROM_DATA and p.kind in (
+def _check_signature(fn: Any, kwargs: dict, section: str, target: str,
+                     skip: tuple[str, ...]) -> None:
+    """Check a mapping of keyword arguments against ``fn``'s signature (names and simple
+    types), naming the dotted key and the accepted names."""
+    params = {n: p for n, p in inspect.signature(fn).parameters.items() if n != "self"}
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    accepted = [n for n, p in params.items() if n not in skip and p.kind in (
         inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)]
     try:
-        hints = typing.get_type_hints(model_cls.__init__)
+        hints = typing.get_type_hints(fn)
     except Exception:  # unresolvable annotations: names are still checked
         hints = {}
     for name, value in kwargs.items():
-        key = f"model.{name}"
-        if name in _FROM_DATA:
+        key = f"{section}.{name}"
+        if name in skip:
+            raise ConfigError(f"config key '{key}' is set by faconvlstm itself; remove it")
+        if name not in accepted:
             raise ConfigError(
-                f"config key '{key}' is set from the data (channels / data.horizon); remove it"
-            )
-        if name not in params:
-            if takes_any:
-                continue
-            raise ConfigError(
-                f"unknown config key '{key}' for {model_cls.__name__}; "
-                f"accepted keys: {', '.join(accepted)}"
+                f"unknown config key '{key}' for {target}; accepted keys: {', '.join(accepted)}"
             )
         if name in hints:
             _check(value, hints[name], key)
+
+
+def validate_layer_kwargs(model: dict) -> None:
+    """Check ``model.layer_kwargs`` against the constructor of the chosen cell's layer
+    (``model.cell``, default ``"fa"``), so a typo fails before any data are opened."""
+    from faconvlstm.layers.registry import CELLS, cell_class
+
+    layer_kwargs = model.get("layer_kwargs") or {}
+    if not isinstance(layer_kwargs, dict) or not layer_kwargs:
+        return
+    cell = model.get("cell", "fa")
+    if cell not in CELLS:
+        raise ConfigError(
+            f"config key 'model.cell': unknown cell {cell!r}; accepted: {', '.join(CELLS)}"
+        )
+    cls = cell_class(cell)
+    _check_signature(cls.__init__, layer_kwargs, "model.layer_kwargs", cls.__name__,
+                     skip=_SET_BY_ENCODER)
+
+
+def validate_model_kwargs(model_cls: type, kwargs: dict) -> None:
+    """Check the ``model`` section against ``model_cls.__init__`` (names and simple types),
+    and ``model.layer_kwargs`` against the chosen cell's layer (:func:`validate_layer_kwargs`).
+
+    ``in_channels`` and ``horizon`` come from the data section and may not be given here.
+    """
+    for name in sorted(_FROM_DATA & set(kwargs)):
+        raise ConfigError(
+            f"config key 'model.{name}' is set from the data (channels / data.horizon); "
+            "remove it"
+        )
+    _check_signature(model_cls.__init__, kwargs, "model", model_cls.__name__,
+                     skip=tuple(sorted(_FROM_DATA)))
+    validate_layer_kwargs(kwargs)

@@ -2,6 +2,8 @@
 
 Output directory layout (``out``)::
 
+    out/.fit.lock                    held while a fit runs (one run per directory)
+    out/.fit.lock.json               who holds it: pid, host, start time
     out/config.yaml                  the validated configuration, defaults filled in
     out/checkpoints/last.ckpt        every checkpoint.every_n_train_steps, epoch end, SIGTERM
     out/checkpoints/best.ckpt        lowest checkpoint.monitor (val/loss) so far
@@ -16,7 +18,11 @@ description and the full run configuration (see :mod:`faconvlstm.training.checkp
 from __future__ import annotations
 
 import inspect
-from collections.abc import Sequence
+import os
+import socket
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +35,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from torch import nn
 
 from faconvlstm import models
+from faconvlstm.files import atomic_write_json
 from faconvlstm.training.callbacks import LastCheckpoint, RNGStateCallback
 from faconvlstm.training.checkpoint import (
     FORMAT_VERSION,
@@ -112,6 +119,11 @@ def fit(
     cfg = config if isinstance(config, RunConfig) else load_config(config, list(overrides or []))
     validate_model_kwargs(model_class(cfg.task), cfg.model)
     out = Path(out or cfg.out or f"runs/{cfg.task}")
+    with run_lock(out):
+        return _fit_locked(cfg, out, resume, list(callbacks))
+
+
+def _fit_locked(cfg: RunConfig, out: Path, resume: bool, callbacks: list[L.Callback]) -> Path:
     ckpt_dir = out / "checkpoints"
     last = ckpt_dir / "last.ckpt"
     ckpt_path = None
@@ -125,7 +137,7 @@ def fit(
             "choose another --out (nothing was overwritten)"
         )
 
-    trainer = make_trainer(cfg, out, list(callbacks))  # bad trainer settings fail here
+    trainer = make_trainer(cfg, out, callbacks)  # bad trainer settings fail here
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -149,6 +161,63 @@ def fit(
         logger.log_hyperparams(cfg.to_dict())
     trainer.fit(task, datamodule=data, ckpt_path=ckpt_path)
     return last
+
+
+LOCK_NAME = ".fit.lock"
+
+
+@contextmanager
+def run_lock(out: Path) -> Iterator[None]:
+    """Hold ``out/.fit.lock`` while a run writes into ``out``: a second ``fit`` into the same
+    directory is refused instead of overwriting the first one's checkpoints.
+
+    The lock is an OS file lock (``filelock``; ``flock`` on Linux/macOS): released on return,
+    on any exception (SIGTERM included) and, by the kernel, when the process dies, so a
+    killed run never leaves a lock that blocks forever. Only global rank 0 takes it: the
+    other DDP ranks are the same run (Lightning re-runs the script once per rank).
+
+    Raises:
+        ConfigError: another process holds the lock (the message names it and the holder),
+            or ``out`` cannot be created or written (a read-only file system, no
+            permission, a regular file in the way).
+    """
+    from filelock import FileLock, Timeout
+
+    if rank_zero_only.rank != 0:
+        yield
+        return
+    path = out / LOCK_NAME
+    owner = path.with_name(LOCK_NAME + ".json")
+    lock = FileLock(path, timeout=0)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        lock.acquire()
+    except Timeout:
+        raise ConfigError(
+            f"another `faconvlstm fit` is writing into {out} ({_holder(owner)}; lock file "
+            f"{path}); wait for it to finish, or choose another --out"
+        ) from None
+    except OSError as err:
+        raise ConfigError(
+            f"cannot write the output directory {out}: {err.strerror or err}"
+            f"{f' ({err.filename})' if err.filename else ''}; choose a writable --out"
+        ) from None
+    try:
+        atomic_write_json({"pid": os.getpid(), "host": socket.gethostname(),
+                           "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}, owner)
+        yield
+    finally:
+        lock.release()
+
+
+def _holder(owner: Path) -> str:
+    import json
+
+    try:
+        info = json.loads(owner.read_text())
+        return f"pid {info['pid']} on {info['host']}, since {info['started']}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "holder unknown"
 
 
 @rank_zero_only
