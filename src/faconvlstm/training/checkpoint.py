@@ -36,7 +36,8 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from faconvlstm.files import atomic_torch_save, atomic_write_text
 
 __all__ = ["CheckpointError", "atomic_torch_save", "atomic_write_text", "load_checkpoint",
-           "load_state", "stats_from_meta", "stats_to_meta", "validate_checkpoint"]
+           "load_state", "make_metadata", "stats_from_meta", "stats_to_meta",
+           "validate_checkpoint"]
 
 FORMAT_VERSION = 1
 META_KEY = "faconvlstm"
@@ -170,6 +171,27 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         self, path: Any, map_location: Any = None, weights_only: Any = None
     ) -> dict:
         return load_checkpoint(path, map_location="cpu" if map_location is None else map_location)
+
+
+def make_metadata(task: str, model: Any, stats: Any, data: dict, config: dict) -> dict:
+    """The ``checkpoint["faconvlstm"]`` entry (see the module docstring).
+
+    Args:
+        task: ``"autoencoder"`` or ``"forecast"``.
+        model: the network (its class name and ``get_config()`` are stored).
+        stats: the training-period :class:`~faconvlstm.data.NormStats`.
+        data: the data description (``GriddedDataModule.describe()``).
+        config: the run configuration as a plain nested dict.
+    """
+    return {
+        "format": FORMAT_VERSION,
+        "task": task,
+        "model_class": type(model).__name__,
+        "model_config": model.get_config(),
+        "stats": stats_to_meta(stats),
+        "data": data,
+        "config": config,
+    }
 
 
 def stats_to_meta(stats: Any) -> dict:

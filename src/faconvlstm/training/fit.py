@@ -35,14 +35,12 @@ from lightning.pytorch.utilities import rank_zero_only
 from torch import nn
 
 from faconvlstm import models
-from faconvlstm.files import atomic_write_json
+from faconvlstm.files import atomic_write_json, atomic_write_text
 from faconvlstm.training.callbacks import LastCheckpoint, RNGStateCallback
 from faconvlstm.training.checkpoint import (
-    FORMAT_VERSION,
     AtomicCheckpointIO,
-    atomic_write_text,
     load_checkpoint,
-    stats_to_meta,
+    make_metadata,
 )
 from faconvlstm.training.config import (
     ConfigError,
@@ -145,15 +143,7 @@ def _fit_locked(cfg: RunConfig, out: Path, resume: bool, callbacks: list[L.Callb
     data.setup("fit")
     desc = data.describe()
     model = build_model(cfg, len(desc["channels"]), desc["periodic_lon"])
-    metadata = {
-        "format": FORMAT_VERSION,
-        "task": cfg.task,
-        "model_class": type(model).__name__,
-        "model_config": model.get_config(),
-        "stats": stats_to_meta(data.stats),
-        "data": desc,
-        "config": cfg.to_dict(),
-    }
+    metadata = make_metadata(cfg.task, model, data.stats, desc, cfg.to_dict())
     task = TASKS[cfg.task](model, lat=desc["lat"], optim=cfg.optim, loss=cfg.loss,
                            metadata=metadata)
     _write_config(cfg, out / "config.yaml")
