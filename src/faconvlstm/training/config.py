@@ -111,7 +111,18 @@ class LossConfig:
 
 @dataclass
 class TrainerConfig:
-    """The subset of ``lightning.Trainer`` arguments a run file may set.
+    """Arguments of ``lightning.Trainer``, with the defaults of a faconvlstm run.
+
+    The fields below are the common ones. Any other argument of ``lightning.Trainer`` may
+    be given too (checked against its signature, e.g. ``benchmark: true``, ``profiler:
+    simple``, ``max_time: "00:12:00:00"``); they are kept in ``extra`` and written back
+    inline by :meth:`RunConfig.to_dict`. ``callbacks``, ``logger`` (added to the CSV and
+    TensorBoard loggers) and ``profiler`` also take LightningCLI-style specs
+    ``{class_path: lightning.pytorch.callbacks.EarlyStopping, init_args: {...}}``; the
+    class must live in ``lightning.pytorch.callbacks`` / ``.loggers`` / ``.profilers`` (see
+    :data:`SPEC_MODULES`): a configuration file never imports other code. Your own callbacks
+    go to :func:`faconvlstm.training.fit` (``callbacks=[...]``). Arguments faconvlstm sets
+    itself (:data:`TRAINER_RESERVED`) are refused.
 
     ``strategy: ddp`` with ``devices: N`` trains on N processes (GPUs, or CPU with gloo);
     ``num_nodes`` for multi-node jobs launched by torchrun or SLURM (see the README).
@@ -134,6 +145,22 @@ class TrainerConfig:
     gradient_clip_val: float | None = None
     accumulate_grad_batches: int = 1
     enable_progress_bar: bool = True
+    extra: dict = field(default_factory=dict)
+
+
+#: ``lightning.Trainer`` arguments a run file may not set: faconvlstm owns the output
+#: directory, the checkpoints (``checkpoint`` section), the atomic checkpoint I/O and the
+#: data sharding.
+TRAINER_RESERVED = ("default_root_dir", "enable_checkpointing", "plugins",
+                    "use_distributed_sampler")
+
+#: Where ``class_path`` specs of ``trainer.callbacks`` / ``logger`` / ``profiler`` may
+#: point: Lightning's own classes only, so a configuration file cannot run arbitrary code.
+SPEC_MODULES = {
+    "callbacks": ("lightning.pytorch.callbacks",),
+    "logger": ("lightning.pytorch.loggers",),
+    "profiler": ("lightning.pytorch.profilers",),
+}
 
 
 @dataclass
@@ -166,8 +193,10 @@ class RunConfig:
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
 
     def to_dict(self) -> dict:
-        """Plain nested dict (YAML/JSON/``weights_only`` safe)."""
-        return dataclasses.asdict(self)
+        """Plain nested dict (YAML/JSON/``weights_only`` safe); ``trainer.extra`` inline."""
+        out = dataclasses.asdict(self)
+        out["trainer"].update(out["trainer"].pop("extra"))
+        return out
 
 
 # ---------------------------------------------------------------------------------------
@@ -240,6 +269,12 @@ def _build(cls: type, raw: Any, prefix: str) -> Any:
         )
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
+    if cls is TrainerConfig:
+        raw = dict(raw)
+        extra = {k: raw.pop(k) for k in list(raw) if k not in fields or k == "extra"}
+        fields.pop("extra")
+        raw["extra"] = _trainer_extra(extra, list(fields))
+        fields["extra"] = None
     unknown = sorted(set(raw) - set(fields))
     if unknown:
         where = f"section '{prefix}'" if prefix else "the top level"
@@ -261,6 +296,75 @@ def _build(cls: type, raw: Any, prefix: str) -> Any:
 
 def _join(prefix: str, name: str) -> str:
     return f"{prefix}.{name}" if prefix else name
+
+
+def _trainer_extra(extra: dict, fields: list[str]) -> dict:
+    """Validate ``trainer`` keys beyond the :class:`TrainerConfig` fields against
+    ``lightning.Trainer.__init__`` (names, simple types, ``class_path`` specs)."""
+    if not extra:
+        return {}
+    import lightning as L
+
+    params = [n for n in inspect.signature(L.Trainer.__init__).parameters if n != "self"]
+    accepted = fields + [n for n in params if n not in fields and n not in TRAINER_RESERVED]
+    try:
+        hints = typing.get_type_hints(L.Trainer.__init__)
+    except Exception:  # unresolvable annotations: names are still checked
+        hints = {}
+    for name, value in extra.items():
+        key = f"trainer.{name}"
+        if name in TRAINER_RESERVED:
+            raise ConfigError(
+                f"config key '{key}' is set by faconvlstm itself (the output directory, "
+                "checkpoints and data sharding are its job); remove it (--out, the "
+                "'checkpoint' section)"
+            )
+        if name not in accepted:
+            raise ConfigError(
+                f"unknown config key '{key}' in section 'trainer' (not an argument of "
+                f"lightning.Trainer); accepted keys: {', '.join(accepted)}"
+            )
+        if name in SPEC_MODULES and (isinstance(value, (dict, list))):
+            for i, spec in enumerate(value if isinstance(value, list) else [value]):
+                resolve_spec(spec, name, f"{key}[{i}]" if isinstance(value, list) else key)
+        elif name in ("callbacks", "logger") and value is not None and not isinstance(value, bool):
+            raise ConfigError(
+                f"config key '{key}': expected a list of {{class_path: ..., init_args: ...}} "
+                f"mappings, got {type(value).__name__} ({value!r})"
+            )
+        elif name in hints:
+            _check(value, hints[name], key)
+    return dict(extra)
+
+
+def resolve_spec(spec: Any, kind: str, key: str) -> tuple[type, dict]:
+    """``{class_path, init_args}`` -> (class, init_args), checked: the class must live in
+    one of :data:`SPEC_MODULES` ``[kind]`` and the init_args must be its arguments."""
+    import importlib
+
+    if not isinstance(spec, dict) or "class_path" not in spec or not set(spec) <= {
+            "class_path", "init_args"}:
+        raise ConfigError(
+            f"config key '{key}': expected a mapping {{class_path: ..., init_args: {{...}}}}, "
+            f"got {spec!r}"
+        )
+    path, init_args = str(spec["class_path"]), spec.get("init_args") or {}
+    allowed = SPEC_MODULES[kind]
+    module_name, _, attr = path.rpartition(".")
+    if not any(module_name == m or module_name.startswith(m + ".") for m in allowed):
+        raise ConfigError(
+            f"config key '{key}.class_path': {path!r} is not in {', '.join(allowed)}; a "
+            "configuration file only instantiates Lightning's own classes (pass your own "
+            "callbacks to faconvlstm.training.fit(callbacks=[...]))"
+        )
+    try:
+        cls = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError):
+        raise ConfigError(f"config key '{key}.class_path': no class {path!r}") from None
+    if not isinstance(init_args, dict):
+        raise ConfigError(f"config key '{key}.init_args': expected a mapping, got {init_args!r}")
+    _check_signature(cls.__init__, init_args, f"{key}.init_args", path, skip=())
+    return cls, init_args
 
 
 # ---------------------------------------------------------------------------------------

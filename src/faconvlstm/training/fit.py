@@ -17,6 +17,7 @@ description and the full run configuration (see :mod:`faconvlstm.training.checkp
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import os
 import socket
@@ -46,6 +47,7 @@ from faconvlstm.training.config import (
     ConfigError,
     RunConfig,
     load_config,
+    resolve_spec,
     validate_model_kwargs,
 )
 from faconvlstm.training.datamodule import GriddedDataModule
@@ -216,37 +218,47 @@ def _write_config(cfg: RunConfig, path: Path) -> None:
 
 
 def make_trainer(cfg: RunConfig, out: Path, extra_callbacks: list[Any]) -> L.Trainer:
-    """A Lightning Trainer with the checkpoint, logging and resumption callbacks."""
+    """A Lightning Trainer with the checkpoint, logging and resumption callbacks, every
+    ``trainer`` setting of the run configuration, and the callbacks / loggers / profiler
+    given there as ``class_path`` specs (see :class:`~faconvlstm.training.config.TrainerConfig`).
+
+    Raises:
+        ConfigError: a spec whose ``init_args`` the class refuses.
+    """
     ckpt_dir = out / "checkpoints"
     best = ModelCheckpoint(
         dirpath=ckpt_dir, filename="best", monitor=cfg.checkpoint.monitor, mode="min",
         save_top_k=1, enable_version_counter=False, auto_insert_metric_name=False,
     )
     last = LastCheckpoint(ckpt_dir / "last.ckpt", cfg.checkpoint.every_n_train_steps)
-    callbacks = [RNGStateCallback(), best, last, *extra_callbacks]
-    t = cfg.trainer
+    settings = dataclasses.asdict(cfg.trainer)
+    settings.update(settings.pop("extra"))
+    configured = [_instantiate(spec, "callbacks", f"trainer.callbacks[{i}]")
+                  for i, spec in enumerate(settings.pop("callbacks", None) or [])]
+    logger = settings.pop("logger", True)
+    loggers = [] if logger is False else [CSVLogger(out, name="csv"),
+                                          TensorBoardLogger(out, name="tensorboard")]
+    if isinstance(logger, (list, dict)):
+        specs = logger if isinstance(logger, list) else [logger]
+        loggers += [_instantiate(spec, "logger", f"trainer.logger[{i}]")
+                    for i, spec in enumerate(specs)]
+    if isinstance(settings.get("profiler"), dict):
+        settings["profiler"] = _instantiate(settings["profiler"], "profiler", "trainer.profiler")
+    settings.setdefault("enable_model_summary", False)
     return L.Trainer(
         default_root_dir=out,
-        logger=[CSVLogger(out, name="csv"), TensorBoardLogger(out, name="tensorboard")],
-        callbacks=callbacks,
+        logger=loggers or False,
+        callbacks=[RNGStateCallback(), best, last, *configured, *extra_callbacks],
         plugins=[AtomicCheckpointIO()],
         use_distributed_sampler=False,  # GriddedDataModule shards by rank itself
-        max_epochs=t.max_epochs,
-        max_steps=t.max_steps,
-        accelerator=t.accelerator,
-        devices=t.devices,
-        num_nodes=t.num_nodes,
-        strategy=t.strategy,
-        precision=t.precision,
-        deterministic=t.deterministic,
-        limit_train_batches=t.limit_train_batches,
-        limit_val_batches=t.limit_val_batches,
-        val_check_interval=t.val_check_interval,
-        check_val_every_n_epoch=t.check_val_every_n_epoch,
-        num_sanity_val_steps=t.num_sanity_val_steps,
-        log_every_n_steps=t.log_every_n_steps,
-        gradient_clip_val=t.gradient_clip_val,
-        accumulate_grad_batches=t.accumulate_grad_batches,
-        enable_progress_bar=t.enable_progress_bar,
-        enable_model_summary=False,
+        **settings,
     )
+
+
+def _instantiate(spec: dict, kind: str, key: str) -> Any:
+    cls, init_args = resolve_spec(spec, kind, key)
+    try:
+        return cls(**init_args)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"config key '{key}': {spec['class_path']} refused its init_args: "
+                          f"{err}") from None
