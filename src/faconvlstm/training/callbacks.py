@@ -9,6 +9,8 @@
   are always on disk, whatever the step count) and at the end of the batch during which
   SIGTERM arrived (cluster pre-emption, ``kill``, SLURM time limit); Lightning then stops
   the run with ``SIGTERMException``.
+* :class:`RunSummary` prints what a run does: one line when training starts, one when it
+  ends (best validation loss, checkpoint, the next command).
 """
 
 from __future__ import annotations
@@ -67,3 +69,58 @@ class LastCheckpoint(L.Callback):
 
     def on_train_end(self, trainer: L.Trainer, *args: Any) -> None:
         self._save(trainer)
+
+
+class RunSummary(L.Callback):
+    """The console story of a run, on global rank 0: one line when training starts (what
+    is trained, on what, for how many optimiser steps, into which folder) and one when
+    ``fit`` ends (best validation loss, its checkpoint, the next command) — or, for a
+    resumed run that had nothing left to train, what to change."""
+
+    def __init__(self, out: str | Path) -> None:
+        self.out = Path(out)
+        self.start_step: int | None = None
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.start_step = trainer.global_step
+        if not trainer.is_global_zero or trainer.fit_loop.done:  # done: a finished run
+            return
+        model = getattr(pl_module, "model", pl_module)
+        cell = getattr(model, "get_config", dict)().get("cell")
+        n_params = sum(p.numel() for p in pl_module.parameters())
+        data = trainer.datamodule
+        source = getattr(getattr(data, "cfg", None), "source", "the data")
+        resumed = f", resuming at step {trainer.global_step}" if trainer.global_step else ""
+        print(
+            f"faconvlstm fit: {type(model).__name__}"
+            f"{f' ({cell} cell)' if cell else ''}, {n_params:,} parameters, on {source}: "
+            f"{int(trainer.estimated_stepping_batches)} optimiser steps "
+            f"({trainer.num_training_batches} batches x {trainer.max_epochs} epochs"
+            f"{f' x {trainer.world_size} processes' if trainer.world_size > 1 else ''})"
+            f"{resumed} -> {self.out}",
+            flush=True,
+        )
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        if self.start_step is None or trainer.global_step == self.start_step:
+            by_steps = trainer.max_steps != -1 and trainer.global_step >= trainer.max_steps
+            key, now = (("max_steps", trainer.max_steps) if by_steps
+                        else ("max_epochs", trainer.max_epochs))
+            print(
+                f"faconvlstm fit: nothing to train: the run in {self.out} already reached "
+                f"trainer.{key}={now} (step {trainer.global_step}); to train longer: "
+                f"--resume --set trainer.{key}=N with N > {now}",
+                flush=True,
+            )
+            return
+        best = trainer.checkpoint_callback
+        score = getattr(best, "best_model_score", None)
+        path = getattr(best, "best_model_path", "") or str(self.out / "checkpoints" / "last.ckpt")
+        loss = f"best {best.monitor} {float(score):.4g}" if score is not None else "no validation"
+        print(
+            f"faconvlstm fit: done at step {trainer.global_step}, {loss} ({path}); next: "
+            f"faconvlstm embed --ckpt {path} --out {self.out / 'embeddings.nc'}",
+            flush=True,
+        )

@@ -37,7 +37,7 @@ from torch import nn
 
 from faconvlstm import models
 from faconvlstm.files import atomic_write_json, atomic_write_text
-from faconvlstm.training.callbacks import LastCheckpoint, RNGStateCallback
+from faconvlstm.training.callbacks import LastCheckpoint, RNGStateCallback, RunSummary
 from faconvlstm.training.checkpoint import (
     AtomicCheckpointIO,
     load_checkpoint,
@@ -248,7 +248,8 @@ def make_trainer(cfg: RunConfig, out: Path, extra_callbacks: list[Any]) -> L.Tra
     return L.Trainer(
         default_root_dir=out,
         logger=loggers or False,
-        callbacks=[RNGStateCallback(), best, last, *configured, *extra_callbacks],
+        callbacks=[RNGStateCallback(), best, last, RunSummary(out), *configured,
+                   *extra_callbacks],
         plugins=[AtomicCheckpointIO()],
         use_distributed_sampler=False,  # GriddedDataModule shards by rank itself
         **settings,
