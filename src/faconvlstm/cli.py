@@ -82,17 +82,26 @@ def _run_fit(args: argparse.Namespace) -> int:
         validate_model_kwargs(model_class(cfg.task), cfg.model)
         print(f"{args.config}: configuration is valid")
         return 0
+    _quiet_lightning()
     try:
-        last = fit(cfg, out=args.out, resume=args.resume)
+        fit(cfg, out=args.out, resume=args.resume)  # prints its start and closing lines
     except SIGTERMException:
         print("faconvlstm fit: stopped by SIGTERM; last.ckpt saved, continue with --resume",
               file=sys.stderr)
         return 143
-    from lightning.pytorch.utilities import rank_zero_only
-
-    if rank_zero_only.rank == 0:
-        print(f"checkpoints: {last.parent}")
     return 0
+
+
+def _quiet_lightning() -> None:
+    """Keep Lightning's warnings, drop its info banners (accelerator availability, tips,
+    ``limit_*_batches`` notes, restore messages): ``fit`` prints its own summary."""
+    import logging
+    import warnings
+
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    # on --resume the checkpoint folder is expected to hold checkpoints
+    warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
 
 
 def _add_inference(p: argparse.ArgumentParser) -> None:
@@ -300,7 +309,10 @@ def _exit_status(err: Exception) -> int | None:
 
     if isinstance(err, NonFiniteLossError):
         return 1
-    expected = (CheckpointError, FileNotFoundError, KeyError, ValueError,
+    # a path the user gave that cannot be used (no permission, a file where a folder should
+    # be, ...) is invalid input, like a missing file
+    expected = (CheckpointError, FileNotFoundError, PermissionError, NotADirectoryError,
+                FileExistsError, IsADirectoryError, KeyError, ValueError,
                 MisconfigurationException)  # ConfigError is a ValueError
     if isinstance(err, expected):
         return 2

@@ -13,9 +13,15 @@ from faconvlstm.training.checkpoint import (
 )
 
 
-def _valid(path):
-    atomic_torch_save({"state_dict": {"model.w": torch.ones(2)},
-                       META_KEY: {"format": 1, "model_config": {}}}, path)
+def _meta():
+    return {"format": 1, "task": "autoencoder", "model_class": "SequenceAutoencoder",
+            "model_config": {}, "data": {}, "config": {},
+            "stats": {"channels": ["t2m", "sst"], "mean": [280.0, 290.0], "std": [5.0, 2.0]}}
+
+
+def _valid(path, meta=None, weight=None):
+    atomic_torch_save({"state_dict": {"model.w": torch.ones(2) if weight is None else weight},
+                       META_KEY: meta or _meta()}, path)
     return path
 
 
@@ -82,3 +88,24 @@ def test_atomic_save_leaves_previous_file_when_writing_fails(tmp_path):
         atomic_torch_save({"x": Unpicklable()}, path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["a.ckpt"]
+
+
+def test_non_finite_weights_are_refused_by_name(tmp_path):
+    path = _valid(tmp_path / "a.ckpt", weight=torch.tensor([1.0, float("nan")]))
+    with pytest.raises(CheckpointError, match=r"weight tensor 'model\.w' holds NaN"):
+        load_checkpoint(path)
+
+
+@pytest.mark.parametrize("std", [0.0, float("nan"), -1.0])
+def test_unusable_normalisation_std_is_refused_naming_the_channel(tmp_path, std):
+    meta = _meta()
+    meta["stats"]["std"] = [5.0, std]
+    with pytest.raises(CheckpointError, match="std of channel 'sst' is"):
+        load_checkpoint(_valid(tmp_path / "a.ckpt", meta))
+
+
+def test_missing_stats_entry_is_named_with_what_it_is(tmp_path):
+    meta = _meta()
+    del meta["stats"]
+    with pytest.raises(CheckpointError, match=r"lacks 'stats' \(the training-period normal"):
+        load_checkpoint(_valid(tmp_path / "a.ckpt", meta))

@@ -4,8 +4,9 @@ Every run is a separate process (one thread, deterministic mode, CPU). The inter
 a real signal delivered to the training process at a chosen optimiser step, so the test
 does not depend on timing: SIGKILL (nothing can be saved; the periodic ``last.ckpt`` from
 the step before survives) and SIGTERM (``last.ckpt`` is written after the current batch).
-The configuration shuffles, uses dropout and stops mid-epoch, so the data order, the RNG
-state and the loop position all have to be restored exactly.
+The configuration shuffles, uses dropout, anneals the learning rate (cosine, as the shipped
+``synthetic_*.yaml`` configs do) and stops mid-epoch, so the data order, the RNG state, the
+schedule and the loop position all have to be restored exactly.
 """
 
 import os
@@ -46,7 +47,7 @@ CONFIG = {
              "val_years": [2001, 2001], "batch_size": 4},
     "model": {"cell": "fa", "filters": [4], "embed_dim": 8,
               "layer_kwargs": {"attention_every": 3, "dropout": 0.2}},
-    "optim": {"lr": 0.01},
+    "optim": {"lr": 0.01, "scheduler": "cosine"},
     "trainer": {"accelerator": "cpu", "devices": 1, "max_epochs": 2,
                 "limit_train_batches": 4, "limit_val_batches": 2,
                 "enable_progress_bar": False},

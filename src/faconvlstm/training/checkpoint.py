@@ -12,21 +12,32 @@ entry, ``checkpoint["faconvlstm"]``::
      "config": {...}}              # the full validated run configuration
 
 Everything in it is a plain container, number, string or tensor, so the file loads with
-``torch.load(weights_only=True)``: nothing in a checkpoint can execute code on load.
+``torch.load(weights_only=True)``: nothing in a checkpoint can execute code on load. Files
+are written through :func:`faconvlstm.files.atomic_torch_save` (a temporary sibling renamed
+into place, the user's umask). A loaded checkpoint is checked before use
+(:func:`validate_checkpoint`): every metadata entry present, every floating-point weight
+finite, every normalisation standard deviation finite and positive — a damaged or tampered
+file is refused by name instead of producing all-NaN output.
 """
 
 from __future__ import annotations
 
-import os
+import math
 import pickle
 import re
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+# the one atomic writer; atomic_write_text is re-exported for callers that import it here
+from faconvlstm.files import atomic_torch_save, atomic_write_text
+
+__all__ = ["CheckpointError", "atomic_torch_save", "atomic_write_text", "load_checkpoint",
+           "load_state", "make_metadata", "stats_from_meta", "stats_to_meta",
+           "validate_checkpoint"]
 
 FORMAT_VERSION = 1
 META_KEY = "faconvlstm"
@@ -41,7 +52,8 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict:
 
     Raises:
         CheckpointError: the file is missing, truncated/corrupt, contains objects other than
-            tensors and plain containers, or was not written by ``faconvlstm fit``.
+            tensors and plain containers, was not written by ``faconvlstm fit``, or fails
+            :func:`validate_checkpoint`.
     """
     ckpt = load_state(path, map_location)
     meta = ckpt.get(META_KEY) if isinstance(ckpt, dict) else None
@@ -55,7 +67,72 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict:
             f"{path} has checkpoint format {meta.get('format')}, newer than this "
             f"faconvlstm understands ({FORMAT_VERSION}); upgrade faconvlstm"
         )
+    validate_checkpoint(ckpt, path)
     return ckpt
+
+
+#: Metadata entries every checkpoint carries, and what each one is (for error messages).
+META_ENTRIES = {
+    "task": "the training task",
+    "model_class": "the model class",
+    "model_config": "the model configuration",
+    "stats": "the training-period normalisation statistics",
+    "data": "the data description",
+    "config": "the run configuration",
+}
+
+
+def validate_checkpoint(ckpt: dict, path: str | Path = "checkpoint") -> None:
+    """Refuse a checkpoint whose metadata is incomplete or whose numbers cannot be right.
+
+    Checks: every entry of :data:`META_ENTRIES` is present; ``stats`` has ``channels``,
+    ``mean`` and ``std`` of one length per channel, every mean finite and every standard
+    deviation finite and > 0 (normalising by 0 or NaN gives all-NaN inputs); every
+    floating-point tensor of ``state_dict`` is finite.
+
+    Raises:
+        CheckpointError: naming the missing entry, the channel or the tensor.
+    """
+    meta = ckpt[META_KEY]
+    missing = [k for k in META_ENTRIES if k not in meta]
+    if missing:
+        raise CheckpointError(
+            f"{path}: the '{META_KEY}' metadata lacks "
+            + ", ".join(f"'{k}' ({META_ENTRIES[k]})" for k in missing)
+            + "; it was not written by `faconvlstm fit` or has been edited. Use a checkpoint "
+            "written by `faconvlstm fit` (or by a faconvlstm task under lightning.Trainer)"
+        )
+    stats = meta["stats"]
+    absent = [k for k in ("channels", "mean", "std")
+              if not isinstance(stats, dict) or k not in stats]
+    if absent:
+        raise CheckpointError(
+            f"{path}: the normalisation statistics ('{META_KEY}'/'stats') lack "
+            f"{', '.join(repr(k) for k in absent)}"
+        )
+    channels = list(stats["channels"])
+    for name in ("mean", "std"):
+        values = [float(v) for v in torch.as_tensor(stats[name], dtype=torch.float64).flatten()]
+        if len(values) != len(channels):
+            raise CheckpointError(
+                f"{path}: stats '{name}' has {len(values)} values for {len(channels)} channels"
+            )
+        for channel, value in zip(channels, values, strict=True):
+            bad = not math.isfinite(value) or (name == "std" and value <= 0)
+            if bad:
+                raise CheckpointError(
+                    f"{path}: the normalisation {name} of channel '{channel}' is {value}"
+                    + (" (must be finite and > 0)" if name == "std" else " (must be finite)")
+                    + "; the checkpoint is damaged or was edited: use another checkpoint"
+                )
+    for key, tensor in ckpt["state_dict"].items():
+        if torch.is_tensor(tensor) and tensor.is_floating_point():
+            if not bool(torch.isfinite(tensor).all()):
+                raise CheckpointError(
+                    f"{path}: weight tensor '{key}' holds NaN or infinite values; the "
+                    "checkpoint is damaged or was edited: use another checkpoint (e.g. "
+                    "best.ckpt, or an earlier run)"
+                )
 
 
 def load_state(path: str | Path, map_location: Any = "cpu") -> Any:
@@ -84,40 +161,6 @@ def load_state(path: str | Path, map_location: Any = "cpu") -> Any:
         ) from err
 
 
-def atomic_torch_save(obj: Any, path: str | Path) -> None:
-    """``torch.save`` to a temporary file in the same folder, then rename over ``path``.
-
-    A reader (or a resumed run) sees either the previous complete file or the new one,
-    never a half-written checkpoint, even if the process is killed while saving.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(text: str, path: str | Path) -> None:
-    """Write a text file via a temporary file and a rename (never half-written)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Lightning checkpoint I/O that writes atomically and loads with ``weights_only=True``."""
 
@@ -128,6 +171,27 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         self, path: Any, map_location: Any = None, weights_only: Any = None
     ) -> dict:
         return load_checkpoint(path, map_location="cpu" if map_location is None else map_location)
+
+
+def make_metadata(task: str, model: Any, stats: Any, data: dict, config: dict) -> dict:
+    """The ``checkpoint["faconvlstm"]`` entry (see the module docstring).
+
+    Args:
+        task: ``"autoencoder"`` or ``"forecast"``.
+        model: the network (its class name and ``get_config()`` are stored).
+        stats: the training-period :class:`~faconvlstm.data.NormStats`.
+        data: the data description (``GriddedDataModule.describe()``).
+        config: the run configuration as a plain nested dict.
+    """
+    return {
+        "format": FORMAT_VERSION,
+        "task": task,
+        "model_class": type(model).__name__,
+        "model_config": model.get_config(),
+        "stats": stats_to_meta(stats),
+        "data": data,
+        "config": config,
+    }
 
 
 def stats_to_meta(stats: Any) -> dict:

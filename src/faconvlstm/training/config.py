@@ -33,6 +33,7 @@ class chosen by ``task`` and is checked against that constructor's signature (se
 
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
 import inspect
 import types
@@ -61,9 +62,13 @@ class DataConfig:
     years are never read by ``fit`` (they are for evaluation).
     ``climatology``: normalise anomalies from a day-of-year / monthly climatology of the
     training period (``true`` picks the kind from the time step).
+    ``dims``: which dimension of the source is which, for names that are not recognised
+    (e.g. ``{time: valid_time, lat: y, lon: x}``); passed to
+    :func:`faconvlstm.data.open_gridded`.
     """
 
     source: str = "synthetic"
+    dims: dict[str, str] | None = None
     synthetic: dict = field(default_factory=dict)
     variables: list[str] | None = None
     levels: list[float] | None = None
@@ -106,7 +111,18 @@ class LossConfig:
 
 @dataclass
 class TrainerConfig:
-    """The subset of ``lightning.Trainer`` arguments a run file may set.
+    """Arguments of ``lightning.Trainer``, with the defaults of a faconvlstm run.
+
+    The fields below are the common ones. Any other argument of ``lightning.Trainer`` may
+    be given too (checked against its signature, e.g. ``benchmark: true``, ``profiler:
+    simple``, ``max_time: "00:12:00:00"``); they are kept in ``extra`` and written back
+    inline by :meth:`RunConfig.to_dict`. ``callbacks``, ``logger`` (added to the CSV and
+    TensorBoard loggers) and ``profiler`` also take LightningCLI-style specs
+    ``{class_path: lightning.pytorch.callbacks.EarlyStopping, init_args: {...}}``; the
+    class must live in ``lightning.pytorch.callbacks`` / ``.loggers`` / ``.profilers`` (see
+    :data:`SPEC_MODULES`): a configuration file never imports other code. Your own callbacks
+    go to :func:`faconvlstm.training.fit` (``callbacks=[...]``). Arguments faconvlstm sets
+    itself (:data:`TRAINER_RESERVED`) are refused.
 
     ``strategy: ddp`` with ``devices: N`` trains on N processes (GPUs, or CPU with gloo);
     ``num_nodes`` for multi-node jobs launched by torchrun or SLURM (see the README).
@@ -129,6 +145,22 @@ class TrainerConfig:
     gradient_clip_val: float | None = None
     accumulate_grad_batches: int = 1
     enable_progress_bar: bool = True
+    extra: dict = field(default_factory=dict)
+
+
+#: ``lightning.Trainer`` arguments a run file may not set: faconvlstm owns the output
+#: directory, the checkpoints (``checkpoint`` section), the atomic checkpoint I/O and the
+#: data sharding.
+TRAINER_RESERVED = ("default_root_dir", "enable_checkpointing", "plugins",
+                    "use_distributed_sampler")
+
+#: Where ``class_path`` specs of ``trainer.callbacks`` / ``logger`` / ``profiler`` may
+#: point: Lightning's own classes only, so a configuration file cannot run arbitrary code.
+SPEC_MODULES = {
+    "callbacks": ("lightning.pytorch.callbacks",),
+    "logger": ("lightning.pytorch.loggers",),
+    "profiler": ("lightning.pytorch.profilers",),
+}
 
 
 @dataclass
@@ -161,8 +193,10 @@ class RunConfig:
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
 
     def to_dict(self) -> dict:
-        """Plain nested dict (YAML/JSON/``weights_only`` safe)."""
-        return dataclasses.asdict(self)
+        """Plain nested dict (YAML/JSON/``weights_only`` safe); ``trainer.extra`` inline."""
+        out = dataclasses.asdict(self)
+        out["trainer"].update(out["trainer"].pop("extra"))
+        return out
 
 
 # ---------------------------------------------------------------------------------------
@@ -196,8 +230,8 @@ def _matches(value: Any, tp: Any) -> bool:
         return value in typing.get_args(tp)
     if origin in (Union, types.UnionType):
         return any(_matches(value, a) for a in typing.get_args(tp))
-    if origin in (list, tuple, typing.Sequence) or tp in (list, tuple):
-        if not isinstance(value, (list, tuple)):
+    if origin in (list, tuple, typing.Sequence, collections.abc.Sequence) or tp in (list, tuple):
+        if not isinstance(value, (list, tuple)):  # a str is a Sequence, but never a list
             return False
         args = [a for a in typing.get_args(tp) if a is not Ellipsis]
         if origin is tuple and len(args) > 1 and Ellipsis not in typing.get_args(tp):
@@ -235,6 +269,12 @@ def _build(cls: type, raw: Any, prefix: str) -> Any:
         )
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
+    if cls is TrainerConfig:
+        raw = dict(raw)
+        extra = {k: raw.pop(k) for k in list(raw) if k not in fields or k == "extra"}
+        fields.pop("extra")
+        raw["extra"] = _trainer_extra(extra, list(fields))
+        fields["extra"] = None
     unknown = sorted(set(raw) - set(fields))
     if unknown:
         where = f"section '{prefix}'" if prefix else "the top level"
@@ -258,8 +298,127 @@ def _join(prefix: str, name: str) -> str:
     return f"{prefix}.{name}" if prefix else name
 
 
+def _trainer_extra(extra: dict, fields: list[str]) -> dict:
+    """Validate ``trainer`` keys beyond the :class:`TrainerConfig` fields against
+    ``lightning.Trainer.__init__`` (names, simple types, ``class_path`` specs)."""
+    if not extra:
+        return {}
+    import lightning as L
+
+    params = [n for n in inspect.signature(L.Trainer.__init__).parameters if n != "self"]
+    accepted = fields + [n for n in params if n not in fields and n not in TRAINER_RESERVED]
+    try:
+        hints = typing.get_type_hints(L.Trainer.__init__)
+    except Exception:  # unresolvable annotations: names are still checked
+        hints = {}
+    for name, value in extra.items():
+        key = f"trainer.{name}"
+        if name in TRAINER_RESERVED:
+            raise ConfigError(
+                f"config key '{key}' is set by faconvlstm itself (the output directory, "
+                "checkpoints and data sharding are its job); remove it (--out, the "
+                "'checkpoint' section)"
+            )
+        if name not in accepted:
+            raise ConfigError(
+                f"unknown config key '{key}' in section 'trainer' (not an argument of "
+                f"lightning.Trainer); accepted keys: {', '.join(accepted)}"
+            )
+        if name in SPEC_MODULES and (isinstance(value, (dict, list))):
+            for i, spec in enumerate(value if isinstance(value, list) else [value]):
+                resolve_spec(spec, name, f"{key}[{i}]" if isinstance(value, list) else key)
+        elif name in ("callbacks", "logger") and value is not None and not isinstance(value, bool):
+            raise ConfigError(
+                f"config key '{key}': expected a list of {{class_path: ..., init_args: ...}} "
+                f"mappings, got {type(value).__name__} ({value!r})"
+            )
+        elif name in hints:
+            _check(value, hints[name], key)
+    return dict(extra)
+
+
+def resolve_spec(spec: Any, kind: str, key: str) -> tuple[type, dict]:
+    """``{class_path, init_args}`` -> (class, init_args), checked: the class must live in
+    one of :data:`SPEC_MODULES` ``[kind]`` and the init_args must be its arguments."""
+    import importlib
+
+    if not isinstance(spec, dict) or "class_path" not in spec or not set(spec) <= {
+            "class_path", "init_args"}:
+        raise ConfigError(
+            f"config key '{key}': expected a mapping {{class_path: ..., init_args: {{...}}}}, "
+            f"got {spec!r}"
+        )
+    path, init_args = str(spec["class_path"]), spec.get("init_args") or {}
+    allowed = SPEC_MODULES[kind]
+    module_name, _, attr = path.rpartition(".")
+    if not any(module_name == m or module_name.startswith(m + ".") for m in allowed):
+        raise ConfigError(
+            f"config key '{key}.class_path': {path!r} is not in {', '.join(allowed)}; a "
+            "configuration file only instantiates Lightning's own classes (pass your own "
+            "callbacks to faconvlstm.training.fit(callbacks=[...]))"
+        )
+    try:
+        cls = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError):
+        raise ConfigError(f"config key '{key}.class_path': no class {path!r}") from None
+    if not isinstance(init_args, dict):
+        raise ConfigError(f"config key '{key}.init_args': expected a mapping, got {init_args!r}")
+    _check_signature(cls.__init__, init_args, f"{key}.init_args", path, skip=())
+    return cls, init_args
+
+
 # ---------------------------------------------------------------------------------------
 # loading
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping (plain YAML keeps
+    the last one silently, so a forgotten earlier line would win without a word)."""
+
+    where = "the configuration"
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        first: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            try:
+                if key in first:
+                    raise ConfigError(
+                        f"{self.where}: key '{key}' is given twice (lines {first[key]} and "
+                        f"{line}); keep one"
+                    )
+                first[key] = line
+            except TypeError:  # an unhashable key: SafeLoader's own error says so
+                break
+        return super().construct_mapping(node, deep=deep)
+
+
+def parse_yaml(text: str, where: str) -> Any:
+    """``yaml.safe_load`` that also refuses duplicate keys; errors name ``where``.
+
+    Raises:
+        ConfigError: invalid YAML, a tag that is not plain data (``!!python/...``), or a
+            key given twice in one mapping.
+    """
+    loader = _UniqueKeyLoader(text)
+    loader.where = where
+    try:
+        return loader.get_single_data()
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{where} is not valid YAML: {_yaml_reason(err)}") from None
+    finally:
+        loader.dispose()
+
+
+def _yaml_reason(err: yaml.YAMLError) -> str:
+    """PyYAML's multi-line report as one line: the problem and where it is."""
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    mark = getattr(err, "problem_mark", None)
+    where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+    hint = ("; only plain values (numbers, strings, lists, mappings) are accepted"
+            if "constructor for the tag" in problem else "")
+    return f"{problem}{where}{hint}"
 
 
 def parse_overrides(overrides: list[str] | None) -> dict:
@@ -273,7 +432,7 @@ def parse_overrides(overrides: list[str] | None) -> dict:
         *parents, leaf = key.strip().split(".")
         for part in parents:
             node = node.setdefault(part, {})
-        node[leaf] = yaml.safe_load(text)
+        node[leaf] = parse_yaml(text, f"override '{item}'")
     return tree
 
 
@@ -321,10 +480,7 @@ def read_config_mapping(source: str | Path | dict, overrides: list[str] | None =
         raw = source
     else:
         path = resolve_config_path(source)
-        try:
-            raw = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as err:
-            raise ConfigError(f"{path} is not valid YAML: {err}") from err
+        raw = parse_yaml(path.read_text(), str(path)) or {}
         if not isinstance(raw, dict):
             raise ConfigError(f"{path}: the top level must be a mapping of sections")
     return _merge(raw, parse_overrides(overrides))
@@ -353,6 +509,49 @@ def _check_consistency(cfg: RunConfig) -> None:
         raise ConfigError(f"config key 'threads': must be >= 1 or null, got {cfg.threads}")
     if not 0.0 <= cfg.loss.teacher_forcing <= 1.0:
         raise ConfigError("config key 'loss.teacher_forcing': must lie in [0, 1]")
+    if not 0.0 < d.val_fraction < 1.0:
+        raise ConfigError(
+            f"config key 'data.val_fraction': the share of the training period held out for "
+            f"validation must lie strictly between 0 and 1, got {d.val_fraction}"
+        )
+    if d.dims is not None and not set(d.dims) <= {"time", "lat", "lon", "level"}:
+        raise ConfigError(
+            f"config key 'data.dims': keys are the roles time, lat, lon, level (values: the "
+            f"dimension names in the data), got {sorted(d.dims)}"
+        )
+    _check_budget(cfg.trainer)
+    _check_signature(_synthetic_fn(), d.synthetic, "data.synthetic", "faconvlstm.data.synthetic",
+                     skip=())
+
+
+def _check_budget(t: TrainerConfig) -> None:
+    """A run must train at least one step and must end."""
+    if t.max_epochs == 0 or t.max_epochs < -1:
+        raise ConfigError(
+            f"config key 'trainer.max_epochs': must be >= 1 (or -1 with trainer.max_steps > 0), "
+            f"got {t.max_epochs}; a run of no epochs trains nothing and writes no checkpoint"
+        )
+    if t.max_steps == 0 or t.max_steps < -1:
+        raise ConfigError(
+            f"config key 'trainer.max_steps': must be >= 1, or -1 for no step limit, got "
+            f"{t.max_steps}"
+        )
+    if t.max_epochs == -1 and t.max_steps == -1:
+        raise ConfigError(
+            "config keys 'trainer.max_epochs' and 'trainer.max_steps' are both -1: the run "
+            "would never end; set one of them"
+        )
+    if t.limit_train_batches == 0:
+        raise ConfigError(
+            "config key 'trainer.limit_train_batches': 0 trains nothing; use a positive "
+            "number of batches or a fraction in (0, 1]"
+        )
+
+
+def _synthetic_fn() -> Any:
+    from faconvlstm.data.synthetic import synthetic
+
+    return synthetic
 
 
 # ---------------------------------------------------------------------------------------
@@ -361,33 +560,65 @@ def _check_consistency(cfg: RunConfig) -> None:
 
 _FROM_DATA = {"in_channels", "horizon"}
 
+#: Arguments of a recurrent layer that the encoder sets itself (not ``layer_kwargs``).
+_SET_BY_ENCODER = ("filters", "kernel_size", "padding", "return_sequences", "return_state",
+                   "in_channels", "boundary")
 
-def validate_model_kwargs(model_cls: type, kwargs: dict) -> None:
-    """Check the ``model`` section against ``model_cls.__init__`` (names and simple types).
 
-    ``in_channels`` and ``horizon`` come from the data section and may not be given here.
-    """
-    sig = inspect.signature(model_cls.__init__)
-    params = {n: p for n, p in sig.parameters.items() if n != "self"}
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    accepted = [n for n, p in params.items() if n not in _FROM_DATA and p.kind in (
+def _check_signature(fn: Any, kwargs: dict, section: str, target: str,
+                     skip: tuple[str, ...]) -> None:
+    """Check a mapping of keyword arguments against ``fn``'s signature (names and simple
+    types), naming the dotted key and the accepted names."""
+    params = {n: p for n, p in inspect.signature(fn).parameters.items() if n != "self"}
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    accepted = [n for n, p in params.items() if n not in skip and p.kind in (
         inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)]
     try:
-        hints = typing.get_type_hints(model_cls.__init__)
+        hints = typing.get_type_hints(fn)
     except Exception:  # unresolvable annotations: names are still checked
         hints = {}
     for name, value in kwargs.items():
-        key = f"model.{name}"
-        if name in _FROM_DATA:
+        key = f"{section}.{name}"
+        if name in skip:
+            raise ConfigError(f"config key '{key}' is set by faconvlstm itself; remove it")
+        if name not in accepted:
             raise ConfigError(
-                f"config key '{key}' is set from the data (channels / data.horizon); remove it"
-            )
-        if name not in params:
-            if takes_any:
-                continue
-            raise ConfigError(
-                f"unknown config key '{key}' for {model_cls.__name__}; "
-                f"accepted keys: {', '.join(accepted)}"
+                f"unknown config key '{key}' for {target}; accepted keys: {', '.join(accepted)}"
             )
         if name in hints:
             _check(value, hints[name], key)
+
+
+def validate_layer_kwargs(model: dict) -> None:
+    """Check ``model.layer_kwargs`` against the constructor of the chosen cell's layer
+    (``model.cell``, default ``"fa"``), so a typo fails before any data are opened."""
+    from faconvlstm.layers.registry import CELLS, cell_class
+
+    layer_kwargs = model.get("layer_kwargs") or {}
+    if not isinstance(layer_kwargs, dict) or not layer_kwargs:
+        return
+    cell = model.get("cell", "fa")
+    if cell not in CELLS:
+        raise ConfigError(
+            f"config key 'model.cell': unknown cell {cell!r}; accepted: {', '.join(CELLS)}"
+        )
+    cls = cell_class(cell)
+    _check_signature(cls.__init__, layer_kwargs, "model.layer_kwargs", cls.__name__,
+                     skip=_SET_BY_ENCODER)
+
+
+def validate_model_kwargs(model_cls: type, kwargs: dict) -> None:
+    """Check the ``model`` section against ``model_cls.__init__`` (names and simple types),
+    and ``model.layer_kwargs`` against the chosen cell's layer (:func:`validate_layer_kwargs`).
+
+    ``in_channels`` and ``horizon`` come from the data section and may not be given here.
+    """
+    for name in sorted(_FROM_DATA & set(kwargs)):
+        raise ConfigError(
+            f"config key 'model.{name}' is set from the data (channels / data.horizon); "
+            "remove it"
+        )
+    _check_signature(model_cls.__init__, kwargs, "model", model_cls.__name__,
+                     skip=tuple(sorted(_FROM_DATA)))
+    validate_layer_kwargs(kwargs)

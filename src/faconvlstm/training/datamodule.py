@@ -37,7 +37,7 @@ def open_source(cfg: DataConfig, seed: int = 0, source: str | None = None) -> An
         dataset = fdata.sample(source.split(":", 1)[1])
     else:
         dataset = source
-    return fdata.open_gridded(dataset, variables=cfg.variables, levels=cfg.levels)
+    return fdata.open_gridded(dataset, variables=cfg.variables, levels=cfg.levels, dims=cfg.dims)
 
 
 class GriddedDataModule(L.LightningDataModule):

@@ -2,6 +2,8 @@
 
 Output directory layout (``out``)::
 
+    out/.fit.lock                    held while a fit runs (one run per directory)
+    out/.fit.lock.json               who holds it: pid, host, start time
     out/config.yaml                  the validated configuration, defaults filled in
     out/checkpoints/last.ckpt        every checkpoint.every_n_train_steps, epoch end, SIGTERM
     out/checkpoints/best.ckpt        lowest checkpoint.monitor (val/loss) so far
@@ -15,8 +17,13 @@ description and the full run configuration (see :mod:`faconvlstm.training.checkp
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
-from collections.abc import Sequence
+import os
+import socket
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -29,18 +36,18 @@ from lightning.pytorch.utilities import rank_zero_only
 from torch import nn
 
 from faconvlstm import models
-from faconvlstm.training.callbacks import RNGStateCallback, SigtermCheckpoint
+from faconvlstm.files import atomic_write_json, atomic_write_text
+from faconvlstm.training.callbacks import LastCheckpoint, RNGStateCallback, RunSummary
 from faconvlstm.training.checkpoint import (
-    FORMAT_VERSION,
     AtomicCheckpointIO,
-    atomic_write_text,
     load_checkpoint,
-    stats_to_meta,
+    make_metadata,
 )
 from faconvlstm.training.config import (
     ConfigError,
     RunConfig,
     load_config,
+    resolve_spec,
     validate_model_kwargs,
 )
 from faconvlstm.training.datamodule import GriddedDataModule
@@ -112,6 +119,11 @@ def fit(
     cfg = config if isinstance(config, RunConfig) else load_config(config, list(overrides or []))
     validate_model_kwargs(model_class(cfg.task), cfg.model)
     out = Path(out or cfg.out or f"runs/{cfg.task}")
+    with run_lock(out):
+        return _fit_locked(cfg, out, resume, list(callbacks))
+
+
+def _fit_locked(cfg: RunConfig, out: Path, resume: bool, callbacks: list[L.Callback]) -> Path:
     ckpt_dir = out / "checkpoints"
     last = ckpt_dir / "last.ckpt"
     ckpt_path = None
@@ -125,7 +137,7 @@ def fit(
             "choose another --out (nothing was overwritten)"
         )
 
-    trainer = make_trainer(cfg, out, list(callbacks))  # bad trainer settings fail here
+    trainer = make_trainer(cfg, out, callbacks)  # bad trainer settings fail here
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -133,15 +145,7 @@ def fit(
     data.setup("fit")
     desc = data.describe()
     model = build_model(cfg, len(desc["channels"]), desc["periodic_lon"])
-    metadata = {
-        "format": FORMAT_VERSION,
-        "task": cfg.task,
-        "model_class": type(model).__name__,
-        "model_config": model.get_config(),
-        "stats": stats_to_meta(data.stats),
-        "data": desc,
-        "config": cfg.to_dict(),
-    }
+    metadata = make_metadata(cfg.task, model, data.stats, desc, cfg.to_dict())
     task = TASKS[cfg.task](model, lat=desc["lat"], optim=cfg.optim, loss=cfg.loss,
                            metadata=metadata)
     _write_config(cfg, out / "config.yaml")
@@ -151,49 +155,111 @@ def fit(
     return last
 
 
+LOCK_NAME = ".fit.lock"
+
+
+@contextmanager
+def run_lock(out: Path) -> Iterator[None]:
+    """Hold ``out/.fit.lock`` while a run writes into ``out``: a second ``fit`` into the same
+    directory is refused instead of overwriting the first one's checkpoints.
+
+    The lock is an OS file lock (``filelock``; ``flock`` on Linux/macOS): released on return,
+    on any exception (SIGTERM included) and, by the kernel, when the process dies, so a
+    killed run never leaves a lock that blocks forever. Only global rank 0 takes it: the
+    other DDP ranks are the same run (Lightning re-runs the script once per rank).
+
+    Raises:
+        ConfigError: another process holds the lock (the message names it and the holder),
+            or ``out`` cannot be created or written (a read-only file system, no
+            permission, a regular file in the way).
+    """
+    from filelock import FileLock, Timeout
+
+    if rank_zero_only.rank != 0:
+        yield
+        return
+    path = out / LOCK_NAME
+    owner = path.with_name(LOCK_NAME + ".json")
+    lock = FileLock(path, timeout=0)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        lock.acquire()
+    except Timeout:
+        raise ConfigError(
+            f"another `faconvlstm fit` is writing into {out} ({_holder(owner)}; lock file "
+            f"{path}); wait for it to finish, or choose another --out"
+        ) from None
+    except OSError as err:
+        raise ConfigError(
+            f"cannot write the output directory {out}: {err.strerror or err}"
+            f"{f' ({err.filename})' if err.filename else ''}; choose a writable --out"
+        ) from None
+    try:
+        atomic_write_json({"pid": os.getpid(), "host": socket.gethostname(),
+                           "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}, owner)
+        yield
+    finally:
+        lock.release()
+
+
+def _holder(owner: Path) -> str:
+    import json
+
+    try:
+        info = json.loads(owner.read_text())
+        return f"pid {info['pid']} on {info['host']}, since {info['started']}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "holder unknown"
+
+
 @rank_zero_only
 def _write_config(cfg: RunConfig, path: Path) -> None:
     atomic_write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), path)
 
 
 def make_trainer(cfg: RunConfig, out: Path, extra_callbacks: list[Any]) -> L.Trainer:
-    """A Lightning Trainer with the checkpoint, logging and resumption callbacks."""
+    """A Lightning Trainer with the checkpoint, logging and resumption callbacks, every
+    ``trainer`` setting of the run configuration, and the callbacks / loggers / profiler
+    given there as ``class_path`` specs (see :class:`~faconvlstm.training.config.TrainerConfig`).
+
+    Raises:
+        ConfigError: a spec whose ``init_args`` the class refuses.
+    """
     ckpt_dir = out / "checkpoints"
     best = ModelCheckpoint(
         dirpath=ckpt_dir, filename="best", monitor=cfg.checkpoint.monitor, mode="min",
         save_top_k=1, enable_version_counter=False, auto_insert_metric_name=False,
     )
-    last = ModelCheckpoint(
-        dirpath=ckpt_dir, save_top_k=0, save_last=True, enable_version_counter=False,
-        every_n_train_steps=cfg.checkpoint.every_n_train_steps,
-    )
-    callbacks = [
-        RNGStateCallback(), SigtermCheckpoint(ckpt_dir / "last.ckpt"), best, last,
-        *extra_callbacks,
-    ]
-    t = cfg.trainer
+    last = LastCheckpoint(ckpt_dir / "last.ckpt", cfg.checkpoint.every_n_train_steps)
+    settings = dataclasses.asdict(cfg.trainer)
+    settings.update(settings.pop("extra"))
+    configured = [_instantiate(spec, "callbacks", f"trainer.callbacks[{i}]")
+                  for i, spec in enumerate(settings.pop("callbacks", None) or [])]
+    logger = settings.pop("logger", True)
+    loggers = [] if logger is False else [CSVLogger(out, name="csv"),
+                                          TensorBoardLogger(out, name="tensorboard")]
+    if isinstance(logger, (list, dict)):
+        specs = logger if isinstance(logger, list) else [logger]
+        loggers += [_instantiate(spec, "logger", f"trainer.logger[{i}]")
+                    for i, spec in enumerate(specs)]
+    if isinstance(settings.get("profiler"), dict):
+        settings["profiler"] = _instantiate(settings["profiler"], "profiler", "trainer.profiler")
+    settings.setdefault("enable_model_summary", False)
     return L.Trainer(
         default_root_dir=out,
-        logger=[CSVLogger(out, name="csv"), TensorBoardLogger(out, name="tensorboard")],
-        callbacks=callbacks,
+        logger=loggers or False,
+        callbacks=[RNGStateCallback(), best, last, RunSummary(out), *configured,
+                   *extra_callbacks],
         plugins=[AtomicCheckpointIO()],
         use_distributed_sampler=False,  # GriddedDataModule shards by rank itself
-        max_epochs=t.max_epochs,
-        max_steps=t.max_steps,
-        accelerator=t.accelerator,
-        devices=t.devices,
-        num_nodes=t.num_nodes,
-        strategy=t.strategy,
-        precision=t.precision,
-        deterministic=t.deterministic,
-        limit_train_batches=t.limit_train_batches,
-        limit_val_batches=t.limit_val_batches,
-        val_check_interval=t.val_check_interval,
-        check_val_every_n_epoch=t.check_val_every_n_epoch,
-        num_sanity_val_steps=t.num_sanity_val_steps,
-        log_every_n_steps=t.log_every_n_steps,
-        gradient_clip_val=t.gradient_clip_val,
-        accumulate_grad_batches=t.accumulate_grad_batches,
-        enable_progress_bar=t.enable_progress_bar,
-        enable_model_summary=False,
+        **settings,
     )
+
+
+def _instantiate(spec: dict, kind: str, key: str) -> Any:
+    cls, init_args = resolve_spec(spec, kind, key)
+    try:
+        return cls(**init_args)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"config key '{key}': {spec['class_path']} refused its init_args: "
+                          f"{err}") from None

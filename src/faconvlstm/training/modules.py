@@ -14,18 +14,30 @@ annual phase stands for the time stamps), so the tasks are safe under DDP and wo
 
 A non-finite loss stops training with :class:`NonFiniteLossError` naming the step, the
 batch and its first time stamp, before the optimiser can write NaN into the weights.
+
+The tasks are ordinary LightningModules: ``lightning.Trainer().fit(task, datamodule)``
+works without :func:`faconvlstm.training.fit`, its checkpoints carry the
+``checkpoint["faconvlstm"]`` metadata that ``faconvlstm embed`` / ``predict`` need (built
+from the :class:`~faconvlstm.training.datamodule.GriddedDataModule` being trained on), and
+``AutoencoderTask.load_from_checkpoint(path)`` rebuilds the task: the hyperparameters are
+plain data (the model configuration, the latitudes, the ``optim`` / ``loss`` sections), so
+every checkpoint still loads with ``torch.load(weights_only=True)``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import lightning as L
 import torch
 from torch import nn
 
+from faconvlstm import models
 from faconvlstm.losses import latitude_weights, weighted_mse
+from faconvlstm.training.checkpoint import META_KEY, make_metadata
 from faconvlstm.training.config import LossConfig, OptimConfig
+from faconvlstm.training.schedules import CosineSchedule
 
 __all__ = ["TASKS", "AutoencoderTask", "ForecastTask", "NonFiniteLossError"]
 
@@ -38,26 +50,54 @@ class _Task(L.LightningModule):
     """Shared mechanics: loss weights, optimiser, NaN guard and checkpoint metadata.
 
     Args:
-        model: the network (built by :func:`faconvlstm.training.fit.build_model`).
+        model: the network (built by :func:`faconvlstm.training.fit.build_model`), or
+            ``None`` to build it from ``model_config``.
         lat: latitudes of the grid rows in degrees ``(H,)`` (for the loss weights).
-        optim, loss: the ``optim`` / ``loss`` sections of the run configuration.
+        optim, loss: the ``optim`` / ``loss`` sections of the run configuration
+            (dataclasses or plain mappings).
         metadata: the self-describing entry written into every checkpoint under
-            ``checkpoint["faconvlstm"]`` (see :mod:`faconvlstm.training.checkpoint`).
+            ``checkpoint["faconvlstm"]`` (see :mod:`faconvlstm.training.checkpoint`);
+            ``None``: built at save time from the trainer's
+            :class:`~faconvlstm.training.datamodule.GriddedDataModule`.
+        model_config: ``model.get_config()`` of the network, used when ``model`` is None
+            (this is what ``load_from_checkpoint`` passes).
+
+    Hyperparameters saved in checkpoints (``checkpoint["hyper_parameters"]``, plain data):
+    ``model_config``, ``lat``, ``optim``, ``loss``.
     """
+
+    #: Name of the model class in :mod:`faconvlstm.models` this task trains.
+    model_class_name = ""
+    #: The ``task`` value of the run configuration.
+    task_name = ""
 
     def __init__(
         self,
-        model: nn.Module,
+        model: nn.Module | None = None,
         lat: Any = None,
-        optim: OptimConfig | None = None,
-        loss: LossConfig | None = None,
+        optim: OptimConfig | dict | None = None,
+        loss: LossConfig | dict | None = None,
         metadata: dict | None = None,
+        model_config: dict | None = None,
     ) -> None:
         super().__init__()
+        if model is None:
+            if model_config is None:
+                raise ValueError(
+                    f"{type(self).__name__} needs a model or a model_config "
+                    f"({self.model_class_name}.get_config())"
+                )
+            model = getattr(models, self.model_class_name).from_config(model_config)
         self.model = model
-        self.optim_cfg = optim or OptimConfig()
-        self.loss_cfg = loss or LossConfig()
+        self.optim_cfg = OptimConfig(**optim) if isinstance(optim, dict) else optim or OptimConfig()
+        self.loss_cfg = LossConfig(**loss) if isinstance(loss, dict) else loss or LossConfig()
         self.metadata = metadata or {}
+        lat = None if lat is None else [float(v) for v in torch.as_tensor(lat).flatten()]
+        # plain data only: checkpoints must keep loading with weights_only=True
+        self.save_hyperparameters({
+            "model_config": model.get_config(), "lat": lat,
+            "optim": dataclasses.asdict(self.optim_cfg), "loss": dataclasses.asdict(self.loss_cfg),
+        }, logger=False)
         weights = (
             latitude_weights(lat)
             if lat is not None and self.loss_cfg.latitude_weighted
@@ -106,18 +146,41 @@ class _Task(L.LightningModule):
         )
         if cfg.scheduler == "none":
             return opt
-        total = int(self.trainer.estimated_stepping_batches)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(
-            opt, T_max=max(total, 1), eta_min=cfg.min_lr
-        )
+        # the total number of steps is set in on_train_start: asking for it here would set
+        # the training data up before a resumed run restores the loader's position
+        sched = CosineSchedule(opt, min_lr=cfg.min_lr)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
+    def on_train_start(self) -> None:
+        for config in self.trainer.lr_scheduler_configs:
+            if isinstance(config.scheduler, CosineSchedule):
+                config.scheduler.set_total(self.trainer.estimated_stepping_batches)
+
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["faconvlstm"] = self.metadata
+        checkpoint[META_KEY] = self.metadata or self._metadata_from_datamodule()
+
+    def _metadata_from_datamodule(self) -> dict:
+        """The checkpoint metadata of a run driven by a plain ``lightning.Trainer``."""
+        data = getattr(self._trainer, "datamodule", None) if self._trainer else None
+        if data is None or getattr(data, "stats", None) is None:
+            raise ValueError(
+                f"{type(self).__name__} cannot describe its checkpoint: train it with "
+                "trainer.fit(task, datamodule=GriddedDataModule(...)) or pass metadata= "
+                "(faconvlstm.training.fit builds it for you)"
+            )
+        config = {
+            "seed": data.seed, "task": self.task_name, "out": None, "threads": None,
+            "data": dataclasses.asdict(data.cfg), "model": {},
+            "optim": dataclasses.asdict(self.optim_cfg), "loss": dataclasses.asdict(self.loss_cfg),
+        }
+        return make_metadata(self.task_name, self.model, data.stats, data.describe(), config)
 
 
 class AutoencoderTask(_Task):
     """Reconstruct the input window (representation learning)."""
+
+    model_class_name = "SequenceAutoencoder"
+    task_name = "autoencoder"
 
     def _predict(self, batch: dict, train: bool):
         out = self.model(batch["x"], times=batch["phase"], mask=batch.get("mask"))
@@ -130,9 +193,12 @@ class ForecastTask(_Task):
     The targets are the model's ``target_channels`` of ``y`` (all channels by default).
     """
 
-    def __init__(self, model: nn.Module, *args: Any, **kwargs: Any) -> None:
-        super().__init__(model, *args, **kwargs)
-        self.targets = target_channels(model)
+    model_class_name = "Forecaster"
+    task_name = "forecast"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.targets = target_channels(self.model)
 
     def _predict(self, batch: dict, train: bool):
         tf = self.loss_cfg.teacher_forcing if train else 0.0
