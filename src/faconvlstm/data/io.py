@@ -9,21 +9,34 @@ follows the suffix: ``.nc`` → NetCDF-4, ``.zarr`` → Zarr.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import shutil
-import tempfile
+import signal
+import threading
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import dask
 import numpy as np
 import xarray as xr
+from dask.callbacks import Callback
 
 from faconvlstm.data.time import as_time_array
+from faconvlstm.files import atomic_output
 
-__all__ = ["CF_VARIABLES", "save_dataset", "write_embeddings", "write_fields", "write_labels"]
+__all__ = [
+    "CF_VARIABLES",
+    "save_dataset",
+    "save_datasets",
+    "write_embeddings",
+    "write_fields",
+    "write_labels",
+]
 
 #: CF standard names and canonical units for common ERA5 / WeatherBench2 / CMIP short names.
 CF_VARIABLES: dict[str, tuple[str, str]] = {
@@ -60,8 +73,9 @@ def save_dataset(ds: xr.Dataset, path: str | os.PathLike) -> Path:
     """Write ``ds`` atomically; ``.nc`` → NetCDF-4, ``.zarr`` → Zarr (directory).
 
     The data go to a temporary sibling first and are moved into place with ``os.replace``
-    (atomic for files; for a Zarr directory an existing store is first moved aside, so the
-    target path is briefly absent but never half-written).
+    (:func:`faconvlstm.files.atomic_output`; permissions follow the umask). A reader sees the
+    previous complete file or the new one; an error, a Ctrl-C or a SIGTERM removes the
+    temporary file and keeps the previous one.
 
     Parameters
     ----------
@@ -73,43 +87,158 @@ def save_dataset(ds: xr.Dataset, path: str | os.PathLike) -> Path:
     -------
     pathlib.Path
         The path written.
+
+    Raises
+    ------
+    ValueError
+        Unknown suffix.
+    OSError
+        The file could not be written (full disk, read-only directory …); the message names
+        the file and the cause, and nothing is left behind.
     """
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in (".nc", ".nc4", ".zarr"):
+    return save_datasets([(ds, path)])[0]
+
+
+def save_datasets(items: Sequence[tuple[xr.Dataset, str | os.PathLike]]) -> list[Path]:
+    """Write several datasets as one set: all to temporaries first, then all renamed.
+
+    If any write fails (or is interrupted) no target is replaced. The renames happen after
+    every file is complete, the *first* target last, so once the first file is new the whole
+    set is; give every file a shared attribute (e.g. a run id) to let a reader check that
+    files found together belong together.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The paths written, in the order given.
+    """
+    paths = [_check_suffix(Path(path)) for _, path in items]
+    try:
+        with contextlib.ExitStack() as stack:
+            # ExitStack unwinds in reverse: the first path is renamed last.
+            temps = [
+                stack.enter_context(atomic_output(path, directory=path.suffix.lower() == ".zarr"))
+                for path in paths
+            ]
+            with _signals_between_chunks():
+                for (ds, _), path, tmp in zip(items, paths, temps):
+                    _write_one(ds, path, tmp)
+    except _DefaultSignal as stop:
+        signal.raise_signal(stop.args[0])  # temporaries are gone: now terminate as asked
+        raise
+    return paths
+
+
+def _check_suffix(path: Path) -> Path:
+    if path.suffix.lower() not in (".nc", ".nc4", ".zarr"):
         raise ValueError(
             f"cannot infer the format of {str(path)!r}: use a '.nc' (NetCDF) or "
             f"'.zarr' (Zarr) suffix"
         )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if suffix == ".zarr":
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-        try:
+    return path
+
+
+def _write_one(ds: xr.Dataset, path: Path, tmp: Path) -> None:
+    """Write ``ds`` to the temporary ``tmp`` (format of ``path``), in chunks of ≈16 MiB."""
+    ds = _chunked(ds)
+    try:
+        if path.suffix.lower() == ".zarr":
             with warnings.catch_warnings():
                 # Zarr 3 notes that consolidated metadata is not in its spec; xarray still
                 # reads it and it spares remote readers one listing per array.
                 warnings.filterwarnings("ignore", message="Consolidated metadata")
                 ds.to_zarr(tmp, mode="w")
-            old = None
-            if path.exists():
-                old = path.with_name(f".{path.name}.old-{os.getpid()}")
-                os.replace(path, old)
-            os.replace(tmp, path)
-            if old is not None:
-                shutil.rmtree(old, ignore_errors=True)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return path
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+        else:
+            ds.to_netcdf(tmp)
+    except (OSError, RuntimeError) as err:
+        raise _write_error(path, err, ds.nbytes) from err
+
+
+def _write_error(path: Path, err: Exception, nbytes: int) -> OSError:
+    """An ``OSError`` naming the file and the cause: the netCDF library reports a full disk
+    as a bare "NetCDF: HDF error", so the free space is checked too."""
+    code = getattr(err, "errno", None)
+    if code is None:
+        try:
+            if shutil.disk_usage(path.parent).free < nbytes:
+                code = errno.ENOSPC
+        except OSError:
+            pass
+    reason = os.strerror(code).lower() if code else str(err)
+    hint = {
+        errno.ENOSPC: "free some space or write elsewhere (--out)",
+        errno.EACCES: "choose a writable directory (--out)",
+        errno.EROFS: "choose a writable directory (--out)",
+    }.get(code, "check the path and the disk")
+    return OSError(code, f"could not write {path}: {reason}; {hint}")
+
+
+#: Bytes per dask chunk when writing: the write is interruptible between chunks.
+_WRITE_CHUNK_BYTES = 16 * 2**20
+
+
+def _chunked(ds: xr.Dataset) -> xr.Dataset:
+    """Split large in-memory variables into ≈16 MiB blocks along their first dimension, so
+    the writer works block by block and a signal can stop it between blocks."""
+    chunks = {}
+    for name, var in ds.data_vars.items():
+        if var.chunks is not None or var.ndim == 0 or var.nbytes <= _WRITE_CHUNK_BYTES:
+            continue
+        per_row = max(var.nbytes // var.shape[0], 1)
+        chunks[name] = {var.dims[0]: max(1, _WRITE_CHUNK_BYTES // per_row)}
+    if not chunks:
+        return ds
+    return ds.assign({name: ds[name].chunk(c) for name, c in chunks.items()})
+
+
+@contextlib.contextmanager
+def _signals_between_chunks() -> Iterator[None]:
+    """Deliver SIGINT/SIGTERM only between write blocks, never inside the netCDF library.
+
+    A ``KeyboardInterrupt`` raised while xarray holds its HDF5 lock deadlocks xarray's own
+    error path (``close`` waits for the lock forever). Here the signals are recorded, the
+    blocks are written one at a time (dask's synchronous scheduler) and the signal's
+    previous handler runs before the next block or at the end; its exception unwinds
+    through :func:`~faconvlstm.files.atomic_output`, which removes the temporary files. A
+    signal whose previous disposition was the default (terminate) is raised again once the
+    temporaries are gone.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be installed (and only run) in the main thread
+        return
+    pending: list[int] = []
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def record(signum: int, frame: Any) -> None:
+        pending.append(signum)
+
+    def deliver() -> None:
+        while pending:
+            signum = pending.pop(0)
+            handler = previous[signum]
+            if callable(handler):
+                handler(signum, None)  # e.g. the default SIGINT handler: KeyboardInterrupt
+            elif handler == signal.SIG_DFL:
+                raise _DefaultSignal(signum)
+
+    class _Boundary(Callback):
+        def _pretask(self, key: Any, dsk: Any, state: Any) -> None:
+            deliver()
+
+    for sig in previous:
+        signal.signal(sig, record)
     try:
-        ds.to_netcdf(tmp_name)
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    return path
+        with _Boundary(), dask.config.set(scheduler="synchronous"):
+            yield
+            deliver()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+class _DefaultSignal(BaseException):
+    """A deferred signal whose disposition is the default; raised again, after cleanup, by
+    :func:`save_datasets`."""
 
 
 def _time_coord(times: Any, n: int) -> xr.DataArray:

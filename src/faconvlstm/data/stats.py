@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -43,6 +42,7 @@ import xarray as xr
 from scipy.ndimage import uniform_filter1d
 
 from faconvlstm.data.time import as_time_array, day_of_year, month_of_year, time_step_days
+from faconvlstm.files import atomic_write_json
 
 __all__ = [
     "NormStats",
@@ -262,16 +262,7 @@ class NormStats:
             clim_path = self._climatology_path(path)
             save_dataset(self.climatology_values.to_dataset(), clim_path)
             payload["climatology_file"] = clim_path.name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w") as fh:
-                json.dump(payload, fh, indent=2)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        return atomic_write_json(payload, path)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> NormStats:
