@@ -123,3 +123,147 @@ def test_a_set_is_replaced_whole_or_not_at_all(tmp_path, monkeypatch):
         with xr.open_dataset(path) as ds:
             assert ds.attrs["run"] == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == [second.name, first.name]
+
+
+# ---------------------------------------------------------------------------------------
+# embed / predict from the command line
+
+IO_TINY = {
+    "seed": 0,
+    "task": "autoencoder",
+    "data": {"source": "synthetic", "synthetic": {"n_years": 2, "nlat": 8, "nlon": 16},
+             "window": 6, "stride": 8, "train_years": [2000, 2000],
+             "val_years": [2001, 2001], "batch_size": 4},
+    "model": {"cell": "fa", "filters": [4], "embed_dim": 8,
+              "layer_kwargs": {"attention_every": 3}},
+    "trainer": {"accelerator": "cpu", "devices": 1, "max_epochs": 1,
+                "limit_train_batches": 1, "limit_val_batches": 1,
+                "enable_progress_bar": False, "num_sanity_val_steps": 0},
+}
+
+
+@pytest.fixture(scope="module")
+def io_ckpt(tmp_path_factory):
+    """A checkpoint of a tiny autoencoder trained for one step (seconds)."""
+    import torch
+
+    from faconvlstm.training.config import load_config
+    from faconvlstm.training.fit import fit
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return fit(load_config(IO_TINY), out=tmp_path_factory.mktemp("io_run"))
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _main(*args):
+    from faconvlstm import cli
+
+    return cli.main([str(a) for a in args])
+
+
+def test_embed_writes_one_set_from_one_run_and_drops_stale_siblings(tmp_path, io_ckpt):
+    out = tmp_path / "emb.nc"
+    assert _main("embed", "--ckpt", io_ckpt, "--out", out, "--hidden", "--attention") == 0
+    files = [out, tmp_path / "emb.hidden.nc", tmp_path / "emb.attention.nc"]
+    ids = set()
+    for path in files:
+        with xr.open_dataset(path) as ds:
+            ids.add((ds.attrs["run_id"], ds.attrs["checkpoint_sha256"]))
+    assert len(ids) == 1
+    assert _main("embed", "--ckpt", io_ckpt, "--out", out) == 0  # no --hidden this time
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["emb.nc"]
+    with xr.open_dataset(out) as ds:
+        assert ds.attrs["run_id"] not in {i for i, _ in ids}
+
+
+EMBED_CHILD = textwrap.dedent(
+    """
+    import os, signal, sys
+    import faconvlstm.data.io as io
+    from faconvlstm import cli
+
+    original = io._write_one
+    def write_one(ds, path, tmp):
+        original(ds, path, tmp)
+        if path.name.endswith(".hidden.nc"):  # the first file is complete, the rest not
+            os.kill(os.getpid(), getattr(signal, sys.argv[1]))
+    io._write_one = write_one
+    sys.exit(cli.main(sys.argv[2:]))
+    """
+)
+
+
+@pytest.mark.parametrize(("signame", "status"), [("SIGTERM", 143), ("SIGINT", 130)])
+def test_a_signal_while_embed_writes_keeps_the_previous_set(tmp_path, io_ckpt, signame,
+                                                            status):
+    out = tmp_path / "emb.nc"
+    args = ["embed", "--ckpt", str(io_ckpt), "--out", str(out), "--hidden", "--attention"]
+    assert _main(*args) == 0
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-c", EMBED_CHILD, signame, *args], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == status, proc.stderr[-2000:]
+    assert "nothing new written" in proc.stderr and "Traceback" not in proc.stderr
+    after = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    assert after == before  # same names (no temporaries) and the old contents
+
+
+def test_unavailable_cuda_device_exits_2_before_reading_the_checkpoint(tmp_path, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        device = f"cuda:{torch.cuda.device_count()}"  # one past the last
+    else:
+        device = "cuda:7"
+    status = _main("embed", "--ckpt", tmp_path / "none.ckpt", "--out", tmp_path / "e.nc",
+                   "--device", device)
+    err = capsys.readouterr().err
+    assert status == 2 and f"--device {device}" in err and "none.ckpt" not in err
+
+
+def test_out_below_a_regular_file_exits_2(tmp_path, io_ckpt, capsys):
+    (tmp_path / "plain").write_text("x")
+    status = _main("predict", "--ckpt", io_ckpt, "--out", tmp_path / "plain" / "sub" / "r.nc")
+    assert status == 2 and "is a file, not a folder" in capsys.readouterr().err
+
+
+def test_out_in_a_read_only_folder_exits_2(tmp_path, io_ckpt, capsys, monkeypatch):
+    # The tests may run as root, for whom chmod 0o555 does not stop writes: fake the answer.
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, m: Path(p) != locked and real_access(p, m))
+    status = _main("embed", "--ckpt", io_ckpt, "--out", locked / "e.nc")
+    assert status == 2 and "not writable" in capsys.readouterr().err
+
+
+def test_a_full_disk_during_embed_exits_2_and_leaves_nothing(tmp_path, io_ckpt, capsys,
+                                                             monkeypatch):
+    def full(self, target, *args, **kwargs):
+        Path(target).write_bytes(b"partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(xr.Dataset, "to_netcdf", full)
+    status = _main("embed", "--ckpt", io_ckpt, "--out", tmp_path / "e.nc")
+    err = capsys.readouterr().err
+    assert status == 2 and "could not write" in err and "no space left on device" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (b"", "is empty (0 bytes)"),
+    (b"time,lat,lon\n1,2,3\n", "is not a NetCDF"),
+])
+def test_unreadable_data_files_exit_2_naming_the_file(tmp_path, io_ckpt, capsys, content,
+                                                      message):
+    bad = tmp_path / "bad.nc"
+    bad.write_bytes(content)
+    status = _main("embed", "--ckpt", io_ckpt, "--data", bad, "--out", tmp_path / "e.nc")
+    err = capsys.readouterr().err
+    assert status == 2 and message in err and "bad.nc" in err
+    assert "engine" not in err  # the configuration has no such option to suggest
+    assert "Traceback" not in err

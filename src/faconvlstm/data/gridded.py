@@ -100,7 +100,20 @@ def _open_one(path: str, engine: str | None, storage_options: Mapping | None) ->
     path = path.removeprefix("file://")
     if not os.path.exists(path):
         raise FileNotFoundError(f"no such file or Zarr store: {path!r}")
-    return xr.open_dataset(path, engine=engine, chunks=None)
+    if os.path.isfile(path) and os.path.getsize(path) == 0:
+        raise ValueError(f"{path!r} is empty (0 bytes): an interrupted download or copy? "
+                         f"Fetch the file again")
+    try:
+        return xr.open_dataset(path, engine=engine, chunks=None)
+    except ValueError as err:
+        if engine is not None or "did not find a match" not in str(err):
+            raise
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+        raise ValueError(
+            f"{path!r} is not a NetCDF (classic or NetCDF-4/HDF5) file or Zarr store (it "
+            f"starts with {head!r}); check the path, or convert the file to NetCDF"
+        ) from None
 
 
 def _expand_source(source: Any) -> list[str]:
@@ -197,7 +210,8 @@ def _classify_dims(ds: xr.Dataset, overrides: Mapping[str, str] | None = None) -
     for role, dim in (overrides or {}).items():
         if dim not in ds.dims:
             raise ValueError(
-                f"dims override {role}={dim!r}, but the data has dimensions {list(ds.dims)}"
+                f"dims override {role}={dim!r} (data.dims in the run configuration), but the "
+                f"data has dimensions {list(ds.dims)}; name one of those"
             )
     return roles
 
@@ -344,8 +358,9 @@ def open_gridded(
         if required not in roles.values():
             raise ValueError(
                 f"no {required} dimension found in {origin} (dimensions {dict(ds.sizes)}). "
-                f"Recognised names: {DIM_ALIASES[required]}; pass dims={{'{required}': "
-                f"'<name>'}} to say which dimension it is."
+                f"Recognised names: {DIM_ALIASES[required]}. Say which dimension it is: "
+                f"data.dims: {{{required}: <name>}} in the run configuration, or "
+                f"dims={{'{required}': '<name>'}} for open_gridded."
             )
 
     def spatial_ok(name: str) -> bool:
@@ -393,7 +408,8 @@ def open_gridded(
                 raise ValueError(
                     f"variable {name!r} has an extra dimension {d!r} (size {var.sizes[d]}) "
                     f"that is neither time, lat, lon, level nor channel; select one entry "
-                    f"first, e.g. ds.isel({d}=0), or pass dims={{...}}"
+                    f"first, e.g. ds.isel({d}=0), or map the dimensions with data.dims in the "
+                    f"run configuration (dims={{...}} for open_gridded)"
                 )
         var = var.squeeze(extra, drop=True)
         if chunks is None:

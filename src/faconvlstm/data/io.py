@@ -31,6 +31,9 @@ from faconvlstm.files import atomic_output
 
 __all__ = [
     "CF_VARIABLES",
+    "embeddings_dataset",
+    "fields_dataset",
+    "labels_dataset",
     "save_dataset",
     "save_datasets",
     "write_embeddings",
@@ -298,20 +301,26 @@ def _flat_numeric(value: Any) -> bool:
 def write_embeddings(
     emb: Any, times: Any, path: str | os.PathLike, attrs: Mapping[str, Any] | None = None
 ) -> Path:
-    """Write per-time-step embeddings as variable ``embedding(time, embedding_dim)``.
+    """Write :func:`embeddings_dataset` to ``path`` (``*.nc`` or ``*.zarr``) atomically."""
+    return save_dataset(embeddings_dataset(emb, times, attrs), path)
+
+
+def embeddings_dataset(
+    emb: Any, times: Any, attrs: Mapping[str, Any] | None = None
+) -> xr.Dataset:
+    """Per-time-step embeddings as variable ``embedding(time, embedding_dim)``.
 
     Parameters
     ----------
     emb : array-like or torch.Tensor, shape (N_time, E)
     times : array-like of datetime64 / cftime, shape (N_time,)
-    path : ``*.nc`` or ``*.zarr``
     attrs : mapping, optional
         Global attributes (model name, checkpoint, seed …).
     """
     emb = _to_numpy(emb)
     if emb.ndim != 2:
         raise ValueError(f"embeddings must be (N_time, E), got shape {emb.shape}")
-    ds = xr.Dataset(
+    return xr.Dataset(
         {
             "embedding": (
                 ("time", "embedding_dim"),
@@ -322,15 +331,19 @@ def write_embeddings(
         coords={"time": _time_coord(times, emb.shape[0]), "embedding_dim": np.arange(emb.shape[1])},
         attrs=_global_attrs(attrs, "faconvlstm embeddings"),
     )
-    return save_dataset(ds, path)
 
 
 def write_labels(
     labels: Any, times: Any, path: str | os.PathLike, attrs: Mapping[str, Any] | None = None
 ) -> Path:
     """Write cluster labels as integer variable ``label(time)`` (CF ``flag_values``)."""
+    return save_dataset(labels_dataset(labels, times, attrs), path)
+
+
+def labels_dataset(labels: Any, times: Any, attrs: Mapping[str, Any] | None = None) -> xr.Dataset:
+    """Cluster labels as integer variable ``label(time)`` (CF ``flag_values``)."""
     labels = _to_numpy(labels).astype("int32").reshape(-1)
-    ds = xr.Dataset(
+    return xr.Dataset(
         {
             "label": (
                 "time",
@@ -341,7 +354,6 @@ def write_labels(
         coords={"time": _time_coord(times, labels.size)},
         attrs=_global_attrs(attrs, "faconvlstm cluster labels"),
     )
-    return save_dataset(ds, path)
 
 
 def write_fields(
@@ -355,7 +367,21 @@ def write_fields(
     attrs: Mapping[str, Any] | None = None,
     units: Sequence[str] | None = None,
 ) -> Path:
-    """Write gridded fields (reconstructions, forecasts) as ``name(time, channel, lat, lon)``.
+    """Write :func:`fields_dataset` to ``path`` (``*.nc`` or ``*.zarr``) atomically."""
+    return save_dataset(fields_dataset(arr, times, channels, lat, lon, name, attrs, units), path)
+
+
+def fields_dataset(
+    arr: Any,
+    times: Any,
+    channels: Sequence[str],
+    lat: Any,
+    lon: Any,
+    name: str = "forecast",
+    attrs: Mapping[str, Any] | None = None,
+    units: Sequence[str] | None = None,
+) -> xr.Dataset:
+    """Gridded fields (reconstructions, forecasts) as ``name(time, channel, lat, lon)``.
 
     The file reopens with :func:`~faconvlstm.data.open_gridded`, which reads the ``channel``
     coordinate back as channel names.
@@ -369,7 +395,6 @@ def write_fields(
     channels : list of str, length C
     lat, lon : array-like, shapes (H,), (W,)
         Degrees north / east, as in the input.
-    path : ``*.nc`` or ``*.zarr``
     name : str
         Variable name (``"forecast"``, ``"reconstruction"`` …).
     attrs : mapping, optional
@@ -401,7 +426,7 @@ def write_fields(
         var_attrs["units"] = units[0]
     if len(set(std_names)) == 1 and std_names[0]:
         var_attrs["standard_name"] = std_names[0]
-    ds = xr.Dataset(
+    return xr.Dataset(
         {name: (("time", "channel", "lat", "lon"), arr.astype("float32"), var_attrs)},
         coords={
             "time": _time_coord(times, n),
@@ -416,7 +441,6 @@ def write_fields(
         },
         attrs=_global_attrs(attrs, f"faconvlstm {name}"),
     )
-    return save_dataset(ds, path)
 
 
 def _to_numpy(x: Any) -> np.ndarray:

@@ -9,11 +9,26 @@ Long series are tiled with windows of the training length ``T``: windows start a
 exactly one output (for the steps the last window shares with the one before it, the
 earlier window's output is kept). Forecasts are issued from every window whose ``N`` target
 steps exist in the data, ``stride`` steps apart.
+
+Outputs are never half-written or mixed: the arguments (device, output folder) are checked
+before the checkpoint is read; every file of one ``embed`` run is written to a temporary
+sibling first and all are renamed only once all are complete (the main file last), each
+carrying the same ``run_id`` and ``checkpoint_sha256`` attributes so a reader can check that
+files found together belong together. A SIGTERM raises :class:`Terminated` (SIGINT:
+``KeyboardInterrupt``), and temporary files are removed either way.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import inspect
+import os
+import shutil
+import signal
+import threading
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +45,72 @@ from faconvlstm.training.datamodule import open_source
 from faconvlstm.training.fit import model_class
 from faconvlstm.training.modules import target_channels
 
-__all__ = ["embed", "load_model", "predict"]
+__all__ = ["Terminated", "check_device", "check_output", "embed", "load_model", "predict"]
+
+
+class Terminated(KeyboardInterrupt):
+    """Raised in the main thread on SIGTERM while :func:`embed` / :func:`predict` run.
+
+    A ``KeyboardInterrupt`` subclass, so that ``except Exception`` code does not swallow it
+    and every cleanup (temporary files) runs as for Ctrl-C.
+    """
+
+
+@contextlib.contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: Any) -> None:
+        raise Terminated("stopped by SIGTERM")
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def check_device(device: str | torch.device) -> torch.device:
+    """The torch device ``device``, or ``ValueError`` saying why it cannot be used here."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"--device {device!r} is not a torch device ({err}); "
+                         f"use e.g. cpu, cuda, cuda:0 or mps") from err
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ValueError(f"--device {device}: CUDA is not available on this machine; "
+                             f"use --device cpu")
+        if dev.index is not None and dev.index >= count:
+            raise ValueError(f"--device {device}: this machine has {count} CUDA device(s) "
+                             f"(cuda:0 … cuda:{count - 1})")
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"--device {device}: MPS is not available; use --device cpu")
+    return dev
+
+
+def check_output(out: str | Path) -> Path:
+    """``out`` if it can be written: a ``.nc`` / ``.zarr`` name in a writable folder (missing
+    folders are created later); otherwise ``ValueError`` naming what to change."""
+    out = Path(out)
+    if out.suffix.lower() not in (".nc", ".nc4", ".zarr"):
+        raise ValueError(f"--out {out}: use a '.nc' (NetCDF) or '.zarr' (Zarr) file name")
+    parent = out.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ValueError(f"--out {out}: {parent} is a file, not a folder; choose another path")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"--out {out}: the folder {parent} is not writable; choose another")
+    return out
+
+
+def _file_sha256(path: str | Path) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def load_model(ckpt_path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
@@ -86,7 +166,9 @@ def _loader(dataset: Any, starts: list[int], batch_size: int) -> DataLoader:
 
 def _attrs(ckpt_path: str | Path, meta: dict, source: str) -> dict:
     return {
+        "run_id": uuid.uuid4().hex,
         "checkpoint": str(ckpt_path),
+        "checkpoint_sha256": _file_sha256(ckpt_path),
         "model": meta["model_class"],
         "cell": str(meta["model_config"].get("cell", "")),
         "task": meta["task"],
@@ -115,7 +197,23 @@ def embed(
     for FA models, the last layer's axial attention at each window's last step
     (``row_attention(window, lat, lon_query, lon_key)``, ``col_attention(window, lon,
     lat_query, lat_key)``), averaged over heads. Returns the paths written.
+
+    The files are written as one set (see the module docstring); a ``<out>.hidden.*`` or
+    ``<out>.attention.*`` left by an earlier faconvlstm run and not written this time is
+    removed, so the set on disk is always from one run.
+
+    Raises:
+        ValueError: unusable ``device`` or ``out`` (checked before any work), bad data.
+        OSError: a file could not be written (the message names it; nothing is left).
+        Terminated: SIGTERM arrived (nothing new is left on disk).
     """
+    check_device(device)
+    out = check_output(out)
+    with _sigterm_raises():
+        return _embed(ckpt, out, data, years, batch_size, hidden, attention, device)
+
+
+def _embed(ckpt, out, data, years, batch_size, hidden, attention, device) -> list[Path]:
     model, meta = load_model(ckpt, device)
     da = open_data(meta, data, years)
     stats = stats_from_meta(meta["stats"])
@@ -164,24 +262,41 @@ def embed(
             covered = s + window
 
     attrs = _attrs(ckpt, meta, data or meta["data"]["source"])
-    out = Path(out)
-    written = [fdata.write_embeddings(emb, dataset.times, out, attrs=attrs)]
+    files = [(fdata.embeddings_dataset(emb, dataset.times, attrs=attrs), out)]
     if hidden:
         lat, lon = _coarse_coords(dataset.lat, hid.shape[-2]), _coarse_coords(
             dataset.lon, hid.shape[-1])
-        written.append(fdata.write_fields(
+        files.append((fdata.fields_dataset(
             hid, dataset.times, [f"h{i}" for i in range(hid.shape[1])], lat, lon,
-            _sibling(out, "hidden"), name="hidden", attrs=attrs,
-        ))
+            name="hidden", attrs=attrs,
+        ), _sibling(out, "hidden")))
     if attention:
-        written.append(_write_attention(
-            dataset, starts, window, temporal, rows, cols, _sibling(out, "attention"), attrs
-        ))
+        files.append((_attention_dataset(dataset, starts, window, temporal, rows, cols, attrs),
+                      _sibling(out, "attention")))
+    written = fdata.save_datasets(files)
+    for tag in ("hidden", "attention"):
+        _remove_stale(_sibling(out, tag), written)
     return written
 
 
 def _sibling(path: Path, tag: str) -> Path:
     return path.with_name(f"{path.stem}.{tag}{path.suffix}")
+
+
+def _remove_stale(path: Path, written: list[Path]) -> None:
+    """Remove ``path`` if an earlier faconvlstm run wrote it and this run did not."""
+    if path in written or not path.exists():
+        return
+    try:
+        with xr.open_dataset(path, engine="zarr" if path.suffix == ".zarr" else None) as ds:
+            ours = ds.attrs.get("source") == "faconvlstm" or "checkpoint" in ds.attrs
+    except (OSError, ValueError):
+        return  # not a file we can read: not ours to delete
+    if ours:
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
 
 
 def _coarse_coords(coord: np.ndarray, size: int) -> np.ndarray:
@@ -192,7 +307,7 @@ def _coarse_coords(coord: np.ndarray, size: int) -> np.ndarray:
     return np.array([coord[i * factor : (i + 1) * factor].mean() for i in range(size)])
 
 
-def _write_attention(dataset, starts, window, temporal, rows, cols, path, attrs) -> Path:
+def _attention_dataset(dataset, starts, window, temporal, rows, cols, attrs) -> xr.Dataset:
     end_times = dataset.times[np.asarray(starts) + window - 1]
     variables: dict[str, Any] = {}
     if temporal:
@@ -214,7 +329,7 @@ def _write_attention(dataset, starts, window, temporal, rows, cols, path, attrs)
     ds = xr.Dataset(variables, coords={"time": end_times}, attrs=attrs)
     if rows and ds.sizes["lat"] == dataset.lat.size:
         ds = ds.assign_coords(lat=dataset.lat, lon=dataset.lon)
-    return fdata.save_dataset(ds, path)
+    return ds
 
 
 @torch.no_grad()
@@ -237,7 +352,19 @@ def predict(
       window (e.g. land for an ocean variable).
 
     Channel units are those of the training data (``units`` on the channel coordinate).
+
+    Raises:
+        ValueError: unusable ``device`` or ``out`` (checked before any work), bad data.
+        OSError: the file could not be written (the message names it; nothing is left).
+        Terminated: SIGTERM arrived (nothing new is left on disk).
     """
+    check_device(device)
+    out = check_output(out)
+    with _sigterm_raises():
+        return _predict(ckpt, out, data, years, batch_size, stride, device)
+
+
+def _predict(ckpt, out, data, years, batch_size, stride, device) -> Path:
     model, meta = load_model(ckpt, device)
     da = open_data(meta, data, years)
     stats = stats_from_meta(meta["stats"])
