@@ -216,6 +216,70 @@ def _classify_dims(ds: xr.Dataset, overrides: Mapping[str, str] | None = None) -
     return roles
 
 
+#: Units (lower case) that mean degrees; CF allows these spellings for latitude/longitude.
+_DEGREES = {
+    "lat": {"degrees_north", "degree_north", "degrees_n", "degree_n", "degreesn", "degreen",
+            "degrees", "degree", "deg", "°n", "°"},
+    "lon": {"degrees_east", "degree_east", "degrees_e", "degree_e", "degreese", "degreee",
+            "degrees", "degree", "deg", "°e", "°"},
+}
+_REGRID = ("regrid to a regular latitude/longitude grid first (e.g. xESMF, or "
+           "`cdo remapbil,r360x180 in.nc out.nc`)")
+
+
+def _two_d_coords(ds: xr.Dataset) -> list[str]:
+    """Names of 2-D latitude/longitude coordinates (curvilinear grids: NEMO, WRF …)."""
+    names = []
+    for name, var in ds.variables.items():
+        std = str(var.attrs.get("standard_name", "")).lower()
+        units = str(var.attrs.get("units", "")).lower()
+        looks = (std in ("latitude", "longitude") or units in _UNITS_ATTR
+                 or str(name).lower() in ("nav_lat", "nav_lon", "lat", "lon", "latitude",
+                                          "longitude", "xlat", "xlong", "glamt", "gphit"))
+        if var.ndim == 2 and looks:
+            names.append(str(name))
+    return names
+
+
+def _check_geographic(ds: xr.Dataset, roles: Mapping[str, str], origin: str) -> None:
+    """Refuse grids whose lat/lon dimensions are not 1-D coordinates in degrees.
+
+    The latitude weights ``cos φ`` and the periodic-longitude test need latitude and
+    longitude in degrees, one value per row/column. A projected grid (``y``/``x`` in
+    metres) or a curvilinear one (2-D ``nav_lat``/``nav_lon``) would otherwise be weighted
+    by metres or by the row index; it has to be regridded first.
+    """
+    curvilinear = _two_d_coords(ds)
+    also = (f"; its 2-D coordinates {curvilinear} describe a curvilinear grid, which "
+            f"faconvlstm does not model" if curvilinear else "")
+    for dim, role in roles.items():
+        if role not in ("lat", "lon"):
+            continue
+        name = "latitude" if role == "lat" else "longitude"
+        if dim not in ds.variables:
+            raise ValueError(
+                f"{origin}: the {name} dimension {dim!r} has no coordinate values (only an "
+                f"index){also}; latitude weights cannot come from an index: {_REGRID}, or "
+                f"add a 1-D {name} coordinate in degrees"
+            )
+        coord = ds[dim]
+        units = str(coord.attrs.get("units", "")).strip()
+        if units and units.lower() not in _DEGREES[role]:
+            raise ValueError(
+                f"{origin}: the {name} dimension {dim!r} has units {units!r}, not degrees: "
+                f"a projected grid (e.g. Lambert conformal){also}. faconvlstm needs "
+                f"latitude/longitude in degrees for its area weights: {_REGRID}"
+            )
+        values = np.asarray(coord.values, dtype=float)
+        if role == "lat" and values.size and np.nanmax(np.abs(values)) > 90:
+            raise ValueError(
+                f"{origin}: the latitude dimension {dim!r} has values up to "
+                f"{np.nanmax(np.abs(values)):g}, beyond ±90 degrees: not latitudes (a "
+                f"projected grid in metres?){also}. {_REGRID[0].upper()}{_REGRID[1:]}, or "
+                f"map the right dimension with data.dims (dims= for open_gridded)"
+            )
+
+
 def _level_in_hpa(level: xr.DataArray) -> xr.DataArray:
     units = str(level.attrs.get("units", "")).lower()
     if units in ("pa", "pascal", "pascals"):
@@ -362,6 +426,8 @@ def open_gridded(
                 f"data.dims: {{{required}: <name>}} in the run configuration, or "
                 f"dims={{'{required}': '<name>'}} for open_gridded."
             )
+
+    _check_geographic(ds, roles, origin)
 
     def spatial_ok(name: str) -> bool:
         var_roles = [roles.get(d) for d in ds[name].dims]
