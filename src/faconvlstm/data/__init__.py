@@ -18,7 +18,10 @@ from faconvlstm.data.gridded import (
 )
 from faconvlstm.data.io import (
     embeddings_dataset,
+    features_dataset,
     fields_dataset,
+    forecast_dataset,
+    global_attrs,
     labels_dataset,
     save_dataset,
     save_datasets,
@@ -41,7 +44,10 @@ __all__ = [
     "compute_stats",
     "detect_periodic_lon",
     "embeddings_dataset",
+    "features_dataset",
     "fields_dataset",
+    "forecast_dataset",
+    "global_attrs",
     "labels_dataset",
     "latitude_weights",
     "open_gridded",

@@ -191,7 +191,7 @@ def embed(
     """Write per-time-step embeddings ``embedding(time, embedding_dim)`` to ``out``.
 
     With ``hidden``, the last recurrent layer's hidden states go to
-    ``<out>.hidden.<ext>`` as ``hidden(time, channel, lat, lon)`` (lat/lon of the
+    ``<out>.hidden.<ext>`` as ``hidden(time, feature, lat, lon)`` (lat/lon of the
     possibly downsampled grid); with ``attention``, ``<out>.attention.<ext>`` holds the
     head's temporal self-attention ``temporal_attention(window, query_step, key_step)`` and,
     for FA models, the last layer's axial attention at each window's last step
@@ -262,14 +262,13 @@ def _embed(ckpt, out, data, years, batch_size, hidden, attention, device) -> lis
             covered = s + window
 
     attrs = _attrs(ckpt, meta, data or meta["data"]["source"])
-    files = [(fdata.embeddings_dataset(emb, dataset.times, attrs=attrs), out)]
+    files = [(fdata.embeddings_dataset(emb, dataset.times, attrs=attrs,
+                                       splits=_splits(meta)), out)]
     if hidden:
         lat, lon = _coarse_coords(dataset.lat, hid.shape[-2]), _coarse_coords(
             dataset.lon, hid.shape[-1])
-        files.append((fdata.fields_dataset(
-            hid, dataset.times, [f"h{i}" for i in range(hid.shape[1])], lat, lon,
-            name="hidden", attrs=attrs,
-        ), _sibling(out, "hidden")))
+        files.append((fdata.features_dataset(hid, dataset.times, lat, lon, "hidden", attrs),
+                      _sibling(out, "hidden")))
     if attention:
         files.append((_attention_dataset(dataset, starts, window, temporal, rows, cols, attrs),
                       _sibling(out, "attention")))
@@ -277,6 +276,12 @@ def _embed(ckpt, out, data, years, batch_size, hidden, attention, device) -> lis
     for tag in ("hidden", "attention"):
         _remove_stale(_sibling(out, tag), written)
     return written
+
+
+def _splits(meta: dict) -> dict:
+    """The checkpoint's configured train/val/test years (inclusive ranges or None)."""
+    data = meta["config"]["data"]
+    return {name: data.get(f"{name}_years") for name in ("train", "val", "test")}
 
 
 def _sibling(path: Path, tag: str) -> Path:
@@ -308,28 +313,47 @@ def _coarse_coords(coord: np.ndarray, size: int) -> np.ndarray:
 
 
 def _attention_dataset(dataset, starts, window, temporal, rows, cols, attrs) -> xr.Dataset:
+    """Attention maps with coordinates on every axis: ``time`` (each window's last step),
+    ``query_step``/``key_step`` (0 … T−1 within the window), ``lat``/``lon`` and their
+    ``*_query``/``*_key`` copies (degrees; block means on a pooled grid)."""
     end_times = dataset.times[np.asarray(starts) + window - 1]
     variables: dict[str, Any] = {}
+    coords: dict[str, Any] = {"time": ("time", end_times, {"standard_name": "time",
+                                                         "long_name": "last step of the window"})}
     if temporal:
         variables["temporal_attention"] = (
             ("time", "query_step", "key_step"), torch.cat(temporal).numpy(),
-            {"long_name": "temporal self-attention weights of the head (mean over heads)"},
+            {"long_name": "temporal self-attention weights of the head (mean over heads)",
+             "units": "1"},
         )
+        steps = np.arange(window)
+        coords["query_step"] = ("query_step", steps, {"long_name": "query step in the window"})
+        coords["key_step"] = ("key_step", steps, {"long_name": "key step in the window"})
     if rows:
+        row, col = torch.cat(rows).numpy(), torch.cat(cols).numpy()
         variables["row_attention"] = (
-            ("time", "lat", "lon_query", "lon_key"), torch.cat(rows).numpy(),
-            {"long_name": "axial attention along longitude at the window's last step"},
+            ("time", "lat", "lon_query", "lon_key"), row,
+            {"long_name": "axial attention along longitude at the window's last step",
+             "units": "1"},
         )
         variables["col_attention"] = (
-            ("time", "lon", "lat_query", "lat_key"), torch.cat(cols).numpy(),
-            {"long_name": "axial attention along latitude at the window's last step"},
+            ("time", "lon", "lat_query", "lat_key"), col,
+            {"long_name": "axial attention along latitude at the window's last step",
+             "units": "1"},
         )
+        lat = _coarse_coords(dataset.lat, row.shape[1])
+        lon = _coarse_coords(dataset.lon, col.shape[1])
+        for dim, values, axis in (("lat", lat, "latitude"), ("lon", lon, "longitude")):
+            units = "degrees_north" if dim == "lat" else "degrees_east"
+            for suffix in ("", "_query", "_key"):
+                coords[dim + suffix] = (dim + suffix, values,
+                                        {"long_name": f"{axis}{suffix.replace('_', ' of the ')}",
+                                         "units": units})
+            coords[dim][2]["standard_name"] = axis
     if not variables:
         raise ValueError("this model exposes no attention maps")
-    ds = xr.Dataset(variables, coords={"time": end_times}, attrs=attrs)
-    if rows and ds.sizes["lat"] == dataset.lat.size:
-        ds = ds.assign_coords(lat=dataset.lat, lon=dataset.lon)
-    return ds
+    return xr.Dataset(variables, coords=coords,
+                      attrs=fdata.global_attrs(attrs, "faconvlstm attention maps"))
 
 
 @torch.no_grad()
@@ -344,14 +368,17 @@ def predict(
 ) -> Path:
     """Write reconstructions (autoencoder) or forecasts (forecaster) in physical units.
 
-    * autoencoder: ``reconstruction(time, channel, lat, lon)`` for every time step, NaN
-      where the input is missing;
-    * forecaster: ``forecast(time, lead, channel, lat, lon)``, ``time`` the last input
-      step (initialisation), ``lead`` 1..N steps, with ``valid_time(time, lead)``; issued
-      every ``stride`` steps (default N); NaN at cells missing throughout the input
-      window (e.g. land for an ocean variable).
+    * autoencoder: one variable per field, e.g. ``t2m(time, lat, lon)``, for every time
+      step, NaN where the input is missing (:func:`faconvlstm.data.fields_dataset`);
+    * forecaster: the WeatherBench2 layout, one variable per field, e.g.
+      ``t2m(time, prediction_timedelta, latitude, longitude)``: ``time`` the last input
+      step (initialisation), ``prediction_timedelta`` the lead (timedelta), with
+      ``valid_time(time, prediction_timedelta)``; issued every ``stride`` steps (default
+      N); NaN at cells missing throughout the input window (e.g. land for an ocean
+      variable).
 
-    Channel units are those of the training data (``units`` on the channel coordinate).
+    Each variable carries the training data's units (and a CF ``standard_name`` where
+    known); channels ``"var@level"`` share a variable with a ``level`` dimension (hPa).
 
     Raises:
         ValueError: unusable ``device`` or ``out`` (checked before any work), bad data.
@@ -421,25 +448,6 @@ def _select_channels(stats: Any, index: list[int]) -> Any:
 
 
 def _write_forecast(fc, init, valid, channels, units, dataset, out, attrs) -> Path:
-    """``forecast(time, lead, channel, lat, lon)`` with the conventions of
-    :func:`faconvlstm.data.write_fields` (``channel_units``, CF lat/lon)."""
-    units = [str(u) for u in units] if units is not None else [""] * len(channels)
-    var_attrs = {"long_name": f"forecast of {', '.join(channels)}"}
-    if len(set(units)) == 1 and units[0]:
-        var_attrs["units"] = units[0]
-    coords = {
-        "time": ("time", np.asarray(init), {"long_name": "initialisation (last input step)"}),
-        "lead": ("lead", np.arange(1, fc.shape[1] + 1),
-                 {"long_name": "lead time", "units": "time steps"}),
-        "channel": ("channel", np.array(channels, dtype=object)),
-        "channel_units": ("channel", np.array(units, dtype=object)),
-        "lat": ("lat", dataset.lat, {"standard_name": "latitude", "units": "degrees_north"}),
-        "lon": ("lon", dataset.lon, {"standard_name": "longitude", "units": "degrees_east"}),
-        "valid_time": (("time", "lead"), valid, {"long_name": "valid time of the forecast"}),
-    }
-    ds = xr.Dataset(
-        {"forecast": (("time", "lead", "channel", "lat", "lon"), fc.astype("float32"),
-                      var_attrs)},
-        coords=coords, attrs={"Conventions": "CF-1.8", "title": "faconvlstm forecast", **attrs},
-    )
-    return fdata.save_dataset(ds, out)
+    """WeatherBench2-layout forecast file (:func:`faconvlstm.data.forecast_dataset`)."""
+    return fdata.save_dataset(fdata.forecast_dataset(fc, init, valid, channels, dataset.lat,
+                                                     dataset.lon, attrs, units), out)
