@@ -267,3 +267,68 @@ def test_unreadable_data_files_exit_2_naming_the_file(tmp_path, io_ckpt, capsys,
     assert status == 2 and message in err and "bad.nc" in err
     assert "engine" not in err  # the configuration has no such option to suggest
     assert "Traceback" not in err
+
+
+# ---------------------------------------------------------------------------------------
+# what embed / predict write
+
+
+def test_embed_outputs_carry_splits_coordinates_and_cf_attributes(tmp_path, io_ckpt):
+    out = tmp_path / "emb.nc"
+    assert _main("embed", "--ckpt", io_ckpt, "--out", out, "--hidden", "--attention") == 0
+    with xr.open_dataset(out) as emb:
+        years = emb["time"].dt.year.values
+        split = emb["split"].values
+        assert (split[years == 2000] == 0).all() and (split[years == 2001] == 1).all()
+        assert emb["split"].attrs["flag_meanings"] == "train val test unused"
+        assert {"history", "date_created", "Conventions"} <= set(emb.attrs)
+    with xr.open_dataset(tmp_path / "emb.attention.nc") as att:
+        for var in att.data_vars.values():  # every axis has coordinate values
+            assert all(dim in att.coords for dim in var.dims), var.name
+        np.testing.assert_array_equal(att["lon_query"].values, att["lon_key"].values)
+        assert att["lat"].attrs["units"] == "degrees_north"
+    with xr.open_dataset(tmp_path / "emb.hidden.nc") as hid:
+        assert hid["hidden"].dims == ("time", "feature", "lat", "lon")
+
+
+@pytest.fixture(scope="module")
+def io_noleap_forecaster(tmp_path_factory):
+    """A one-step forecaster trained on a 'noleap' (cftime) synthetic record."""
+    import copy
+
+    import torch
+
+    from faconvlstm.training.config import load_config
+    from faconvlstm.training.fit import fit
+
+    cfg = copy.deepcopy(IO_TINY)
+    cfg["task"] = "forecast"
+    cfg["data"]["horizon"] = 2
+    cfg["data"]["synthetic"]["calendar"] = "noleap"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return fit(load_config(cfg), out=tmp_path_factory.mktemp("io_noleap"))
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_a_noleap_forecaster_writes_noleap_weatherbench2_forecasts(tmp_path,
+                                                                  io_noleap_forecaster):
+    import netCDF4
+
+    out = tmp_path / "fc.nc"
+    assert _main("predict", "--ckpt", io_noleap_forecaster, "--out", out, "--years", 2001,
+                 2001, "--stride", 30) == 0
+    with netCDF4.Dataset(out) as nc:
+        assert nc["time"].calendar == "noleap"
+        assert nc["valid_time"].calendar == "noleap"
+    with xr.open_dataset(out) as fc:
+        assert fc["prediction_timedelta"].dtype.kind == "m"
+        for var in fc.data_vars.values():
+            assert var.dims[:2] == ("time", "prediction_timedelta")
+            assert var.dims[-2:] == ("latitude", "longitude") and var.attrs.get("units")
+    emb = tmp_path / "emb.nc"
+    assert _main("embed", "--ckpt", io_noleap_forecaster, "--out", emb) == 0
+    with netCDF4.Dataset(emb) as nc:
+        assert nc["time"].calendar == "noleap"
