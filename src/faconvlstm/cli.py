@@ -128,10 +128,33 @@ def _add_embed(p: argparse.ArgumentParser) -> None:
 def _run_embed(args: argparse.Namespace) -> int:
     from faconvlstm.training.infer import embed
 
-    paths = embed(args.ckpt, args.out, data=args.data, years=args.years,
-                  batch_size=args.batch_size, hidden=args.hidden, attention=args.attention,
-                  device=args.device)
-    print("\n".join(str(p) for p in paths))
+    def run() -> str:
+        paths = embed(args.ckpt, args.out, data=args.data, years=args.years,
+                      batch_size=args.batch_size, hidden=args.hidden,
+                      attention=args.attention, device=args.device)
+        return "\n".join(str(p) for p in paths)
+
+    return _run_inference("embed", run)
+
+
+def _run_inference(command: str, run: Callable[[], str]) -> int:
+    """Run an inference command: its output on stdout and 0, or one line on stderr and
+    2 (cannot write), 130 (Ctrl-C) or 143 (SIGTERM); nothing half-written either way."""
+    from faconvlstm.training.infer import Terminated
+
+    try:
+        print(run())
+    except Terminated:
+        print(f"faconvlstm {command}: stopped by SIGTERM; nothing new written", file=sys.stderr)
+        return 143
+    except KeyboardInterrupt:
+        print(f"faconvlstm {command}: interrupted; nothing new written", file=sys.stderr)
+        return 130
+    except OSError as err:
+        if isinstance(err, FileNotFoundError):
+            raise  # a missing input: main() reports it (exit 2)
+        print(f"faconvlstm {command}: error: {err.strerror or err}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -144,9 +167,9 @@ def _add_predict(p: argparse.ArgumentParser) -> None:
 def _run_predict(args: argparse.Namespace) -> int:
     from faconvlstm.training.infer import predict
 
-    print(predict(args.ckpt, args.out, data=args.data, years=args.years,
-                  batch_size=args.batch_size, stride=args.stride, device=args.device))
-    return 0
+    return _run_inference("predict", lambda: str(predict(
+        args.ckpt, args.out, data=args.data, years=args.years, batch_size=args.batch_size,
+        stride=args.stride, device=args.device)))
 
 
 register_subcommand("fit", "train a model from a YAML config", _add_fit, _run_fit, """

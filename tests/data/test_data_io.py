@@ -30,23 +30,65 @@ def test_embeddings_round_trip_with_time(tmp_path, suffix):
         assert json.loads(ds.attrs["config"]) == {"filters": [8]}
 
 
-def test_fields_carry_cf_grid_attributes_and_values(tmp_path):
-    arr = np.random.default_rng(1).normal(size=(6, 2, 4, 8)).astype("float32")
-    path = write_fields(
-        arr, TIMES, ["t2m", "sst"], LAT, LON, tmp_path / "fc.nc", name="reconstruction"
-    )
+def test_fields_are_one_cf_variable_per_field_with_levels(tmp_path):
+    arr = np.random.default_rng(1).normal(size=(6, 4, 4, 8)).astype("float32")
+    channels = ["t2m", "temperature@850", "temperature@500", "2m-dew"]
+    path = write_fields(arr, TIMES, channels, LAT, LON, tmp_path / "fc.nc",
+                        name="reconstruction")
     with xr.open_dataset(path) as ds:
-        var = ds["reconstruction"]
-        assert var.dims == ("time", "channel", "lat", "lon")
-        np.testing.assert_array_equal(var.values, arr)
+        assert sorted(ds.data_vars) == ["t2m", "temperature", "v_2m_dew"]
+        assert ds["t2m"].dims == ("time", "lat", "lon")
+        np.testing.assert_array_equal(ds["t2m"].values, arr[:, 0])
+        assert ds["temperature"].dims == ("time", "level", "lat", "lon")
+        assert ds["level"].values.tolist() == [850.0, 500.0]
+        assert ds["level"].attrs["units"] == "hPa"
+        np.testing.assert_array_equal(ds["temperature"].values, arr[:, 1:3])
+        assert ds["t2m"].attrs["units"] == "K"
+        assert ds["t2m"].attrs["standard_name"] == "air_temperature"
+        assert "standard_name" not in ds["v_2m_dew"].attrs  # unknown: none invented
         assert ds["lat"].attrs["units"] == "degrees_north" and ds["lat"].attrs["axis"] == "Y"
         assert ds["lon"].attrs["standard_name"] == "longitude"
-        assert list(ds["channel_units"].values) == ["K", "K"]
-        assert var.attrs["units"] == "K"  # shared by both channels
-        assert list(ds["channel_standard_name"].values) == [
-            "air_temperature",
-            "sea_surface_temperature",
-        ]
+        assert "date_created" in ds.attrs and "faconvlstm" in ds.attrs["history"]
+
+
+def test_coordinates_have_no_fill_value(tmp_path):
+    import netCDF4
+
+    path = write_fields(np.zeros((6, 1, 4, 8)), TIMES, ["t2m"], LAT, LON, tmp_path / "f.nc")
+    with netCDF4.Dataset(path) as nc:
+        for name in ("time", "lat", "lon"):
+            assert "_FillValue" not in nc[name].ncattrs(), name
+        assert "_FillValue" in nc["t2m"].ncattrs()  # data may be missing (NaN)
+
+
+def test_embeddings_flag_their_split(tmp_path):
+    times = pd.date_range("2000-12-30", periods=6, freq="D").values
+    path = write_embeddings(np.zeros((6, 2)), times, tmp_path / "e.nc",
+                            splits={"train": (2000, 2000), "val": 2001, "test": None})
+    with xr.open_dataset(path) as ds:
+        split = ds["split"]
+        assert split.values.tolist() == [0, 0, 1, 1, 1, 1]
+        assert split.attrs["flag_meanings"].split() == ["train", "val", "test", "unused"]
+        assert list(split.attrs["flag_values"]) == [0, 1, 2, 3]
+
+
+def test_forecasts_use_the_weatherbench2_layout(tmp_path):
+    from faconvlstm.data import forecast_dataset, save_dataset
+
+    init = TIMES[:3]
+    valid = np.stack([TIMES[i + 1 : i + 3] for i in range(3)])
+    fc = np.random.default_rng(2).normal(size=(3, 2, 3, 4, 8)).astype("float32")
+    ds = forecast_dataset(fc, init, valid, ["tp", "z@500", "z@850"], LAT, LON)
+    path = save_dataset(ds, tmp_path / "fc.nc")
+    with xr.open_dataset(path) as ds:
+        assert ds["tp"].dims == ("time", "prediction_timedelta", "latitude", "longitude")
+        assert ds["z"].dims == ("time", "prediction_timedelta", "level", "latitude",
+                                "longitude")
+        assert ds["prediction_timedelta"].dtype.kind == "m"
+        assert (ds["prediction_timedelta"].values == np.array([1, 2], "timedelta64[D]")).all()
+        np.testing.assert_array_equal(ds["valid_time"].values, valid)
+        assert ds["tp"].attrs["units"] == "mm day-1" and ds["z"].attrs["units"] == "m2 s-2"
+        np.testing.assert_array_equal(ds["z"].values, fc[:, :, 1:])
 
 
 def test_fields_with_cftime_stamps(tmp_path):

@@ -9,7 +9,7 @@ import pytest
 import torch
 import xarray as xr
 
-from faconvlstm.data import synthetic
+from faconvlstm.data import open_gridded, synthetic
 from faconvlstm.training import embed, fit, load_checkpoint, predict
 from faconvlstm.training.checkpoint import CheckpointError
 from faconvlstm.training.config import ConfigError, load_config
@@ -136,13 +136,13 @@ def test_predict_writes_reconstructions_in_physical_units(tmp_path, trained_run)
     tiny_config, out = trained_run
     last = out / "checkpoints" / "last.ckpt"
     path = predict(last, tmp_path / "recon.nc", years=[2001, 2001])
-    recon = xr.open_dataset(path)["reconstruction"]
+    recon = open_gridded(path).load()  # one variable per field, read back as channels
     data = open_source(load_config(tiny_config).data).sel(time="2001")
     np.testing.assert_array_equal(recon.isnull().values, data.isnull().values)
     assert recon.isnull().any()  # missing inputs stay missing
-    assert recon.dims == ("time", "channel", "lat", "lon")
     assert recon.shape == (365, 3, 8, 16)
-    units = dict(zip(recon["channel"].values, recon["channel_units"].values))
+    assert list(recon["channel"].values) == list(data["channel"].values)
+    units = dict(zip(recon["channel"].values, recon["units"].values))
     assert units["t2m"] == "K"
     # de-normalised: near the data's own scale, not the unit-variance scale
     truth = load_checkpoint(last)["faconvlstm"]["stats"]
@@ -171,15 +171,16 @@ def test_forecaster_trains_embeds_and_predicts_its_target_channels(tmp_path, tin
     meta = load_checkpoint(last)["faconvlstm"]
     assert meta["model_class"] == "Forecaster" and meta["model_config"]["horizon"] == 2
     path = predict(last, tmp_path / "fc.nc", years=[2001, 2001], stride=30)
-    fc = xr.open_dataset(path)["forecast"]
-    assert fc.dims == ("time", "lead", "channel", "lat", "lon")
-    assert list(fc["channel"].values) == ["t2m", "tp"]
-    assert list(fc["channel_units"].values) == ["K", "mm day-1"]
-    assert fc.sizes["lead"] == 2 and fc.sizes["time"] == 12
+    fc = xr.open_dataset(path)  # WeatherBench2 layout, one variable per target field
+    assert sorted(fc.data_vars) == ["t2m", "tp"]
+    assert fc["t2m"].dims == ("time", "prediction_timedelta", "latitude", "longitude")
+    assert [fc[v].attrs["units"] for v in ("t2m", "tp")] == ["K", "mm day-1"]
+    assert fc.sizes["prediction_timedelta"] == 2 and fc.sizes["time"] == 12
     # valid times follow the initialisation by one and two days
-    lead1 = (fc["valid_time"].isel(lead=0) - fc["time"]).values
+    lead1 = (fc["valid_time"].isel(prediction_timedelta=0) - fc["time"]).values
     assert (lead1 == np.timedelta64(1, "D")).all()
-    assert np.isfinite(fc.values).all()
+    assert (fc["prediction_timedelta"].values == np.array([1, 2], "timedelta64[D]")).all()
+    assert all(np.isfinite(fc[v].values).all() for v in fc.data_vars)
     emb = xr.open_dataset(embed(last, tmp_path / "emb.nc", years=[2001, 2001])[0])
     assert emb["embedding"].shape == (365, 8)
 

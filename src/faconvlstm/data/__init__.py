@@ -6,7 +6,8 @@
 - :func:`annual_phase` — calendar-aware time stamps → phase for the seasonal encoding.
 - :func:`sample` — real observed data shipped with ``eofs`` (``"sst"``, ``"z500"``).
 - :func:`synthetic` — synthetic climate with ground-truth regimes and a teleconnection.
-- :func:`write_embeddings`, :func:`write_fields`, :func:`write_labels`, :func:`save_dataset`.
+- :func:`write_embeddings`, :func:`write_fields`, :func:`write_labels`, :func:`save_dataset`
+  (atomic writers; ``*_dataset`` build the Dataset, :func:`save_datasets` writes a set).
 """
 
 from faconvlstm.data.gridded import (
@@ -15,7 +16,19 @@ from faconvlstm.data.gridded import (
     open_gridded,
     split_by_years,
 )
-from faconvlstm.data.io import save_dataset, write_embeddings, write_fields, write_labels
+from faconvlstm.data.io import (
+    embeddings_dataset,
+    features_dataset,
+    fields_dataset,
+    forecast_dataset,
+    global_attrs,
+    labels_dataset,
+    save_dataset,
+    save_datasets,
+    write_embeddings,
+    write_fields,
+    write_labels,
+)
 from faconvlstm.data.samples import sample
 from faconvlstm.data.stats import NormStats, compute_climatology, compute_stats
 from faconvlstm.data.synthetic import synthetic
@@ -30,10 +43,17 @@ __all__ = [
     "compute_climatology",
     "compute_stats",
     "detect_periodic_lon",
+    "embeddings_dataset",
+    "features_dataset",
+    "fields_dataset",
+    "forecast_dataset",
+    "global_attrs",
+    "labels_dataset",
     "latitude_weights",
     "open_gridded",
     "sample",
     "save_dataset",
+    "save_datasets",
     "split_by_years",
     "synthetic",
     "write_embeddings",

@@ -100,7 +100,20 @@ def _open_one(path: str, engine: str | None, storage_options: Mapping | None) ->
     path = path.removeprefix("file://")
     if not os.path.exists(path):
         raise FileNotFoundError(f"no such file or Zarr store: {path!r}")
-    return xr.open_dataset(path, engine=engine, chunks=None)
+    if os.path.isfile(path) and os.path.getsize(path) == 0:
+        raise ValueError(f"{path!r} is empty (0 bytes): an interrupted download or copy? "
+                         f"Fetch the file again")
+    try:
+        return xr.open_dataset(path, engine=engine, chunks=None)
+    except ValueError as err:
+        if engine is not None or "did not find a match" not in str(err):
+            raise
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+        raise ValueError(
+            f"{path!r} is not a NetCDF (classic or NetCDF-4/HDF5) file or Zarr store (it "
+            f"starts with {head!r}); check the path, or convert the file to NetCDF"
+        ) from None
 
 
 def _expand_source(source: Any) -> list[str]:
@@ -197,9 +210,74 @@ def _classify_dims(ds: xr.Dataset, overrides: Mapping[str, str] | None = None) -
     for role, dim in (overrides or {}).items():
         if dim not in ds.dims:
             raise ValueError(
-                f"dims override {role}={dim!r}, but the data has dimensions {list(ds.dims)}"
+                f"dims override {role}={dim!r} (data.dims in the run configuration), but the "
+                f"data has dimensions {list(ds.dims)}; name one of those"
             )
     return roles
+
+
+#: Units (lower case) that mean degrees; CF allows these spellings for latitude/longitude.
+_DEGREES = {
+    "lat": {"degrees_north", "degree_north", "degrees_n", "degree_n", "degreesn", "degreen",
+            "degrees", "degree", "deg", "°n", "°"},
+    "lon": {"degrees_east", "degree_east", "degrees_e", "degree_e", "degreese", "degreee",
+            "degrees", "degree", "deg", "°e", "°"},
+}
+_REGRID = ("regrid to a regular latitude/longitude grid first (e.g. xESMF, or "
+           "`cdo remapbil,r360x180 in.nc out.nc`)")
+
+
+def _two_d_coords(ds: xr.Dataset) -> list[str]:
+    """Names of 2-D latitude/longitude coordinates (curvilinear grids: NEMO, WRF …)."""
+    names = []
+    for name, var in ds.variables.items():
+        std = str(var.attrs.get("standard_name", "")).lower()
+        units = str(var.attrs.get("units", "")).lower()
+        looks = (std in ("latitude", "longitude") or units in _UNITS_ATTR
+                 or str(name).lower() in ("nav_lat", "nav_lon", "lat", "lon", "latitude",
+                                          "longitude", "xlat", "xlong", "glamt", "gphit"))
+        if var.ndim == 2 and looks:
+            names.append(str(name))
+    return names
+
+
+def _check_geographic(ds: xr.Dataset, roles: Mapping[str, str], origin: str) -> None:
+    """Refuse grids whose lat/lon dimensions are not 1-D coordinates in degrees.
+
+    The latitude weights ``cos φ`` and the periodic-longitude test need latitude and
+    longitude in degrees, one value per row/column. A projected grid (``y``/``x`` in
+    metres) or a curvilinear one (2-D ``nav_lat``/``nav_lon``) would otherwise be weighted
+    by metres or by the row index; it has to be regridded first.
+    """
+    curvilinear = _two_d_coords(ds)
+    also = (f"; its 2-D coordinates {curvilinear} describe a curvilinear grid, which "
+            f"faconvlstm does not model" if curvilinear else "")
+    for dim, role in roles.items():
+        if role not in ("lat", "lon"):
+            continue
+        name = "latitude" if role == "lat" else "longitude"
+        if dim not in ds.variables:
+            raise ValueError(
+                f"{origin}: the {name} dimension {dim!r} has no coordinate values (only an "
+                f"index){also}; latitude weights cannot come from an index: {_REGRID}, or "
+                f"add a 1-D {name} coordinate in degrees"
+            )
+        coord = ds[dim]
+        units = str(coord.attrs.get("units", "")).strip()
+        if units and units.lower() not in _DEGREES[role]:
+            raise ValueError(
+                f"{origin}: the {name} dimension {dim!r} has units {units!r}, not degrees: "
+                f"a projected grid (e.g. Lambert conformal){also}. faconvlstm needs "
+                f"latitude/longitude in degrees for its area weights: {_REGRID}"
+            )
+        values = np.asarray(coord.values, dtype=float)
+        if role == "lat" and values.size and np.nanmax(np.abs(values)) > 90:
+            raise ValueError(
+                f"{origin}: the latitude dimension {dim!r} has values up to "
+                f"{np.nanmax(np.abs(values)):g}, beyond ±90 degrees: not latitudes (a "
+                f"projected grid in metres?){also}. {_REGRID[0].upper()}{_REGRID[1:]}, or "
+                f"map the right dimension with data.dims (dims= for open_gridded)"
+            )
 
 
 def _level_in_hpa(level: xr.DataArray) -> xr.DataArray:
@@ -344,9 +422,12 @@ def open_gridded(
         if required not in roles.values():
             raise ValueError(
                 f"no {required} dimension found in {origin} (dimensions {dict(ds.sizes)}). "
-                f"Recognised names: {DIM_ALIASES[required]}; pass dims={{'{required}': "
-                f"'<name>'}} to say which dimension it is."
+                f"Recognised names: {DIM_ALIASES[required]}. Say which dimension it is: "
+                f"data.dims: {{{required}: <name>}} in the run configuration, or "
+                f"dims={{'{required}': '<name>'}} for open_gridded."
             )
+
+    _check_geographic(ds, roles, origin)
 
     def spatial_ok(name: str) -> bool:
         var_roles = [roles.get(d) for d in ds[name].dims]
@@ -393,7 +474,8 @@ def open_gridded(
                 raise ValueError(
                     f"variable {name!r} has an extra dimension {d!r} (size {var.sizes[d]}) "
                     f"that is neither time, lat, lon, level nor channel; select one entry "
-                    f"first, e.g. ds.isel({d}=0), or pass dims={{...}}"
+                    f"first, e.g. ds.isel({d}=0), or map the dimensions with data.dims in the "
+                    f"run configuration (dims={{...}} for open_gridded)"
                 )
         var = var.squeeze(extra, drop=True)
         if chunks is None:

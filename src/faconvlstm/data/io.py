@@ -9,21 +9,45 @@ follows the suffix: ``.nc`` → NetCDF-4, ``.zarr`` → Zarr.
 
 from __future__ import annotations
 
+import contextlib
+import datetime
+import errno
 import json
 import os
+import re
 import shutil
-import tempfile
+import signal
+import threading
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import dask
 import numpy as np
+import pandas as pd
 import xarray as xr
+from dask.callbacks import Callback
 
 from faconvlstm.data.time import as_time_array
+from faconvlstm.files import atomic_output
 
-__all__ = ["CF_VARIABLES", "save_dataset", "write_embeddings", "write_fields", "write_labels"]
+__all__ = [
+    "CF_VARIABLES",
+    "SPLIT_FLAGS",
+    "cf_name",
+    "embeddings_dataset",
+    "features_dataset",
+    "fields_dataset",
+    "forecast_dataset",
+    "global_attrs",
+    "labels_dataset",
+    "save_dataset",
+    "save_datasets",
+    "write_embeddings",
+    "write_fields",
+    "write_labels",
+]
 
 #: CF standard names and canonical units for common ERA5 / WeatherBench2 / CMIP short names.
 CF_VARIABLES: dict[str, tuple[str, str]] = {
@@ -60,8 +84,9 @@ def save_dataset(ds: xr.Dataset, path: str | os.PathLike) -> Path:
     """Write ``ds`` atomically; ``.nc`` → NetCDF-4, ``.zarr`` → Zarr (directory).
 
     The data go to a temporary sibling first and are moved into place with ``os.replace``
-    (atomic for files; for a Zarr directory an existing store is first moved aside, so the
-    target path is briefly absent but never half-written).
+    (:func:`faconvlstm.files.atomic_output`; permissions follow the umask). A reader sees the
+    previous complete file or the new one; an error, a Ctrl-C or a SIGTERM removes the
+    temporary file and keeps the previous one.
 
     Parameters
     ----------
@@ -73,43 +98,162 @@ def save_dataset(ds: xr.Dataset, path: str | os.PathLike) -> Path:
     -------
     pathlib.Path
         The path written.
+
+    Raises
+    ------
+    ValueError
+        Unknown suffix.
+    OSError
+        The file could not be written (full disk, read-only directory …); the message names
+        the file and the cause, and nothing is left behind.
     """
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in (".nc", ".nc4", ".zarr"):
+    return save_datasets([(ds, path)])[0]
+
+
+def save_datasets(items: Sequence[tuple[xr.Dataset, str | os.PathLike]]) -> list[Path]:
+    """Write several datasets as one set: all to temporaries first, then all renamed.
+
+    If any write fails (or is interrupted) no target is replaced. The renames happen after
+    every file is complete, the *first* target last, so once the first file is new the whole
+    set is; give every file a shared attribute (e.g. a run id) to let a reader check that
+    files found together belong together.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The paths written, in the order given.
+    """
+    paths = [_check_suffix(Path(path)) for _, path in items]
+    try:
+        with contextlib.ExitStack() as stack:
+            # ExitStack unwinds in reverse: the first path is renamed last.
+            temps = [
+                stack.enter_context(atomic_output(path, directory=path.suffix.lower() == ".zarr"))
+                for path in paths
+            ]
+            with _signals_between_chunks():
+                for (ds, _), path, tmp in zip(items, paths, temps):
+                    _write_one(ds, path, tmp)
+    except _DefaultSignal as stop:
+        signal.raise_signal(stop.args[0])  # temporaries are gone: now terminate as asked
+        raise
+    return paths
+
+
+def _check_suffix(path: Path) -> Path:
+    if path.suffix.lower() not in (".nc", ".nc4", ".zarr"):
         raise ValueError(
             f"cannot infer the format of {str(path)!r}: use a '.nc' (NetCDF) or "
             f"'.zarr' (Zarr) suffix"
         )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if suffix == ".zarr":
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-        try:
+    return path
+
+
+def _write_one(ds: xr.Dataset, path: Path, tmp: Path) -> None:
+    """Write ``ds`` to the temporary ``tmp`` (format of ``path``), in chunks of ≈16 MiB.
+
+    Coordinates get no ``_FillValue`` (CF: coordinate values are never missing)."""
+    ds = _chunked(ds).copy()
+    for name in ds.coords:
+        ds[name].encoding["_FillValue"] = None
+    try:
+        if path.suffix.lower() == ".zarr":
             with warnings.catch_warnings():
                 # Zarr 3 notes that consolidated metadata is not in its spec; xarray still
                 # reads it and it spares remote readers one listing per array.
                 warnings.filterwarnings("ignore", message="Consolidated metadata")
                 ds.to_zarr(tmp, mode="w")
-            old = None
-            if path.exists():
-                old = path.with_name(f".{path.name}.old-{os.getpid()}")
-                os.replace(path, old)
-            os.replace(tmp, path)
-            if old is not None:
-                shutil.rmtree(old, ignore_errors=True)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return path
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+        else:
+            ds.to_netcdf(tmp)
+    except (OSError, RuntimeError) as err:
+        raise _write_error(path, err, ds.nbytes) from err
+
+
+def _write_error(path: Path, err: Exception, nbytes: int) -> OSError:
+    """An ``OSError`` naming the file and the cause: the netCDF library reports a full disk
+    as a bare "NetCDF: HDF error", so the free space is checked too."""
+    code = getattr(err, "errno", None)
+    if code is None:
+        try:
+            if shutil.disk_usage(path.parent).free < nbytes:
+                code = errno.ENOSPC
+        except OSError:
+            pass
+    reason = os.strerror(code).lower() if code else str(err)
+    hint = {
+        errno.ENOSPC: "free some space or write elsewhere (--out)",
+        errno.EACCES: "choose a writable directory (--out)",
+        errno.EROFS: "choose a writable directory (--out)",
+    }.get(code, "check the path and the disk")
+    return OSError(code, f"could not write {path}: {reason}; {hint}")
+
+
+#: Bytes per dask chunk when writing: the write is interruptible between chunks.
+_WRITE_CHUNK_BYTES = 16 * 2**20
+
+
+def _chunked(ds: xr.Dataset) -> xr.Dataset:
+    """Split large in-memory variables into ≈16 MiB blocks along their first dimension, so
+    the writer works block by block and a signal can stop it between blocks."""
+    chunks = {}
+    for name, var in ds.data_vars.items():
+        if var.chunks is not None or var.ndim == 0 or var.nbytes <= _WRITE_CHUNK_BYTES:
+            continue
+        per_row = max(var.nbytes // var.shape[0], 1)
+        chunks[name] = {var.dims[0]: max(1, _WRITE_CHUNK_BYTES // per_row)}
+    if not chunks:
+        return ds
+    return ds.assign({name: ds[name].chunk(c) for name, c in chunks.items()})
+
+
+@contextlib.contextmanager
+def _signals_between_chunks() -> Iterator[None]:
+    """Deliver SIGINT/SIGTERM only between write blocks, never inside the netCDF library.
+
+    A ``KeyboardInterrupt`` raised while xarray holds its HDF5 lock deadlocks xarray's own
+    error path (``close`` waits for the lock forever). Here the signals are recorded, the
+    blocks are written one at a time (dask's synchronous scheduler) and the signal's
+    previous handler runs before the next block or at the end; its exception unwinds
+    through :func:`~faconvlstm.files.atomic_output`, which removes the temporary files. A
+    signal whose previous disposition was the default (terminate) is raised again once the
+    temporaries are gone.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be installed (and only run) in the main thread
+        return
+    pending: list[int] = []
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def record(signum: int, frame: Any) -> None:
+        pending.append(signum)
+
+    def deliver() -> None:
+        while pending:
+            signum = pending.pop(0)
+            handler = previous[signum]
+            if callable(handler):
+                handler(signum, None)  # e.g. the default SIGINT handler: KeyboardInterrupt
+            elif handler == signal.SIG_DFL:
+                raise _DefaultSignal(signum)
+
+    class _Boundary(Callback):
+        def _pretask(self, key: Any, dsk: Any, state: Any) -> None:
+            deliver()
+
+    for sig in previous:
+        signal.signal(sig, record)
     try:
-        ds.to_netcdf(tmp_name)
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    return path
+        with _Boundary(), dask.config.set(scheduler="synchronous"):
+            yield
+            deliver()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+class _DefaultSignal(BaseException):
+    """A deferred signal whose disposition is the default; raised again, after cleanup, by
+    :func:`save_datasets`."""
 
 
 def _time_coord(times: Any, n: int) -> xr.DataArray:
@@ -119,11 +263,14 @@ def _time_coord(times: Any, n: int) -> xr.DataArray:
     return xr.DataArray(arr, dims="time", attrs={"standard_name": "time", "axis": "T"})
 
 
-def _grid_coords(lat: Any, lon: Any) -> dict[str, xr.DataArray]:
+def _grid_coords(lat: Any, lon: Any, names: tuple[str, str] = ("lat", "lon")
+                 ) -> dict[str, xr.DataArray]:
+    """CF latitude/longitude coordinates named ``names`` (WeatherBench2: latitude,
+    longitude)."""
     return {
-        "lat": xr.DataArray(
+        names[0]: xr.DataArray(
             np.asarray(lat, dtype="float64"),
-            dims="lat",
+            dims=names[0],
             attrs={
                 "standard_name": "latitude",
                 "long_name": "latitude",
@@ -131,9 +278,9 @@ def _grid_coords(lat: Any, lon: Any) -> dict[str, xr.DataArray]:
                 "axis": "Y",
             },
         ),
-        "lon": xr.DataArray(
+        names[1]: xr.DataArray(
             np.asarray(lon, dtype="float64"),
-            dims="lon",
+            dims=names[1],
             attrs={
                 "standard_name": "longitude",
                 "long_name": "longitude",
@@ -144,8 +291,19 @@ def _grid_coords(lat: Any, lon: Any) -> dict[str, xr.DataArray]:
     }
 
 
-def _global_attrs(attrs: Mapping[str, Any] | None, title: str) -> dict[str, Any]:
-    out = {"Conventions": "CF-1.8", "title": title, "source": "faconvlstm"}
+def global_attrs(attrs: Mapping[str, Any] | None, title: str) -> dict[str, Any]:
+    """CF global attributes: ``Conventions``, ``title``, ``source``, ``history`` and
+    ``date_created`` (ISO 8601, UTC), then the caller's ``attrs``."""
+    from faconvlstm import __version__
+
+    now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat()
+    out = {
+        "Conventions": "CF-1.8",
+        "title": title,
+        "source": "faconvlstm",
+        "history": f"{now} written by faconvlstm {__version__}",
+        "date_created": now,
+    }
     out.update({k: v for k, v in (attrs or {}).items() if v is not None})
 
     # NetCDF attributes hold numbers, strings and flat arrays only: booleans become ints,
@@ -166,53 +324,152 @@ def _flat_numeric(value: Any) -> bool:
     )
 
 
+#: Values of the ``split`` flag variable on embeddings (CF ``flag_values``/``flag_meanings``).
+SPLIT_FLAGS = {"train": 0, "val": 1, "test": 2, "unused": 3}
+
+
+def _split_variable(times: np.ndarray, splits: Mapping[str, Any]) -> xr.DataArray:
+    """``split(time)``: 0 train, 1 val, 2 test, 3 outside every configured year range."""
+    years = xr.DataArray(times, dims="time").dt.year.values
+    flag = np.full(years.shape, SPLIT_FLAGS["unused"], dtype="int8")
+    for name, rng in splits.items():
+        if rng is None:
+            continue
+        first, last = (rng, rng) if isinstance(rng, (int, np.integer)) else tuple(rng)
+        flag[(years >= int(first)) & (years <= int(last))] = SPLIT_FLAGS[name]
+    return xr.DataArray(flag, dims="time", attrs={
+        "long_name": "data split of the time step in the model's training configuration",
+        "flag_values": np.array(list(SPLIT_FLAGS.values()), dtype="int8"),
+        "flag_meanings": " ".join(SPLIT_FLAGS),
+    })
+
+
 def write_embeddings(
-    emb: Any, times: Any, path: str | os.PathLike, attrs: Mapping[str, Any] | None = None
+    emb: Any, times: Any, path: str | os.PathLike, attrs: Mapping[str, Any] | None = None,
+    splits: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Write per-time-step embeddings as variable ``embedding(time, embedding_dim)``.
+    """Write :func:`embeddings_dataset` to ``path`` (``*.nc`` or ``*.zarr``) atomically."""
+    return save_dataset(embeddings_dataset(emb, times, attrs, splits), path)
+
+
+def embeddings_dataset(
+    emb: Any, times: Any, attrs: Mapping[str, Any] | None = None,
+    splits: Mapping[str, Any] | None = None,
+) -> xr.Dataset:
+    """Per-time-step embeddings as variable ``embedding(time, embedding_dim)``.
 
     Parameters
     ----------
     emb : array-like or torch.Tensor, shape (N_time, E)
     times : array-like of datetime64 / cftime, shape (N_time,)
-    path : ``*.nc`` or ``*.zarr``
+        Any CF calendar; cftime stamps keep theirs (``noleap``, ``360_day`` …).
     attrs : mapping, optional
         Global attributes (model name, checkpoint, seed …).
+    splits : mapping, optional
+        ``{"train": (first, last), "val": …, "test": …}`` inclusive years; adds the flag
+        variable ``split(time)`` (:data:`SPLIT_FLAGS`) so a user can tell time steps the
+        model was fitted on from held-out ones.
     """
     emb = _to_numpy(emb)
     if emb.ndim != 2:
         raise ValueError(f"embeddings must be (N_time, E), got shape {emb.shape}")
-    ds = xr.Dataset(
-        {
-            "embedding": (
-                ("time", "embedding_dim"),
-                emb.astype("float32"),
-                {"long_name": "learned representation of each time step", "units": "1"},
-            )
-        },
-        coords={"time": _time_coord(times, emb.shape[0]), "embedding_dim": np.arange(emb.shape[1])},
-        attrs=_global_attrs(attrs, "faconvlstm embeddings"),
+    time = _time_coord(times, emb.shape[0])
+    variables = {
+        "embedding": (
+            ("time", "embedding_dim"),
+            emb.astype("float32"),
+            {"long_name": "learned representation of each time step", "units": "1"},
+        )
+    }
+    if splits is not None:
+        variables["split"] = _split_variable(time.values, splits)
+    return xr.Dataset(
+        variables,
+        coords={"time": time, "embedding_dim": ("embedding_dim", np.arange(emb.shape[1]),
+                                                {"long_name": "embedding component"})},
+        attrs=global_attrs(attrs, "faconvlstm embeddings"),
     )
-    return save_dataset(ds, path)
 
 
 def write_labels(
     labels: Any, times: Any, path: str | os.PathLike, attrs: Mapping[str, Any] | None = None
 ) -> Path:
     """Write cluster labels as integer variable ``label(time)`` (CF ``flag_values``)."""
+    return save_dataset(labels_dataset(labels, times, attrs), path)
+
+
+def labels_dataset(labels: Any, times: Any, attrs: Mapping[str, Any] | None = None) -> xr.Dataset:
+    """Cluster labels as integer variable ``label(time)`` (CF ``flag_values`` and
+    ``flag_meanings`` ``cluster_0 cluster_1 …``)."""
     labels = _to_numpy(labels).astype("int32").reshape(-1)
-    ds = xr.Dataset(
+    values = np.unique(labels).astype("int32")
+    return xr.Dataset(
         {
             "label": (
                 "time",
                 labels,
-                {"long_name": "cluster label", "flag_values": np.unique(labels).astype("int32")},
+                {"long_name": "cluster label", "flag_values": values,
+                 "flag_meanings": " ".join(f"cluster_{v}" for v in values)},
             )
         },
         coords={"time": _time_coord(times, labels.size)},
-        attrs=_global_attrs(attrs, "faconvlstm cluster labels"),
+        attrs=global_attrs(attrs, "faconvlstm cluster labels"),
     )
-    return save_dataset(ds, path)
+
+
+def cf_name(name: str) -> str:
+    """A netCDF/CF-safe variable name: letters, digits and ``_``, starting with a letter
+    (``"2m_temperature"`` → ``"v_2m_temperature"``, ``"t-2m"`` → ``"t_2m"``)."""
+    safe = re.sub(r"[^A-Za-z0-9_]", "_", name)
+    return safe if safe[:1].isalpha() else f"v_{safe}"
+
+
+def _field_variables(
+    arr: np.ndarray,
+    lead_dims: tuple[str, ...],
+    channels: Sequence[str],
+    units: Sequence[str] | None,
+    what: str,
+    grid_dims: tuple[str, str],
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One variable per field from ``arr`` of shape ``lead + (C, H, W)``.
+
+    Channels ``"var@level"`` of one variable become ``var(*lead, level, lat, lon)`` with a
+    ``level`` coordinate in hPa (``level_<var>`` when variables have different levels);
+    the others ``var(*lead, lat, lon)``. Units and standard names come from ``units`` or
+    :data:`CF_VARIABLES`. Returns ``(data_vars, coords)``.
+    """
+    groups: dict[str, list[tuple[int, float | None]]] = {}
+    for i, ch in enumerate(channels):
+        var, _, level = ch.partition("@")
+        groups.setdefault(var, []).append((i, float(level) if level else None))
+    level_sets = {tuple(lv for _, lv in members) for members in groups.values()
+                  if members[0][1] is not None}
+    data_vars, coords = {}, {}
+    for var, members in groups.items():
+        index = [i for i, _ in members]
+        known = CF_VARIABLES.get(var)
+        unit = str(units[index[0]]) if units is not None else (known[1] if known else "")
+        attrs = {"long_name": f"{what} of {var}"}
+        if known:
+            attrs["standard_name"] = known[0]
+        if unit:
+            attrs["units"] = unit
+        levels = [lv for _, lv in members]
+        name = cf_name(var)
+        if levels[0] is None:
+            if len(members) != 1:
+                raise ValueError(f"channel {var!r} appears {len(members)} times")
+            data_vars[name] = ((*lead_dims, *grid_dims), arr[..., index[0], :, :], attrs)
+            continue
+        if None in levels:
+            raise ValueError(f"variable {var!r} has channels with and without a level")
+        dim = "level" if len(level_sets) == 1 else f"level_{name}"
+        coords[dim] = (dim, np.asarray(levels), {
+            "standard_name": "air_pressure", "long_name": "pressure level", "units": "hPa",
+            "axis": "Z", "positive": "down"})
+        data_vars[name] = ((*lead_dims, dim, *grid_dims), arr[..., index, :, :], attrs)
+    return data_vars, coords
 
 
 def write_fields(
@@ -226,10 +483,27 @@ def write_fields(
     attrs: Mapping[str, Any] | None = None,
     units: Sequence[str] | None = None,
 ) -> Path:
-    """Write gridded fields (reconstructions, forecasts) as ``name(time, channel, lat, lon)``.
+    """Write :func:`fields_dataset` to ``path`` (``*.nc`` or ``*.zarr``) atomically."""
+    return save_dataset(fields_dataset(arr, times, channels, lat, lon, name, attrs, units), path)
 
-    The file reopens with :func:`~faconvlstm.data.open_gridded`, which reads the ``channel``
-    coordinate back as channel names.
+
+def fields_dataset(
+    arr: Any,
+    times: Any,
+    channels: Sequence[str],
+    lat: Any,
+    lon: Any,
+    name: str = "reconstruction",
+    attrs: Mapping[str, Any] | None = None,
+    units: Sequence[str] | None = None,
+) -> xr.Dataset:
+    """Gridded fields (e.g. reconstructions), one CF variable per field.
+
+    ``t2m(time, lat, lon)`` for a surface channel ``"t2m"``; ``temperature(time, level,
+    lat, lon)`` for channels ``"temperature@500"``, ``"temperature@850"`` (``level`` in
+    hPa). Each variable has ``units`` and, where :data:`CF_VARIABLES` knows the name,
+    ``standard_name``; names are made CF-safe (:func:`cf_name`). The file reopens with
+    :func:`~faconvlstm.data.open_gridded` with the same channel names.
 
     Parameters
     ----------
@@ -238,18 +512,15 @@ def write_fields(
     times : array-like, shape (N_time,)
         Valid time of each field.
     channels : list of str, length C
+        ``"variable"`` or ``"variable@level"`` (hPa), as :func:`open_gridded` names them.
     lat, lon : array-like, shapes (H,), (W,)
         Degrees north / east, as in the input.
-    path : ``*.nc`` or ``*.zarr``
     name : str
-        Variable name (``"forecast"``, ``"reconstruction"`` …).
+        What the fields are (``"reconstruction"`` …): the title and ``long_name``.
     attrs : mapping, optional
         Global attributes.
     units : list of str, optional
         Units per channel; default from :data:`CF_VARIABLES` where the variable is known.
-        Standard names per channel are written as channel coordinates
-        ``channel_standard_name`` and ``channel_units`` (CF allows one standard name per
-        variable, and channels differ).
     """
     arr = _to_numpy(arr)
     if arr.ndim != 4:
@@ -264,30 +535,96 @@ def write_fields(
             f"grid ({coords['lat'].size}, {coords['lon'].size}) does not match "
             f"fields of shape (H, W) = ({h}, {w})"
         )
-    known = [CF_VARIABLES.get(ch.split("@")[0]) for ch in channels]
-    std_names = [k[0] if k else "" for k in known]
-    units = list(units) if units is not None else [k[1] if k else "" for k in known]
-    var_attrs = {"long_name": f"{name} of {', '.join(channels)}"}
-    if len(set(units)) == 1 and units[0]:
-        var_attrs["units"] = units[0]
-    if len(set(std_names)) == 1 and std_names[0]:
-        var_attrs["standard_name"] = std_names[0]
-    ds = xr.Dataset(
-        {name: (("time", "channel", "lat", "lon"), arr.astype("float32"), var_attrs)},
-        coords={
-            "time": _time_coord(times, n),
-            "channel": xr.DataArray(
-                np.array(channels, dtype=object),
-                dims="channel",
-                attrs={"long_name": "variable@pressure_level (hPa)"},
-            ),
-            "channel_standard_name": ("channel", np.array(std_names, dtype=object)),
-            "channel_units": ("channel", np.array(units, dtype=object)),
-            **coords,
-        },
-        attrs=_global_attrs(attrs, f"faconvlstm {name}"),
+    data_vars, level_coords = _field_variables(arr.astype("float32"), ("time",), channels,
+                                               units, name, ("lat", "lon"))
+    return xr.Dataset(
+        data_vars,
+        coords={"time": _time_coord(times, n), **level_coords, **coords},
+        attrs=global_attrs(attrs, f"faconvlstm {name}"),
     )
-    return save_dataset(ds, path)
+
+
+def forecast_dataset(
+    fc: Any,
+    init: Any,
+    valid: Any,
+    channels: Sequence[str],
+    lat: Any,
+    lon: Any,
+    attrs: Mapping[str, Any] | None = None,
+    units: Sequence[str] | None = None,
+) -> xr.Dataset:
+    """Forecasts in the WeatherBench2 layout, one CF variable per field.
+
+    ``t2m(time, prediction_timedelta, latitude, longitude)`` (and ``temperature(time,
+    prediction_timedelta, level, latitude, longitude)`` for channels with pressure levels):
+    ``time`` is the initialisation (the last input step), ``prediction_timedelta`` the lead
+    time (``timedelta64``), and ``valid_time(time, prediction_timedelta)`` = time + lead.
+
+    Parameters
+    ----------
+    fc : array-like, shape (N_init, N_lead, C, H, W)
+        Forecasts in physical units.
+    init : array-like, shape (N_init,)
+        Initialisation times.
+    valid : array-like, shape (N_init, N_lead)
+        Valid times; the leads ``valid − init`` must be the same for every initialisation.
+    channels, units : as for :func:`fields_dataset`
+    lat, lon : array-like, shapes (H,), (W,)
+    attrs : mapping, optional
+        Global attributes.
+    """
+    fc = _to_numpy(fc)
+    if fc.ndim != 5:
+        raise ValueError(f"forecasts must be (N_init, N_lead, C, H, W), got shape {fc.shape}")
+    time = _time_coord(init, fc.shape[0])
+    valid = np.stack([as_time_array(v) for v in valid])
+    lead = pd.to_timedelta((valid - time.values[:, None]).ravel()).values.reshape(valid.shape)
+    if not (lead == lead[:1]).all():
+        raise ValueError("forecast leads differ between initialisations; the time axis "
+                         "must have a constant step")
+    data_vars, level_coords = _field_variables(
+        fc.astype("float32"), ("time", "prediction_timedelta"), [str(c) for c in channels],
+        units, "forecast", ("latitude", "longitude"))
+    return xr.Dataset(
+        data_vars,
+        coords={
+            "time": time.assign_attrs(long_name="initialisation time (last input step)"),
+            "prediction_timedelta": ("prediction_timedelta", lead[0],
+                                     {"long_name": "lead time", "standard_name":
+                                      "forecast_period"}),
+            "valid_time": (("time", "prediction_timedelta"), valid,
+                           {"long_name": "valid time", "standard_name": "time"}),
+            **level_coords,
+            **_grid_coords(lat, lon, ("latitude", "longitude")),
+        },
+        attrs=global_attrs(attrs, "faconvlstm forecast"),
+    )
+
+
+def features_dataset(
+    arr: Any, times: Any, lat: Any, lon: Any, name: str = "hidden",
+    attrs: Mapping[str, Any] | None = None,
+) -> xr.Dataset:
+    """Learned feature maps (e.g. hidden states) as ``name(time, feature, lat, lon)``.
+
+    Parameters
+    ----------
+    arr : array-like, shape (N_time, F, H, W)
+        Dimensionless features; ``lat``/``lon`` (H,), (W,) in degrees (cell centres of a
+        possibly pooled grid).
+    """
+    arr = _to_numpy(arr)
+    if arr.ndim != 4:
+        raise ValueError(f"features must be (N_time, F, H, W), got shape {arr.shape}")
+    return xr.Dataset(
+        {name: (("time", "feature", "lat", "lon"), arr.astype("float32"),
+                {"long_name": f"{name} state of the last recurrent layer", "units": "1"})},
+        coords={"time": _time_coord(times, arr.shape[0]),
+                "feature": ("feature", np.arange(arr.shape[1]), {"long_name": "channel index"}),
+                **_grid_coords(lat, lon)},
+        attrs=global_attrs(attrs, f"faconvlstm {name} states"),
+    )
 
 
 def _to_numpy(x: Any) -> np.ndarray:

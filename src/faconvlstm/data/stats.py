@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -43,6 +42,7 @@ import xarray as xr
 from scipy.ndimage import uniform_filter1d
 
 from faconvlstm.data.time import as_time_array, day_of_year, month_of_year, time_step_days
+from faconvlstm.files import atomic_write_json
 
 __all__ = [
     "NormStats",
@@ -261,16 +261,7 @@ class NormStats:
             clim_path = self._climatology_path(path)
             save_dataset(self.climatology_values.to_dataset(), clim_path)
             payload["climatology_file"] = clim_path.name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w") as fh:
-                json.dump(payload, fh, indent=2)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        return atomic_write_json(payload, path)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> NormStats:
@@ -341,6 +332,42 @@ class NormStats:
         return (da - mean) / std
 
 
+def _warn_dominating_values(
+    sub: xr.DataArray,
+    channels: list[str],
+    mean: np.ndarray,
+    std: np.ndarray,
+    high: np.ndarray,
+    low: np.ndarray,
+    count: np.ndarray,
+) -> None:
+    """Warn when a few values alone set a channel's standard deviation.
+
+    By Samuelson's inequality no value of ``n`` lies more than ``√(n−1)`` standard
+    deviations from their mean, and one value ``v`` far from all others sits at about that
+    bound (it alone makes ``σ ≈ |v|/√n``). Real fields, heavy-tailed precipitation included,
+    stay far below it for large ``n``; a lone undeclared fill value (``1e18``) or corrupt
+    record reaches it. The warning fires when the farthest value lies beyond
+    ``max(√n/4, 20)`` standard deviations (up to ~16 such values are caught; the floor of
+    20 keeps small samples, whose bound is low, from false alarms).
+    """
+    far = np.maximum(high - mean, mean - low) / np.where(std > 0, std, np.inf)
+    limit = np.maximum(np.sqrt(count) / 4.0, 20.0)
+    for i in np.flatnonzero(far > limit):
+        value = high[i] if high[i] - mean[i] >= mean[i] - low[i] else low[i]
+        hit = (sub.isel(channel=i) == value).any(("lat", "lon")).values
+        when = sub["time"].values[int(np.argmax(hit))]
+        warnings.warn(
+            f"channel {channels[i]!r}: the value {value:.6g} at time {when} lies "
+            f"{far[i]:.0f} standard deviations from the mean and alone sets the channel's "
+            f"std ({std[i]:.3g}); it looks like an undeclared missing value or a corrupt "
+            f"record. Mask it (declare _FillValue / missing_value, or lower "
+            f"extreme_as_missing) or fix the file, else normalisation flattens this "
+            f"channel to ~0",
+            stacklevel=3,
+        )
+
+
 def compute_stats(
     da: xr.DataArray,
     time_slice_or_years: slice | tuple[int, int] | int | str | None = None,
@@ -391,8 +418,9 @@ def compute_stats(
         sub = subtract_climatology(sub, clim)
     x = sub.astype("float64")
     dims = ("time", "lat", "lon")
-    mean, std, count = dask.compute(
-        x.mean(dims, skipna=True), x.std(dims, skipna=True), x.count(dims)
+    mean, std, count, high, low = dask.compute(
+        x.mean(dims, skipna=True), x.std(dims, skipna=True), x.count(dims),
+        x.max(dims, skipna=True), x.min(dims, skipna=True),
     )
     channels = [str(c) for c in da["channel"].values]
     empty = [c for c, n in zip(channels, count.values) if n == 0]
@@ -402,14 +430,19 @@ def compute_stats(
             f"{time_slice_or_years!r}; drop them (variables=…/levels=…) or choose other years"
         )
     std = std.values.copy()
-    constant = [c for c, s in zip(channels, std) if not s > 0]
+    # max == min is exact; the std of equal values can come out as rounding noise (1e-14).
+    flat = ~(std > 0) | (high.values == low.values)
+    constant = [c for c, f in zip(channels, flat) if f]
     if constant:
         warnings.warn(
-            f"channel(s) {constant} are constant over the training period; their "
-            f"std is set to 1 so they are only centred",
+            f"channel(s) {constant} are constant over the training period (std 0): they "
+            f"carry no information. Their std is set to 1 so they are only centred; drop "
+            f"them (variables=…/levels=…) unless that is intended",
             stacklevel=2,
         )
-        std[~(std > 0)] = 1.0
+        std[flat] = 1.0
+    _warn_dominating_values(sub, channels, mean.values, std, high.values, low.values,
+                            count.values)
     times = sub["time"].values
     return NormStats(
         channels=channels,

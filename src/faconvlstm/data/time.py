@@ -27,6 +27,7 @@ from typing import Any
 import cftime
 import numpy as np
 import pandas as pd
+import xarray as xr
 
 __all__ = [
     "annual_phase",
@@ -40,13 +41,6 @@ __all__ = [
 ]
 
 _SECONDS_PER_DAY = 86400.0
-_FIXED_YEAR_LENGTH = {
-    "360_day": 360,
-    "noleap": 365,
-    "365_day": 365,
-    "all_leap": 366,
-    "366_day": 366,
-}
 
 
 def as_time_array(times: Any) -> np.ndarray:
@@ -87,6 +81,12 @@ def _is_cftime(arr: np.ndarray) -> bool:
     return arr.dtype == object
 
 
+def _fields(arr: np.ndarray) -> Any:
+    """xarray's ``.dt`` accessor, which reads calendar fields of ``datetime64`` stamps and of
+    ``cftime`` stamps in every CF calendar alike."""
+    return xr.DataArray(arr, dims="time").dt
+
+
 def days_in_year(times: Any) -> np.ndarray:
     """Length in days of the year of each time stamp, in the stamp's own calendar.
 
@@ -95,14 +95,7 @@ def days_in_year(times: Any) -> np.ndarray:
     numpy.ndarray of int, shape (T,)
         360, 365 or 366.
     """
-    arr = as_time_array(times)
-    if not _is_cftime(arr):
-        return np.where(pd.DatetimeIndex(arr).is_leap_year, 366, 365).astype(int)
-    out = np.empty(arr.size, dtype=int)
-    for i, t in enumerate(arr):
-        fixed = _FIXED_YEAR_LENGTH.get(t.calendar)
-        out[i] = fixed if fixed is not None else 365 + bool(cftime.is_leap_year(t.year, t.calendar))
-    return out
+    return _fields(as_time_array(times)).days_in_year.values.astype(int)
 
 
 def day_of_year(times: Any) -> np.ndarray:
@@ -113,28 +106,18 @@ def day_of_year(times: Any) -> np.ndarray:
     numpy.ndarray of int, shape (T,)
         1 … ``days_in_year``.
     """
-    arr = as_time_array(times)
-    if not _is_cftime(arr):
-        return np.asarray(pd.DatetimeIndex(arr).day_of_year, dtype=int)
-    return np.array([t.dayofyr for t in arr], dtype=int)
+    return _fields(as_time_array(times)).dayofyear.values.astype(int)
 
 
 def month_of_year(times: Any) -> np.ndarray:
     """Month (1 … 12) of each time stamp."""
-    arr = as_time_array(times)
-    if not _is_cftime(arr):
-        return np.asarray(pd.DatetimeIndex(arr).month, dtype=int)
-    return np.array([t.month for t in arr], dtype=int)
+    return _fields(as_time_array(times)).month.values.astype(int)
 
 
 def _seconds_of_day(arr: np.ndarray) -> np.ndarray:
-    if not _is_cftime(arr):
-        idx = pd.DatetimeIndex(arr)
-        return (idx - idx.normalize()).total_seconds().to_numpy(dtype=float)
-    return np.array(
-        [t.hour * 3600.0 + t.minute * 60.0 + t.second + t.microsecond * 1e-6 for t in arr],
-        dtype=float,
-    )
+    f = _fields(arr)
+    return (f.hour.values * 3600.0 + f.minute.values * 60.0 + f.second.values
+            + f.microsecond.values * 1e-6)
 
 
 def annual_phase(times: Any) -> np.ndarray:
@@ -200,10 +183,8 @@ def time_step_days(times: Any) -> float:
 
 
 def _months_since_year0(arr: np.ndarray) -> np.ndarray:
-    if not _is_cftime(arr):
-        idx = pd.DatetimeIndex(arr)
-        return np.asarray(idx.year * 12 + idx.month - 1, dtype=np.int64)
-    return np.array([t.year * 12 + t.month - 1 for t in arr], dtype=np.int64)
+    f = _fields(arr)
+    return (f.year.values * 12 + f.month.values - 1).astype(np.int64)
 
 
 def check_time_axis(times: Any, *, regular: bool = True, name: str = "time") -> None:
@@ -253,7 +234,7 @@ def check_time_axis(times: Any, *, regular: bool = True, name: str = "time") -> 
     if not regular or np.all(step == step[0]):
         return
     months = np.diff(_months_since_year0(arr))
-    days = np.array([t.day for t in (pd.DatetimeIndex(arr) if not _is_cftime(arr) else arr)])
+    days = _fields(arr).day.values
     if months[0] > 0 and np.all(months == months[0]) and np.ptp(days) <= 3:
         return
     values, counts = np.unique(step / _SECONDS_PER_DAY, return_counts=True)

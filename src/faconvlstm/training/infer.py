@@ -9,11 +9,26 @@ Long series are tiled with windows of the training length ``T``: windows start a
 exactly one output (for the steps the last window shares with the one before it, the
 earlier window's output is kept). Forecasts are issued from every window whose ``N`` target
 steps exist in the data, ``stride`` steps apart.
+
+Outputs are never half-written or mixed: the arguments (device, output folder) are checked
+before the checkpoint is read; every file of one ``embed`` run is written to a temporary
+sibling first and all are renamed only once all are complete (the main file last), each
+carrying the same ``run_id`` and ``checkpoint_sha256`` attributes so a reader can check that
+files found together belong together. A SIGTERM raises :class:`Terminated` (SIGINT:
+``KeyboardInterrupt``), and temporary files are removed either way.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import inspect
+import os
+import shutil
+import signal
+import threading
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +45,72 @@ from faconvlstm.training.datamodule import open_source
 from faconvlstm.training.fit import model_class
 from faconvlstm.training.modules import target_channels
 
-__all__ = ["embed", "load_model", "predict"]
+__all__ = ["Terminated", "check_device", "check_output", "embed", "load_model", "predict"]
+
+
+class Terminated(KeyboardInterrupt):
+    """Raised in the main thread on SIGTERM while :func:`embed` / :func:`predict` run.
+
+    A ``KeyboardInterrupt`` subclass, so that ``except Exception`` code does not swallow it
+    and every cleanup (temporary files) runs as for Ctrl-C.
+    """
+
+
+@contextlib.contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: Any) -> None:
+        raise Terminated("stopped by SIGTERM")
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def check_device(device: str | torch.device) -> torch.device:
+    """The torch device ``device``, or ``ValueError`` saying why it cannot be used here."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"--device {device!r} is not a torch device ({err}); "
+                         f"use e.g. cpu, cuda, cuda:0 or mps") from err
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ValueError(f"--device {device}: CUDA is not available on this machine; "
+                             f"use --device cpu")
+        if dev.index is not None and dev.index >= count:
+            raise ValueError(f"--device {device}: this machine has {count} CUDA device(s) "
+                             f"(cuda:0 … cuda:{count - 1})")
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"--device {device}: MPS is not available; use --device cpu")
+    return dev
+
+
+def check_output(out: str | Path) -> Path:
+    """``out`` if it can be written: a ``.nc`` / ``.zarr`` name in a writable folder (missing
+    folders are created later); otherwise ``ValueError`` naming what to change."""
+    out = Path(out)
+    if out.suffix.lower() not in (".nc", ".nc4", ".zarr"):
+        raise ValueError(f"--out {out}: use a '.nc' (NetCDF) or '.zarr' (Zarr) file name")
+    parent = out.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ValueError(f"--out {out}: {parent} is a file, not a folder; choose another path")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"--out {out}: the folder {parent} is not writable; choose another")
+    return out
+
+
+def _file_sha256(path: str | Path) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def load_model(ckpt_path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
@@ -86,7 +166,9 @@ def _loader(dataset: Any, starts: list[int], batch_size: int) -> DataLoader:
 
 def _attrs(ckpt_path: str | Path, meta: dict, source: str) -> dict:
     return {
+        "run_id": uuid.uuid4().hex,
         "checkpoint": str(ckpt_path),
+        "checkpoint_sha256": _file_sha256(ckpt_path),
         "model": meta["model_class"],
         "cell": str(meta["model_config"].get("cell", "")),
         "task": meta["task"],
@@ -109,13 +191,29 @@ def embed(
     """Write per-time-step embeddings ``embedding(time, embedding_dim)`` to ``out``.
 
     With ``hidden``, the last recurrent layer's hidden states go to
-    ``<out>.hidden.<ext>`` as ``hidden(time, channel, lat, lon)`` (lat/lon of the
+    ``<out>.hidden.<ext>`` as ``hidden(time, feature, lat, lon)`` (lat/lon of the
     possibly downsampled grid); with ``attention``, ``<out>.attention.<ext>`` holds the
     head's temporal self-attention ``temporal_attention(window, query_step, key_step)`` and,
     for FA models, the last layer's axial attention at each window's last step
     (``row_attention(window, lat, lon_query, lon_key)``, ``col_attention(window, lon,
     lat_query, lat_key)``), averaged over heads. Returns the paths written.
+
+    The files are written as one set (see the module docstring); a ``<out>.hidden.*`` or
+    ``<out>.attention.*`` left by an earlier faconvlstm run and not written this time is
+    removed, so the set on disk is always from one run.
+
+    Raises:
+        ValueError: unusable ``device`` or ``out`` (checked before any work), bad data.
+        OSError: a file could not be written (the message names it; nothing is left).
+        Terminated: SIGTERM arrived (nothing new is left on disk).
     """
+    check_device(device)
+    out = check_output(out)
+    with _sigterm_raises():
+        return _embed(ckpt, out, data, years, batch_size, hidden, attention, device)
+
+
+def _embed(ckpt, out, data, years, batch_size, hidden, attention, device) -> list[Path]:
     model, meta = load_model(ckpt, device)
     da = open_data(meta, data, years)
     stats = stats_from_meta(meta["stats"])
@@ -164,24 +262,46 @@ def embed(
             covered = s + window
 
     attrs = _attrs(ckpt, meta, data or meta["data"]["source"])
-    out = Path(out)
-    written = [fdata.write_embeddings(emb, dataset.times, out, attrs=attrs)]
+    files = [(fdata.embeddings_dataset(emb, dataset.times, attrs=attrs,
+                                       splits=_splits(meta)), out)]
     if hidden:
         lat, lon = _coarse_coords(dataset.lat, hid.shape[-2]), _coarse_coords(
             dataset.lon, hid.shape[-1])
-        written.append(fdata.write_fields(
-            hid, dataset.times, [f"h{i}" for i in range(hid.shape[1])], lat, lon,
-            _sibling(out, "hidden"), name="hidden", attrs=attrs,
-        ))
+        files.append((fdata.features_dataset(hid, dataset.times, lat, lon, "hidden", attrs),
+                      _sibling(out, "hidden")))
     if attention:
-        written.append(_write_attention(
-            dataset, starts, window, temporal, rows, cols, _sibling(out, "attention"), attrs
-        ))
+        files.append((_attention_dataset(dataset, starts, window, temporal, rows, cols, attrs),
+                      _sibling(out, "attention")))
+    written = fdata.save_datasets(files)
+    for tag in ("hidden", "attention"):
+        _remove_stale(_sibling(out, tag), written)
     return written
+
+
+def _splits(meta: dict) -> dict:
+    """The checkpoint's configured train/val/test years (inclusive ranges or None)."""
+    data = meta["config"]["data"]
+    return {name: data.get(f"{name}_years") for name in ("train", "val", "test")}
 
 
 def _sibling(path: Path, tag: str) -> Path:
     return path.with_name(f"{path.stem}.{tag}{path.suffix}")
+
+
+def _remove_stale(path: Path, written: list[Path]) -> None:
+    """Remove ``path`` if an earlier faconvlstm run wrote it and this run did not."""
+    if path in written or not path.exists():
+        return
+    try:
+        with xr.open_dataset(path, engine="zarr" if path.suffix == ".zarr" else None) as ds:
+            ours = ds.attrs.get("source") == "faconvlstm" or "checkpoint" in ds.attrs
+    except (OSError, ValueError):
+        return  # not a file we can read: not ours to delete
+    if ours:
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
 
 
 def _coarse_coords(coord: np.ndarray, size: int) -> np.ndarray:
@@ -192,29 +312,48 @@ def _coarse_coords(coord: np.ndarray, size: int) -> np.ndarray:
     return np.array([coord[i * factor : (i + 1) * factor].mean() for i in range(size)])
 
 
-def _write_attention(dataset, starts, window, temporal, rows, cols, path, attrs) -> Path:
+def _attention_dataset(dataset, starts, window, temporal, rows, cols, attrs) -> xr.Dataset:
+    """Attention maps with coordinates on every axis: ``time`` (each window's last step),
+    ``query_step``/``key_step`` (0 … T−1 within the window), ``lat``/``lon`` and their
+    ``*_query``/``*_key`` copies (degrees; block means on a pooled grid)."""
     end_times = dataset.times[np.asarray(starts) + window - 1]
     variables: dict[str, Any] = {}
+    coords: dict[str, Any] = {"time": ("time", end_times, {"standard_name": "time",
+                                                         "long_name": "last step of the window"})}
     if temporal:
         variables["temporal_attention"] = (
             ("time", "query_step", "key_step"), torch.cat(temporal).numpy(),
-            {"long_name": "temporal self-attention weights of the head (mean over heads)"},
+            {"long_name": "temporal self-attention weights of the head (mean over heads)",
+             "units": "1"},
         )
+        steps = np.arange(window)
+        coords["query_step"] = ("query_step", steps, {"long_name": "query step in the window"})
+        coords["key_step"] = ("key_step", steps, {"long_name": "key step in the window"})
     if rows:
+        row, col = torch.cat(rows).numpy(), torch.cat(cols).numpy()
         variables["row_attention"] = (
-            ("time", "lat", "lon_query", "lon_key"), torch.cat(rows).numpy(),
-            {"long_name": "axial attention along longitude at the window's last step"},
+            ("time", "lat", "lon_query", "lon_key"), row,
+            {"long_name": "axial attention along longitude at the window's last step",
+             "units": "1"},
         )
         variables["col_attention"] = (
-            ("time", "lon", "lat_query", "lat_key"), torch.cat(cols).numpy(),
-            {"long_name": "axial attention along latitude at the window's last step"},
+            ("time", "lon", "lat_query", "lat_key"), col,
+            {"long_name": "axial attention along latitude at the window's last step",
+             "units": "1"},
         )
+        lat = _coarse_coords(dataset.lat, row.shape[1])
+        lon = _coarse_coords(dataset.lon, col.shape[1])
+        for dim, values, axis in (("lat", lat, "latitude"), ("lon", lon, "longitude")):
+            units = "degrees_north" if dim == "lat" else "degrees_east"
+            for suffix in ("", "_query", "_key"):
+                coords[dim + suffix] = (dim + suffix, values,
+                                        {"long_name": f"{axis}{suffix.replace('_', ' of the ')}",
+                                         "units": units})
+            coords[dim][2]["standard_name"] = axis
     if not variables:
         raise ValueError("this model exposes no attention maps")
-    ds = xr.Dataset(variables, coords={"time": end_times}, attrs=attrs)
-    if rows and ds.sizes["lat"] == dataset.lat.size:
-        ds = ds.assign_coords(lat=dataset.lat, lon=dataset.lon)
-    return fdata.save_dataset(ds, path)
+    return xr.Dataset(variables, coords=coords,
+                      attrs=fdata.global_attrs(attrs, "faconvlstm attention maps"))
 
 
 @torch.no_grad()
@@ -229,15 +368,30 @@ def predict(
 ) -> Path:
     """Write reconstructions (autoencoder) or forecasts (forecaster) in physical units.
 
-    * autoencoder: ``reconstruction(time, channel, lat, lon)`` for every time step, NaN
-      where the input is missing;
-    * forecaster: ``forecast(time, lead, channel, lat, lon)``, ``time`` the last input
-      step (initialisation), ``lead`` 1..N steps, with ``valid_time(time, lead)``; issued
-      every ``stride`` steps (default N); NaN at cells missing throughout the input
-      window (e.g. land for an ocean variable).
+    * autoencoder: one variable per field, e.g. ``t2m(time, lat, lon)``, for every time
+      step, NaN where the input is missing (:func:`faconvlstm.data.fields_dataset`);
+    * forecaster: the WeatherBench2 layout, one variable per field, e.g.
+      ``t2m(time, prediction_timedelta, latitude, longitude)``: ``time`` the last input
+      step (initialisation), ``prediction_timedelta`` the lead (timedelta), with
+      ``valid_time(time, prediction_timedelta)``; issued every ``stride`` steps (default
+      N); NaN at cells missing throughout the input window (e.g. land for an ocean
+      variable).
 
-    Channel units are those of the training data (``units`` on the channel coordinate).
+    Each variable carries the training data's units (and a CF ``standard_name`` where
+    known); channels ``"var@level"`` share a variable with a ``level`` dimension (hPa).
+
+    Raises:
+        ValueError: unusable ``device`` or ``out`` (checked before any work), bad data.
+        OSError: the file could not be written (the message names it; nothing is left).
+        Terminated: SIGTERM arrived (nothing new is left on disk).
     """
+    check_device(device)
+    out = check_output(out)
+    with _sigterm_raises():
+        return _predict(ckpt, out, data, years, batch_size, stride, device)
+
+
+def _predict(ckpt, out, data, years, batch_size, stride, device) -> Path:
     model, meta = load_model(ckpt, device)
     da = open_data(meta, data, years)
     stats = stats_from_meta(meta["stats"])
@@ -294,25 +448,6 @@ def _select_channels(stats: Any, index: list[int]) -> Any:
 
 
 def _write_forecast(fc, init, valid, channels, units, dataset, out, attrs) -> Path:
-    """``forecast(time, lead, channel, lat, lon)`` with the conventions of
-    :func:`faconvlstm.data.write_fields` (``channel_units``, CF lat/lon)."""
-    units = [str(u) for u in units] if units is not None else [""] * len(channels)
-    var_attrs = {"long_name": f"forecast of {', '.join(channels)}"}
-    if len(set(units)) == 1 and units[0]:
-        var_attrs["units"] = units[0]
-    coords = {
-        "time": ("time", np.asarray(init), {"long_name": "initialisation (last input step)"}),
-        "lead": ("lead", np.arange(1, fc.shape[1] + 1),
-                 {"long_name": "lead time", "units": "time steps"}),
-        "channel": ("channel", np.array(channels, dtype=object)),
-        "channel_units": ("channel", np.array(units, dtype=object)),
-        "lat": ("lat", dataset.lat, {"standard_name": "latitude", "units": "degrees_north"}),
-        "lon": ("lon", dataset.lon, {"standard_name": "longitude", "units": "degrees_east"}),
-        "valid_time": (("time", "lead"), valid, {"long_name": "valid time of the forecast"}),
-    }
-    ds = xr.Dataset(
-        {"forecast": (("time", "lead", "channel", "lat", "lon"), fc.astype("float32"),
-                      var_attrs)},
-        coords=coords, attrs={"Conventions": "CF-1.8", "title": "faconvlstm forecast", **attrs},
-    )
-    return fdata.save_dataset(ds, out)
+    """WeatherBench2-layout forecast file (:func:`faconvlstm.data.forecast_dataset`)."""
+    return fdata.save_dataset(fdata.forecast_dataset(fc, init, valid, channels, dataset.lat,
+                                                     dataset.lon, attrs, units), out)
