@@ -1,6 +1,6 @@
 r"""Fused 1×1 gate expansion + peephole LSTM update, with a recomputing backward.
 
-The FA step is memory-bound (see ``shared/PERF_NOTES.md``): the four-gate map
+The FA step is memory-bound (see ``docs/performance.md``): the four-gate map
 (N pixels × 4F channels) is the largest tensor of a step, and a straightforward autograd
 implementation writes it, reads it and stores several copies of it for backward. Here the
 expansion :math:`z = m W^\top + b` and the gate math run block by block over pixels, so each

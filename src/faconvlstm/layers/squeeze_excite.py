@@ -23,7 +23,8 @@ class SqueezeExcite(nn.Module):
         ratio: reduction; the hidden width is ``max(1, channels // ratio)``.
 
     Shape:
-        - Input: (B, H, W, r). Output: (B, H, W, r) and the weights s (B, r) in (0, 1).
+        - Input: (B, H, W, r). Output: (B, H, W, r); :meth:`excitation` gives the weights
+          s (B, r) in (0, 1).
     """
 
     def __init__(self, channels: int, ratio: int = 4) -> None:
@@ -32,9 +33,12 @@ class SqueezeExcite(nn.Module):
         self.fc1 = nn.Linear(channels, hidden)
         self.fc2 = nn.Linear(hidden, channels)
 
-    def forward(self, m: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        s = torch.sigmoid(self.fc2(torch.relu(self.fc1(m.mean(dim=(1, 2))))))
-        return m * s[:, None, None, :], s
+    def excitation(self, m: torch.Tensor) -> torch.Tensor:
+        """The weights s (B, r) for the map m (B, H, W, r)."""
+        return torch.sigmoid(self.fc2(torch.relu(self.fc1(m.mean(dim=(1, 2))))))
+
+    def forward(self, m: torch.Tensor) -> torch.Tensor:
+        return m * self.excitation(m)[:, None, None, :]
 
 
 SEModule = SqueezeExcite
