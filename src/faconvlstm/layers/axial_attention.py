@@ -3,9 +3,12 @@ r"""Axial self-attention on a lat-lon grid: along longitude (rows) and latitude 
 Ho et al., "Axial Attention in Multidimensional Transformers", 2019; the reshapes follow
 lucidrains/axial-attention. With queries, keys and values from one projection of h,
 
-.. math::
-    \Delta = W_o\big(\mathrm{RowAttn}(q, k, v) + \mathrm{ColAttn}(q, k, v)\big),\qquad
-    \mathrm{Attn} = \mathrm{softmax}\!\big(q k^\top / \sqrt{d}\big)\, v
+$$
+\begin{aligned}
+\Delta &= W_o\big(\mathrm{RowAttn}(q, k, v) + \mathrm{ColAttn}(q, k, v)\big) \\
+\mathrm{Attn}(q, k, v) &= \mathrm{softmax}\!\big(q k^\top / \sqrt{d}\big)\, v
+\end{aligned}
+$$
 
 Row attention lets every point see its whole latitude circle (zonal teleconnections),
 column attention its whole meridian; two layers of it connect any two points. Cost

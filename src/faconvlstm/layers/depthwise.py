@@ -2,7 +2,9 @@ r"""Shared multi-scale dilated depthwise mixing (the spatial part of the FA gate
 
 One depthwise k×k convolution per dilation rate d, summed:
 
-.. math::  m = \sum_{d \in \mathcal{D}} \mathrm{DWConv}_{k,\,d}(b)
+$$
+m = \sum_{d \in \mathcal{D}} \mathrm{DWConv}_{k,\,d}(b)
+$$
 
 With k = 3 and rates (1, 2, 4) the receptive field is 9×9 for 3·k² weights per channel
 instead of 81, and a single set of branches serves all four LSTM gates (not one per gate),

@@ -4,9 +4,11 @@
 data-format conversion, lazy construction of input-side weights, state initialisation on the
 input's device and dtype, ``initial_state``, ``stateful`` carry, ``go_backwards``, the time
 ``mask``, dropout masks fixed across time, ``return_sequences`` / ``return_state`` and
-optional gradient checkpointing over time. A cell subclass supplies four methods:
+optional gradient checkpointing over time. A cell subclass supplies five methods:
 
-* ``_build(in_channels)`` — create the parameters that depend on the input channels;
+* ``_declare_input_parameters()`` — register the parameters that depend on the input
+  channels as ``torch.nn.UninitializedParameter``;
+* ``_build(in_channels)`` — materialise (in place) and initialise them;
 * ``_input_sequence(x, input_masks)`` — the input contribution of every step at once, time
   major (``xs[t]`` is step ``t``), in the cell's internal layout;
 * ``_step(xs_t, h, c, recurrent_masks, t, attend)`` — one recurrence step in the internal
@@ -136,7 +138,7 @@ class RecurrentConv2D(nn.Module):
         go_backwards: process the sequence in reverse; with ``return_sequences`` the
             outputs come in processing (reversed) order, as in Keras.
         stateful: keep the last state of each call as the initial state of the next, until
-            :meth:`reset_state`; the batch size must not change in between.
+            :meth:`reset_state`; the batch size, grid and dtype must not change in between.
         in_channels: number of input channels C. If ``None`` (default) the weights that
             depend on it are ``torch.nn.UninitializedParameter`` until the first call, as
             in ``torch.nn.LazyConv2d``: the first call materialises them in place, so an
@@ -295,13 +297,13 @@ class RecurrentConv2D(nn.Module):
 
     def _save_to_state_dict(self, destination, prefix, keep_vars):
         if self.in_channels is not None:
-            return super()._save_to_state_dict(destination, prefix, keep_vars)
+            super()._save_to_state_dict(destination, prefix, keep_vars)
+            return
         # Unbuilt: the uninitialised input-side weights have no values to save (loading
         # such a state dict leaves them unbuilt); the layers have no buffers.
         for name, param in self._parameters.items():
             if param is not None and not is_lazy(param):
                 destination[prefix + name] = param if keep_vars else param.detach()
-        return None
 
     def output_size(self, height: int, width: int) -> tuple[int, int]:
         """(H', W') of the output for an (H, W) input grid (Keras' shape formula)."""
@@ -419,7 +421,7 @@ class RecurrentConv2D(nn.Module):
             )
         if not x.is_floating_point():
             raise TypeError(f"input must be a floating-point tensor, got dtype {x.dtype}")
-        dtype = self.recurrent_kernel.dtype
+        dtype = self.recurrent_kernel.dtype  # every cell has one (uninitialised ones too)
         if x.dtype != dtype and not torch.is_autocast_enabled(x.device.type):
             amp = x.dtype in (torch.bfloat16, torch.float16)
             raise TypeError(

@@ -2,8 +2,12 @@ r"""Squeeze-and-excitation on a channels-last map.
 
 Hu et al., "Squeeze-and-Excitation Networks", CVPR 2018:
 
-.. math::  s = \sigma\big(W_2\,\mathrm{ReLU}(W_1\,\mathrm{GAP}(m) + b_1) + b_2\big),
-           \qquad m \leftarrow m \odot s
+$$
+\begin{aligned}
+s &= \sigma\big(W_2\,\mathrm{ReLU}(W_1\,\mathrm{GAP}(m) + b_1) + b_2\big) \\
+m &\leftarrow m \odot s
+\end{aligned}
+$$
 
 GAP is the global average over the grid, so s re-weights the bottleneck channels by what
 the whole domain is doing (a cheap global context for every gate).
