@@ -25,8 +25,11 @@ __version__ = "0.1.0"
 #: public name -> the module that defines it
 _EXPORTS = {
     "Bidirectional": "faconvlstm.layers",
+    "CellState": "faconvlstm.layers",
     "ConvLSTM2D": "faconvlstm.layers",
+    "ConvLSTM2DCell": "faconvlstm.layers",
     "FAConvLSTM2D": "faconvlstm.layers",
+    "FAConvLSTM2DCell": "faconvlstm.layers",
     "RecurrentStack": "faconvlstm.layers",
     "SeasonalPositionalEncoding": "faconvlstm.heads",
     "SubspaceHead": "faconvlstm.heads",
@@ -37,9 +40,12 @@ _EXPORTS = {
 
 __all__ = [
     "Bidirectional",
+    "CellState",
     "ConvLSTM2D",
+    "ConvLSTM2DCell",
     "Encoder",
     "FAConvLSTM2D",
+    "FAConvLSTM2DCell",
     "Forecaster",
     "RecurrentStack",
     "SeasonalPositionalEncoding",
@@ -50,7 +56,15 @@ __all__ = [
 
 if TYPE_CHECKING:  # static checkers and IDEs see ordinary imports
     from faconvlstm.heads import SeasonalPositionalEncoding, SubspaceHead
-    from faconvlstm.layers import Bidirectional, ConvLSTM2D, FAConvLSTM2D, RecurrentStack
+    from faconvlstm.layers import (
+        Bidirectional,
+        CellState,
+        ConvLSTM2D,
+        ConvLSTM2DCell,
+        FAConvLSTM2D,
+        FAConvLSTM2DCell,
+        RecurrentStack,
+    )
     from faconvlstm.models import Encoder, Forecaster, SequenceAutoencoder
 
 

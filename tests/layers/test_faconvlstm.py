@@ -71,7 +71,8 @@ def test_defaults_follow_the_spec():
     assert layer.attention_every == 4 and float(layer.gamma.detach()) == 0.0
     assert FAConvLSTM2D(8, 3).bottleneck == 8  # max(8, filters // 4)
     assert torch.equal(layer.bias[64:128], torch.ones(64))  # unit forget bias
-    assert layer._attend_steps(12) == {3, 7, 11} and layer._attend_steps(6) == {3, 5}
+    assert [t for t in range(12) if layer.attends_at(t, t == 11)] == [3, 7, 11]
+    assert [t for t in range(6) if layer.attends_at(t, t == 5)] == [3, 5]
 
 
 @pytest.mark.parametrize(
@@ -124,7 +125,9 @@ def test_capture_internals_shapes_and_zero_cost_when_off(x):
     row, col = rec["attention"][0]["row"], rec["attention"][0]["col"]
     assert row.shape == (B, H, 1, W, W) and col.shape == (B, W, 1, H, H)
     torch.testing.assert_close(row.sum(-1), torch.ones(B, H, 1, W))
-    assert layer._record is None  # off again after the block
+    assert layer._recorder is None  # off again after the block, hooks removed
+    for module in (layer.mixing, layer.se, layer.attention):
+        assert not module._forward_hooks
 
 
 def test_attention_maps_match_attention_output(x):
@@ -134,7 +137,7 @@ def test_attention_maps_match_attention_output(x):
     torch.manual_seed(0)
     att = AxialAttention(F, dim=16, heads=2)
     h = torch.randn(B, H, W, F)
-    delta, maps = att(h, return_maps=True)
+    delta, maps = att(h), att.attention_maps(h)
     q, k, v = att.qkv(h).chunk(3, -1)
     v_row = v.reshape(B, H, W, 2, 16).permute(0, 1, 3, 2, 4)  # (B, H, n, W, d)
     v_col = v.reshape(B, H, W, 2, 16).permute(0, 2, 3, 1, 4)  # (B, W, n, H, d)

@@ -1,4 +1,5 @@
-"""Recurrent layers: the Keras-exact ConvLSTM2D baseline and FAConvLSTM2D, on one time loop."""
+"""Recurrent layers: the Keras-exact ConvLSTM2D baseline and FAConvLSTM2D, on one time loop,
+and their one-step cells."""
 
 # The PyTorch check runs before the imports below, which all import torch.
 # ruff: noqa: E402
@@ -7,6 +8,7 @@ from faconvlstm._optional import require
 require("torch", "torch")  # without PyTorch: an ImportError naming faconvlstm[torch]
 
 from faconvlstm.layers.axial_attention import AxialAttention
+from faconvlstm.layers.cells import CellState, ConvLSTM2DCell, FAConvLSTM2DCell
 from faconvlstm.layers.convlstm import ConvLSTM2D
 from faconvlstm.layers.depthwise import MultiScaleDepthwise
 from faconvlstm.layers.faconvlstm import FAConvLSTM2D
@@ -17,8 +19,11 @@ from faconvlstm.layers.wrappers import Bidirectional, RecurrentStack
 __all__ = [
     "AxialAttention",
     "Bidirectional",
+    "CellState",
     "ConvLSTM2D",
+    "ConvLSTM2DCell",
     "FAConvLSTM2D",
+    "FAConvLSTM2DCell",
     "MultiScaleDepthwise",
     "RecurrentConv2D",
     "RecurrentStack",

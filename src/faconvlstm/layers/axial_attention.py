@@ -3,9 +3,12 @@ r"""Axial self-attention on a lat-lon grid: along longitude (rows) and latitude 
 Ho et al., "Axial Attention in Multidimensional Transformers", 2019; the reshapes follow
 lucidrains/axial-attention. With queries, keys and values from one projection of h,
 
-.. math::
-    \Delta = W_o\big(\mathrm{RowAttn}(q, k, v) + \mathrm{ColAttn}(q, k, v)\big),\qquad
-    \mathrm{Attn} = \mathrm{softmax}\!\big(q k^\top / \sqrt{d}\big)\, v
+$$
+\begin{aligned}
+\Delta &= W_o\big(\mathrm{RowAttn}(q, k, v) + \mathrm{ColAttn}(q, k, v)\big) \\
+\mathrm{Attn}(q, k, v) &= \mathrm{softmax}\!\big(q k^\top / \sqrt{d}\big)\, v
+\end{aligned}
+$$
 
 Row attention lets every point see its whole latitude circle (zonal teleconnections),
 column attention its whole meridian; two layers of it connect any two points. Cost
@@ -26,13 +29,13 @@ class AxialAttention(nn.Module):
 
     Args:
         channels: F, channels of h.
-        dim: d, width of each head (≥ 16 is much faster on CPU, see PERF_NOTES.md).
+        dim: d, width of each head (≥ 16 is much faster on CPU, see docs/performance.md).
         heads: number of heads n; the attention width is n·d.
 
     Shape:
         - Input h: (B, H, W, F). Output Δ: (B, H, W, F).
-        - With ``return_maps``: also ``row`` (B, H, n, W, W) and ``col`` (B, W, n, H, H),
-          the softmax weights (query axis before key axis).
+        - :meth:`attention_maps`: ``row`` (B, H, n, W, W) and ``col`` (B, W, n, H, H), the
+          softmax weights (query axis before key axis).
     """
 
     def __init__(self, channels: int, dim: int = 16, heads: int = 1) -> None:
@@ -44,31 +47,34 @@ class AxialAttention(nn.Module):
         self.qkv = nn.Linear(channels, 3 * heads * dim)
         self.proj = nn.Linear(heads * dim, channels)
 
-    def forward(self, h: torch.Tensor, return_maps: bool = False):
-        B = h.shape[0]
-        q, k, v = self.qkv(h).chunk(3, dim=-1)
+    def _split(self, h: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """q, k, v of h (B, H, W, F) as rows ((B·H), n, W, d) and columns ((B·W), n, H, d)."""
         n = self.heads
+        q, k, v = self.qkv(h).chunk(3, dim=-1)
+        rows = [rearrange(t, "b h w (n d) -> (b h) n w d", n=n) for t in (q, k, v)]
+        cols = [rearrange(t, "b h w (n d) -> (b w) n h d", n=n) for t in (q, k, v)]
+        return (*rows, *cols)
 
-        def rows(t):
-            return rearrange(t, "b h w (n d) -> (b h) n w d", n=n)
-
-        def cols(t):
-            return rearrange(t, "b h w (n d) -> (b w) n h d", n=n)
-
-        row = F.scaled_dot_product_attention(rows(q), rows(k), rows(v))
-        col = F.scaled_dot_product_attention(cols(q), cols(k), cols(v))
-        out = rearrange(row, "(b h) n w d -> b h w (n d)", b=B) + rearrange(
-            col, "(b w) n h d -> b h w (n d)", b=B
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        B, H, W = h.shape[:3]
+        qr, kr, vr, qc, kc, vc = self._split(h)
+        row = F.scaled_dot_product_attention(qr, kr, vr)
+        col = F.scaled_dot_product_attention(qc, kc, vc)
+        # every size given: einops cannot infer one from an empty (B = 0) batch
+        out = rearrange(row, "(b h) n w d -> b h w (n d)", b=B, h=H) + rearrange(
+            col, "(b w) n h d -> b h w (n d)", b=B, w=W
         )
-        delta = self.proj(out)
-        if not return_maps:
-            return delta
-        scale = self.dim**-0.5
-        with torch.no_grad():
-            row_maps = torch.softmax(rows(q) @ rows(k).transpose(-1, -2) * scale, dim=-1)
-            col_maps = torch.softmax(cols(q) @ cols(k).transpose(-1, -2) * scale, dim=-1)
-        maps = {
-            "row": rearrange(row_maps, "(b h) n i j -> b h n i j", b=B),
-            "col": rearrange(col_maps, "(b w) n i j -> b w n i j", b=B),
+        return self.proj(out)
+
+    def attention_maps(self, h: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The softmax weights :meth:`forward` uses for h (B, H, W, F), recomputed:
+        ``row`` (B, H, n, W, W) and ``col`` (B, W, n, H, H), query axis before key axis."""
+        B, H, W = h.shape[:3]
+        qr, kr, _, qc, kc, _ = self._split(h)
+        scale = self.dim**-0.5  # scaled_dot_product_attention's default
+        row = torch.softmax(qr @ kr.transpose(-1, -2) * scale, dim=-1)
+        col = torch.softmax(qc @ kc.transpose(-1, -2) * scale, dim=-1)
+        return {
+            "row": rearrange(row, "(b h) n i j -> b h n i j", b=B, h=H),
+            "col": rearrange(col, "(b w) n i j -> b w n i j", b=B, w=W),
         }
-        return delta, maps

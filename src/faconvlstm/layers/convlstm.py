@@ -20,23 +20,37 @@ from faconvlstm.layers.recurrent import RecurrentConv2D, glorot_uniform_
 class ConvLSTM2D(RecurrentConv2D):
     r"""Convolutional LSTM, Keras semantics, PyTorch layout.
 
-    For each step, with :math:`*` a 2-D convolution and :math:`\odot` the elementwise product:
+    For each step, with $\star$ a 2-D convolution, $\odot$ the elementwise product,
+    $\sigma$ the `recurrent_activation` and $\tanh$ the `activation`:
 
-    .. math::
-        [z_i, z_f, z_c, z_o] &= W * x_t + U * h_{t-1} + b \\
-        i_t = \sigma(z_i),\quad f_t &= \sigma(z_f),\quad o_t = \sigma(z_o) \\
-        c_t &= f_t \odot c_{t-1} + i_t \odot \tanh(z_c) \\
-        h_t &= o_t \odot \tanh(c_t)
+    $$
+    \begin{aligned}
+    [z_i, z_f, z_c, z_o] &= W \star x_t + U \star h_{t-1} + b \\
+    i_t &= \sigma(z_i) \\
+    f_t &= \sigma(z_f) \\
+    o_t &= \sigma(z_o) \\
+    c_t &= f_t \odot c_{t-1} + i_t \odot \tanh(z_c) \\
+    h_t &= o_t \odot \tanh(c_t)
+    \end{aligned}
+    $$
 
-    :math:`W` (``kernel``, shape (4F, C, kh, kw)) uses the layer's strides, padding and
-    dilation; :math:`U` (``recurrent_kernel``, (4F, F, kh, kw)) always uses stride 1,
-    dilation 1 and "same" padding; :math:`\sigma` is ``recurrent_activation`` and
-    :math:`\tanh` is ``activation``. Initialisers as in Keras: glorot-uniform kernel,
-    orthogonal recurrent kernel, zero bias with the forget slice set to 1 when
-    ``unit_forget_bias``. Dropout draws four input and four recurrent masks per call
-    (one per gate), as Keras does.
+    $W$ (`kernel`, shape (4F, C, kh, kw)) uses the layer's strides, padding and dilation;
+    $U$ (`recurrent_kernel`, (4F, F, kh, kw)) always uses stride 1, dilation 1 and "same"
+    padding; $b$ is `bias` (4F,). Gate order i, f, c, o along the 4F axis, as Keras'.
+    Initialisers as in Keras: glorot-uniform kernel, orthogonal recurrent kernel, zero bias
+    with the forget slice set to 1 when `unit_forget_bias`. Dropout draws four input and
+    four recurrent masks per call (one per gate), as Keras does. Design notes:
+    `docs/design.md` §2.1; a one-step version for hand-written loops is `ConvLSTM2DCell`.
 
-    Arguments, shapes and call semantics: see :class:`~faconvlstm.layers.recurrent.RecurrentConv2D`.
+    Arguments and call semantics: see `RecurrentConv2D` (`faconvlstm.layers.RecurrentConv2D`).
+
+    Shape:
+        - Input: (B, T, C, H, W) (`channels_first`) or (B, T, H, W, C) (`channels_last`);
+          `mask` (B, T) bool.
+        - Output: (B, T, F, H', W') with `return_sequences`, else (B, F, H', W') (channels
+          last for `channels_last`); with `return_state`, `(output, h, c)`, h and c
+          (B, F, H', W'). H' = ceil(H / sh) for "same", (H − (kh − 1)·dh − 1) // sh + 1
+          for "valid"; likewise W'.
 
     Example::
 
@@ -45,11 +59,19 @@ class ConvLSTM2D(RecurrentConv2D):
         torch.Size([2, 6, 16, 32, 64])
     """
 
+    def _declare_input_parameters(self) -> None:
+        # all three, as before building: initialising them together keeps one random
+        # stream for eager (in_channels=...) and lazy layers
+        self.kernel = nn.UninitializedParameter()
+        self.recurrent_kernel = nn.UninitializedParameter()
+        self.bias = nn.UninitializedParameter() if self.use_bias else None
+
     def _build(self, in_channels: int) -> None:
         F4, (kh, kw) = 4 * self.filters, self.kernel_size
-        self.kernel = nn.Parameter(torch.empty(F4, in_channels, kh, kw))
-        self.recurrent_kernel = nn.Parameter(torch.empty(F4, self.filters, kh, kw))
-        self.bias = nn.Parameter(torch.zeros(F4)) if self.use_bias else None
+        self.kernel.materialize((F4, in_channels, kh, kw))
+        self.recurrent_kernel.materialize((F4, self.filters, kh, kw))
+        if self.bias is not None:
+            self.bias.materialize((F4,))
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -101,7 +123,7 @@ class ConvLSTM2D(RecurrentConv2D):
             z = z + self.bias.view(1, -1, 1, 1)
         return z.view(steps, batch, *z.shape[1:])
 
-    def _step(self, xs_t, h, c, recurrent_masks, t, steps, attend):
+    def _step(self, xs_t, h, c, recurrent_masks, t, attend):
         if recurrent_masks is None:
             zh = self._conv(h, self.recurrent_kernel, (1, 1), (1, 1), "same")
         else:

@@ -2,7 +2,9 @@ r"""Shared multi-scale dilated depthwise mixing (the spatial part of the FA gate
 
 One depthwise k×k convolution per dilation rate d, summed:
 
-.. math::  m = \sum_{d \in \mathcal{D}} \mathrm{DWConv}_{k,\,d}(b)
+$$
+m = \sum_{d \in \mathcal{D}} \mathrm{DWConv}_{k,\,d}(b)
+$$
 
 With k = 3 and rates (1, 2, 4) the receptive field is 9×9 for 3·k² weights per channel
 instead of 81, and a single set of branches serves all four LSTM gates (not one per gate),
@@ -13,7 +15,7 @@ Chen et al., "DeepLab", TPAMI 2018.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -33,7 +35,7 @@ class MultiScaleDepthwise(nn.Module):
 
     Shape:
         - Input ``b``: (B, H, W, r) — channels last, the FA cell's internal layout.
-        - Output: (B, H, W, r); with ``return_energy`` also (B, n_branches), the mean square
+        - Output: (B, H, W, r). :meth:`branch_energy` gives (B, n_branches), the mean square
           of each branch's output (its share of the mixed signal, for interpretation).
     """
 
@@ -68,28 +70,29 @@ class MultiScaleDepthwise(nn.Module):
             self.weight.uniform_(-0.5 / (n * kh * kw) ** 0.5, 0.5 / (n * kh * kw) ** 0.5)
             self.weight[..., (kh - 1) // 2, (kw - 1) // 2] += 1.0 / n
 
-    def forward(
-        self, b: torch.Tensor, return_energy: bool = False
-    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        x = b.permute(0, 3, 1, 2)  # (B, r, H, W) view in channels_last memory format
-        out = None
-        energies = []
+    def _branches(self, x: torch.Tensor) -> Iterator[torch.Tensor]:
+        """Each branch's output (B, r, H, W) for x (B, r, H, W)."""
         for weight, d in zip(self.weight, self.dilation_rates):
             pads = conv_pads(x.shape[-2:], self.kernel_size, (1, 1), (d, d), "same")
             sym = symmetric_torch_padding(pads) if self.boundary == "zeros" else None
             if sym is not None:
-                y = F.conv2d(x, weight, padding=sym, dilation=d, groups=self.channels)
+                yield F.conv2d(x, weight, padding=sym, dilation=d, groups=self.channels)
             else:
-                y = F.conv2d(
+                yield F.conv2d(
                     pad2d(x, pads, self.boundary), weight, dilation=d, groups=self.channels
                 )
-            if return_energy:
-                energies.append(y.detach().pow(2).mean(dim=(1, 2, 3)))
+
+    def forward(self, b: torch.Tensor) -> torch.Tensor:
+        x = b.permute(0, 3, 1, 2)  # (B, r, H, W) view in channels_last memory format
+        out = None
+        for y in self._branches(x):
             out = y if out is None else out + y
-        out = out.permute(0, 2, 3, 1)
-        if return_energy:
-            return out, torch.stack(energies, dim=1)
-        return out
+        return out.permute(0, 2, 3, 1)
+
+    def branch_energy(self, b: torch.Tensor) -> torch.Tensor:
+        """(B, n_branches): the mean square of each branch's output for b (B, H, W, r)."""
+        x = b.permute(0, 3, 1, 2)
+        return torch.stack([y.pow(2).mean(dim=(1, 2, 3)) for y in self._branches(x)], dim=1)
 
     def extra_repr(self) -> str:
         return (

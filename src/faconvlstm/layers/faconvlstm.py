@@ -2,13 +2,14 @@
 
 "FAConvLSTM: Factorized-Attention ConvLSTM for Efficient Feature Extraction in Multivariate
 Climate Data", arXiv 2601.10914 (2026). Only the abstract is public; the equations below are
-this project's reading of it (see ``SPEC.md`` §2.2). Compare line by line with
+this project's reading of it (see ``docs/design.md`` §2.2). Compare line by line with
 :mod:`faconvlstm.layers.convlstm`: the time loop is the same, only the step differs.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -28,51 +29,82 @@ class FAConvLSTM2D(RecurrentConv2D):
     r"""Factorized-Attention convolutional LSTM.
 
     Same constructor arguments, defaults, shapes and call semantics as
-    :class:`~faconvlstm.ConvLSTM2D` (and Keras' ``ConvLSTM2D``), plus the FA arguments below.
-    One step, with r the bottleneck width:
+    `ConvLSTM2D` (and Keras' `ConvLSTM2D`), plus the FA arguments
+    below. One step, with $\star$ a 2-D convolution, $\odot$ the elementwise product,
+    $\sigma$ the `recurrent_activation` and $\tanh$ the `activation`:
 
-    .. math::
-        b &= W_x \star x_t + U_h h_{t-1}
-            && \text{bottleneck: } W_x\ k{\times}k\ (C \to r),\ U_h\ 1{\times}1\ (F \to r) \\
-        m &= \textstyle\sum_{d} \mathrm{DWConv}_{k,d}(b)
-            && \text{shared multi-scale depthwise mixing} \\
-        m &\leftarrow m \odot \sigma\big(W_2\,\mathrm{ReLU}(W_1\,\mathrm{GAP}(m))\big)
-            && \text{squeeze-and-excitation} \\
-        [z_i, z_f, z_c, z_o] &= E\,m + b_g
-            && 1{\times}1 \text{ expansion } (r \to 4F) \\
-        i = \sigma(z_i + p_i \odot c_{t-1}),\ f &= \sigma(z_f + p_f \odot c_{t-1}),\
-            c_t = f \odot c_{t-1} + i \odot \tanh(z_c)
-            && \text{peepholes (per channel)} \\
-        o = \sigma(z_o + p_o \odot c_t),\ h_t &= o \odot \tanh(c_t) \\
-        h_t &\leftarrow h_t + \gamma\, W_o\big(\mathrm{RowAttn}(h_t) + \mathrm{ColAttn}(h_t)\big)
-            && \text{every } k_a \text{ steps and at the last step}
+    $$
+    \begin{aligned}
+    b_t &= W_x \star x_t + U_h\, h_{t-1} \\
+    m_t &= \textstyle\sum_{d \in \mathcal{D}} \mathrm{DWConv}_{k,d}(b_t) \\
+    s_t &= \sigma\big(W_2\, \mathrm{ReLU}(W_1\, \mathrm{GAP}(m_t) + b_1) + b_2\big) \\
+    m_t &\leftarrow s_t \odot m_t \\
+    [z_i, z_f, z_c, z_o] &= E\, m_t + b_g \\
+    i_t &= \sigma(z_i + p_i \odot c_{t-1}) \\
+    f_t &= \sigma(z_f + p_f \odot c_{t-1}) \\
+    c_t &= f_t \odot c_{t-1} + i_t \odot \tanh(z_c) \\
+    o_t &= \sigma(z_o + p_o \odot c_t) \\
+    h_t &= o_t \odot \tanh(c_t) \\
+    h_t &\leftarrow h_t + \gamma\, W_o\big(\mathrm{RowAttn}(h_t) + \mathrm{ColAttn}(h_t)\big)
+        \quad \text{if } a_t
+    \end{aligned}
+    $$
 
-    Differences from a literal reading of the paper, and why:
+    where $b_t$ is the bottleneck (r channels): $W_x$ (`input_kernel`, (r, C, kh, kw)) is a
+    $k_h \times k_w$ convolution $C \to r$ and $U_h$ (`recurrent_kernel`, (r, F)) a
+    $1 \times 1$ one $F \to r$; $\mathcal{D}$ is `dilation_rates`, one shared depthwise
+    branch per rate (`MultiScaleDepthwise`);
+    $s_t \in (0, 1)^r$ is the squeeze-and-excitation of the whole grid (GAP: global average
+    pool; skipped with `se_ratio=0`); $E$ (`expansion`, (4F, r)) is the $1 \times 1$
+    expansion $r \to 4F$ with bias $b_g$; $p_i, p_f, p_o$ (`peephole_weight`, (3, F)) are
+    per-channel peepholes (zero without `peephole`); the last line is axial attention
+    (`AxialAttention`) with the ReZero scale $\gamma$
+    (`gamma`, starts at 0), applied when $a_t$ holds:
 
-    * The input half of the bottleneck, :math:`W_x`, has the layer's ``kernel_size``,
-      ``strides``, ``padding`` and ``dilation_rate``, so the output grid is exactly Keras'
-      (``valid`` crops, strides subsample). With ``kernel_size=1`` it is the plain 1×1
-      bottleneck over ``[x_t, h_{t-1}]``. It runs once for all T steps.
+    $$
+    a_t = \big[(t + 1) \bmod k_a = 0\big] \lor \big[t = T - 1\big]
+    $$
+
+    with $k_a$ = `attention_every` and $t$ the processing-order step (so a layer's output
+    is always attended). A `FAConvLSTM2DCell` keeps the same
+    rule: its state counts $t$, and `cell(x_t, state, last=True)` marks the last step.
+
+    Differences from a literal reading of the paper, and why (`docs/design.md` §2.2):
+
+    * The input half of the bottleneck, $W_x$, has the layer's `kernel_size`, `strides`,
+      `padding` and `dilation_rate`, so the output grid is exactly Keras' (`valid` crops,
+      strides subsample). With `kernel_size=1` it is the plain $1 \times 1$ bottleneck over
+      $[x_t, h_{t-1}]$. It runs once for all T steps.
     * Dropout draws one input and one recurrent mask per call (not four, as ConvLSTM2D
       does), because the four gates share one bottleneck.
     * The expansion and gate math run fused, block by block, with a recomputing backward
-      (:mod:`faconvlstm.layers.fused_gates`): the (N, 4F) gate map is never stored.
-    * The attended :math:`h_t` is what the next step sees, so global context enters the
-      recurrence. :math:`\gamma` starts at 0 (ReZero), so an untrained layer is a plain
+      (`fused_gates`): the (N, 4F) gate map is never
+      stored. The fused or the plain-autograd path is chosen once, at construction.
+    * The attended $h_t$ is what the next step sees, so global context enters the
+      recurrence. $\gamma$ starts at 0 (ReZero), so an untrained layer is a plain
       factorized ConvLSTM.
 
     FA arguments (keyword only):
-        bottleneck: r, default ``max(8, filters // 4)``.
+        bottleneck: r, default `max(8, filters // 4)`.
         dilation_rates: one depthwise branch per rate, default (1, 2, 4).
         se_ratio: SE reduction; 0 disables squeeze-and-excitation.
-        peephole: per-channel peephole weights :math:`p_i, p_f, p_o` (zero-initialised).
-        attention_every: :math:`k_a`; axial attention after steps k_a−1, 2k_a−1, … and the
-            last step (processing order); 0 disables attention.
+        peephole: per-channel peephole weights $p_i, p_f, p_o$ (zero-initialised).
+        attention_every: $k_a$ above; 0 disables attention.
         attention_heads: heads n of the axial attention.
-        attention_dim: width of each head, default ``max(16, filters // 4)``.
-        fused: use the fused gate kernel (default); ``False`` runs plain autograd ops.
+        attention_dim: width of each head, default `max(16, filters // 4)`.
+        fused: use the fused gate kernel (default, for the default activations); `False`
+            runs plain autograd ops.
 
-    Interpretable internals cost nothing unless requested::
+    Shape:
+        - Input: (B, T, C, H, W) (`channels_first`) or (B, T, H, W, C) (`channels_last`);
+          `mask` (B, T) bool.
+        - Output: (B, T, F, H', W') with `return_sequences`, else (B, F, H', W') (channels
+          last for `channels_last`); with `return_state`, `(output, h, c)`, h and c
+          (B, F, H', W'). H', W' follow Keras' formula, see
+          `RecurrentConv2D`.
+
+    Interpretable internals cost nothing unless requested (forward hooks on the SE, depthwise
+    and attention submodules exist only inside the block)::
 
         with layer.capture_internals() as rec:
             layer(x)
@@ -160,15 +192,24 @@ class FAConvLSTM2D(RecurrentConv2D):
         else:
             self.attention = None
             self.gamma = None
-        self._record: dict[str, Any] | None = None
+        if self.fused and activation == "tanh" and recurrent_activation == "sigmoid":
+            self._gates: Callable[..., tuple[torch.Tensor, torch.Tensor]] = lstm_gates
+        else:
+            self._gates = functools.partial(
+                lstm_gates_reference, activation=self._act, recurrent_activation=self._rec_act
+            )
+        self._recorder: _Recorder | None = None
         self._reset_cell_parameters()
         if in_channels is not None:
             self._build_once(in_channels)
 
     # ------------------------------------------------------------------ parameters
+    def _declare_input_parameters(self) -> None:
+        self.input_kernel = nn.UninitializedParameter()
+
     def _build(self, in_channels: int) -> None:
         kh, kw = self.kernel_size
-        self.input_kernel = nn.Parameter(torch.empty(self.bottleneck, in_channels, kh, kw))
+        self.input_kernel.materialize((self.bottleneck, in_channels, kh, kw))
         glorot_uniform_(self.input_kernel, in_channels * kh * kw, self.bottleneck * kh * kw)
 
     def _reset_cell_parameters(self) -> None:
@@ -214,26 +255,27 @@ class FAConvLSTM2D(RecurrentConv2D):
 
         Yields a dict that is filled when the block exits: ``"se_weights"`` (B, T, r) or
         None, ``"branch_energy"`` (B, T, n_branches), ``"attention"`` a list of
-        ``{"step": t, "row": (B, H, n, W, W), "col": (B, W, n, H, H)}`` with t the
-        processing-order step. Steps of several calls in one block are concatenated.
+        ``{"step": t, "row": (B, H, n, W, W), "col": (B, W, n, H, H)}``. Steps of several
+        calls (or cell steps) in one block are concatenated along T, and t indexes that T
+        axis: for one call, the processing-order step. Recording is done by forward hooks
+        on the SE, depthwise and attention submodules, attached only inside the block (it
+        recomputes those small quantities, and turns gradient checkpointing off).
         """
-        record: dict[str, Any] = {"se_weights": [], "branch_energy": [], "attention": []}
-        self._record = record
+        recorder = _Recorder(self)
+        self._recorder = recorder
         try:
-            yield record
+            yield recorder.record
         finally:
-            self._record = None
-            for key in ("se_weights", "branch_energy"):
-                record[key] = torch.stack(record[key], dim=1) if record[key] else None
+            self._recorder = None
+            recorder.close()
 
     def _recording(self) -> bool:
-        return self._record is not None
+        return self._recorder is not None
 
-    def _attend_steps(self, steps: int) -> set[int]:
+    def attends_at(self, step: int, last: bool) -> bool:
+        """$a_t$ of the class docstring: attention after steps k_a−1, 2k_a−1, … and the last."""
         k = self.attention_every
-        if k <= 0:
-            return set()
-        return {t for t in range(steps) if (t + 1) % k == 0} | {steps - 1}
+        return k > 0 and (last or (step + 1) % k == 0)
 
     # ------------------------------------------------------------------ the step
     def _input_sequence(
@@ -260,36 +302,58 @@ class FAConvLSTM2D(RecurrentConv2D):
         z = z.permute(0, 2, 3, 1).contiguous()  # (T·B, H', W', r), a no-op in channels_last
         return z.view(steps, batch, *z.shape[1:])
 
-    def _step(self, xs_t, h, c, recurrent_masks, t, steps, attend):
+    def _step(self, xs_t, h, c, recurrent_masks, t, attend):
         B, H, W, F_ = h.shape
         r = self.bottleneck
-        record = self._record
         if recurrent_masks is not None:
             h = h * recurrent_masks[0]
         b = torch.addmm(xs_t.reshape(-1, r), h.reshape(-1, F_), self.recurrent_kernel.t())
-        b = b.view(B, H, W, r)
-        if record is None:
-            m = self.mixing(b)
-        else:
-            m, energy = self.mixing(b, return_energy=True)
-            record["branch_energy"].append(energy)
+        m = self.mixing(b.view(B, H, W, r))
         if self.se is not None:
-            m, s = self.se(m)
-            if record is not None:
-                record["se_weights"].append(s.detach())
-        m, c = m.reshape(-1, r), c.reshape(-1, F_)
-        if self.fused and self.activation == "tanh" and self.recurrent_activation == "sigmoid":
-            h_new, c_new = lstm_gates(m, c, self.expansion, self.bias, self.peephole_weight)
-        else:
-            h_new, c_new = lstm_gates_reference(
-                m, c, self.expansion, self.bias, self.peephole_weight, self._act, self._rec_act
-            )
+            m = self.se(m)
+        h_new, c_new = self._gates(
+            m.reshape(-1, r), c.reshape(-1, F_), self.expansion, self.bias, self.peephole_weight
+        )
         h_new, c_new = h_new.view(B, H, W, F_), c_new.view(B, H, W, F_)
         if attend:
-            if record is None:
-                delta = self.attention(h_new)
-            else:
-                delta, maps = self.attention(h_new, return_maps=True)
-                record["attention"].append({"step": t, **maps})
-            h_new = h_new + self.gamma * delta
+            h_new = h_new + self.gamma * self.attention(h_new)
         return h_new, c_new
+
+
+class _Recorder:
+    """What ``capture_internals()`` collects, through forward hooks on the FA submodules.
+
+    The depthwise mixing runs exactly once per step, so its hook also counts the steps
+    that the attention maps are labelled with.
+    """
+
+    def __init__(self, layer: FAConvLSTM2D) -> None:
+        self.record: dict[str, Any] = {"se_weights": [], "branch_energy": [], "attention": []}
+        self.steps = 0
+        self.handles = [layer.mixing.register_forward_hook(self._on_mixing)]
+        if layer.se is not None:
+            self.handles.append(layer.se.register_forward_hook(self._on_se))
+        if layer.attention is not None:
+            self.handles.append(layer.attention.register_forward_hook(self._on_attention))
+
+    @torch.no_grad()
+    def _on_mixing(self, module: MultiScaleDepthwise, inputs: tuple, output: Any) -> None:
+        self.record["branch_energy"].append(module.branch_energy(inputs[0]))
+        self.steps += 1
+
+    @torch.no_grad()
+    def _on_se(self, module: SqueezeExcite, inputs: tuple, output: Any) -> None:
+        self.record["se_weights"].append(module.excitation(inputs[0]))
+
+    @torch.no_grad()
+    def _on_attention(self, module: AxialAttention, inputs: tuple, output: Any) -> None:
+        self.record["attention"].append(
+            {"step": self.steps - 1, **module.attention_maps(inputs[0])}
+        )
+
+    def close(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+        for key in ("se_weights", "branch_energy"):
+            values = self.record[key]
+            self.record[key] = torch.stack(values, dim=1) if values else None

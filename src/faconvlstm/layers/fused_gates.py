@@ -1,33 +1,42 @@
 r"""Fused 1×1 gate expansion + peephole LSTM update, with a recomputing backward.
 
-The FA step is memory-bound (see ``shared/PERF_NOTES.md``): the four-gate map
+The FA step is memory-bound (see ``docs/performance.md``): the four-gate map
 (N pixels × 4F channels) is the largest tensor of a step, and a straightforward autograd
 implementation writes it, reads it and stores several copies of it for backward. Here the
-expansion :math:`z = m W^\top + b` and the gate math run block by block over pixels, so each
+expansion $z = m W^\top + b$ and the gate math run block by block over pixels, so each
 block of ``z`` lives in cache and is never written to main memory; backward recomputes ``z``
 from the r-channel bottleneck ``m`` (r ≪ 4F) instead of storing it. Saved per step: ``m``
 (N × r), ``c_{t-1}`` and ``c_t`` (N × F) — about 1/4 of what autograd keeps for the same
 equations.
 
-Equations (per pixel; :math:`p_i, p_f, p_o` per-channel peephole weights):
+Equations (per pixel; $p_i, p_f, p_o$ per-channel peephole weights):
 
-.. math::
-    [z_i, z_f, z_g, z_o] &= m W^\top + b \\
-    i = \sigma(z_i + p_i \odot c_{t-1}),\quad f &= \sigma(z_f + p_f \odot c_{t-1}),\quad
-    g = \tanh(z_g) \\
-    c_t &= f \odot c_{t-1} + i \odot g \\
-    o &= \sigma(z_o + p_o \odot c_t),\qquad h_t = o \odot \tanh(c_t)
+$$
+\begin{aligned}
+[z_i, z_f, z_g, z_o] &= m W^\top + b \\
+i &= \sigma(z_i + p_i \odot c_{t-1}) \\
+f &= \sigma(z_f + p_f \odot c_{t-1}) \\
+g &= \tanh(z_g) \\
+c_t &= f \odot c_{t-1} + i \odot g \\
+o &= \sigma(z_o + p_o \odot c_t) \\
+h_t &= o \odot \tanh(c_t)
+\end{aligned}
+$$
 
-Backward, given :math:`\bar h_t` and :math:`\bar c_t` (the gradient reaching :math:`c_t` from
+Backward, given $\bar h_t$ and $\bar c_t$ (the gradient reaching $c_t$ from
 later steps):
 
-.. math::
-    \bar z_o &= \bar h_t \tanh(c_t)\, o(1-o) \\
-    \bar c &= \bar c_t + \bar h_t\, o\,(1-\tanh^2 c_t) + \bar z_o p_o \\
-    \bar z_i = \bar c\, g\, i(1-i),\quad \bar z_f &= \bar c\, c_{t-1} f(1-f),\quad
-    \bar z_g = \bar c\, i\,(1-g^2) \\
-    \bar c_{t-1} &= \bar c f + \bar z_i p_i + \bar z_f p_f,\qquad
-    \bar m = \bar z W,\quad \bar W = \bar z^\top m,\quad \bar b = \textstyle\sum \bar z
+$$
+\begin{aligned}
+\bar z_o &= \bar h_t \tanh(c_t)\, o(1-o) \\
+\bar c &= \bar c_t + \bar h_t\, o\,(1-\tanh^2 c_t) + \bar z_o p_o \\
+\bar z_i &= \bar c\, g\, i(1-i) \\
+\bar z_f &= \bar c\, c_{t-1} f(1-f) \\
+\bar z_g &= \bar c\, i\,(1-g^2) \\
+\bar c_{t-1} &= \bar c f + \bar z_i p_i + \bar z_f p_f \\
+\bar m &= \bar z W,\quad \bar W = \bar z^\top m,\quad \bar b = \textstyle\sum \bar z
+\end{aligned}
+$$
 
 :func:`lstm_gates_reference` is the same computation in plain autograd ops: it is used
 under ``torch.compile``/``torch.export`` (where the compiler fuses it), for non-default

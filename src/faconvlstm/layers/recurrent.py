@@ -4,14 +4,20 @@
 data-format conversion, lazy construction of input-side weights, state initialisation on the
 input's device and dtype, ``initial_state``, ``stateful`` carry, ``go_backwards``, the time
 ``mask``, dropout masks fixed across time, ``return_sequences`` / ``return_state`` and
-optional gradient checkpointing over time. A cell subclass supplies four methods:
+optional gradient checkpointing over time. A cell subclass supplies five methods:
 
-* ``_build(in_channels)`` — create the parameters that depend on the input channels;
+* ``_declare_input_parameters()`` — register the parameters that depend on the input
+  channels as ``torch.nn.UninitializedParameter``;
+* ``_build(in_channels)`` — materialise (in place) and initialise them;
 * ``_input_sequence(x, input_masks)`` — the input contribution of every step at once, time
   major (``xs[t]`` is step ``t``), in the cell's internal layout;
-* ``_step(xs_t, h, c, recurrent_masks, t, T)`` — one recurrence step in the internal layout;
+* ``_step(xs_t, h, c, recurrent_masks, t, attend)`` — one recurrence step in the internal
+  layout (``attend``: whether this step ends with attention, see :meth:`attends_at`);
 * ``_in_channels_from_state(state_dict, prefix)`` — infer ``in_channels`` when loading a
   state dict into a layer that has not seen an input yet.
+
+The one-step cells of :mod:`faconvlstm.layers.cells` call the same ``_input_sequence`` and
+``_step`` on one frame, so a loop over a cell equals the layer exactly.
 
 The semantics follow ``keras.layers.ConvLSTM2D`` (Keras 3) exactly; the one deliberate
 difference is the default ``data_format="channels_first"`` (PyTorch's convention).
@@ -26,11 +32,20 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.parameter import is_lazy
 from torch.utils.checkpoint import checkpoint
 
 from faconvlstm.geometry import PADDINGS, check_boundary, conv_output_size, to_pair
 
 DATA_FORMATS = ("channels_first", "channels_last")
+
+#: the Tensor / Module method that casts to a dtype, for error messages
+_CAST = {
+    torch.float32: "float()",
+    torch.float64: "double()",
+    torch.bfloat16: "bfloat16()",
+    torch.float16: "half()",
+}
 
 
 def _hard_sigmoid(x: torch.Tensor) -> torch.Tensor:
@@ -105,11 +120,12 @@ class RecurrentConv2D(nn.Module):
         go_backwards: process the sequence in reverse; with ``return_sequences`` the
             outputs come in processing (reversed) order, as in Keras.
         stateful: keep the last state of each call as the initial state of the next, until
-            :meth:`reset_state`; the batch size must not change in between.
-        in_channels: number of input channels C. If ``None`` (default) the input-side
-            weights are created on the first call, like ``torch.nn.LazyConv2d``: run one
-            forward before creating the optimizer, or give ``in_channels``. Loading a state
-            dict into an unbuilt layer builds it.
+            :meth:`reset_state`; the batch size, grid and dtype must not change in between.
+        in_channels: number of input channels C. If ``None`` (default) the weights that
+            depend on it are ``torch.nn.UninitializedParameter`` until the first call, as
+            in ``torch.nn.LazyConv2d``: the first call materialises them in place, so an
+            optimizer created before it trains them too. Loading a state dict into an
+            unbuilt layer builds it.
         boundary: ``"zeros"`` (Keras) or ``"periodic_lon"`` (wrap longitude = width,
             zero pad at the poles) for every spatial operation of the layer.
         gradient_checkpointing: recompute each step in the backward pass instead of
@@ -127,6 +143,11 @@ class RecurrentConv2D(nn.Module):
 
     Masking: where ``mask[b, t]`` is False, h and c are carried over unchanged and the output
     repeats the previous output (zeros before the first valid step), as Keras does.
+
+    dtype: the input must have the layer's floating dtype (cast one of them:
+    ``layer.double()`` or ``x.float()``), except under ``torch.autocast``, where the
+    autocast dtype rules apply. A ``stateful`` layer keeps its carried state's batch size,
+    grid and dtype until :meth:`reset_state`.
     """
 
     _num_dropout_masks = 4  # Keras draws one mask per gate
@@ -199,6 +220,7 @@ class RecurrentConv2D(nn.Module):
         self.check_finite = bool(check_finite)
         self.in_channels: int | None = None
         self._states: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._declare_input_parameters()
         if in_channels is not None:
             self._build_once(in_channels)
 
@@ -206,8 +228,13 @@ class RecurrentConv2D(nn.Module):
     #: whether the cell keeps h and c as (B, H, W, F) internally (else (B, F, H, W))
     _internal_channels_last = False
 
+    def _declare_input_parameters(self) -> None:
+        """Register the parameters that depend on the input channels, uninitialised."""
+        raise NotImplementedError
+
     def _build(self, in_channels: int) -> None:
-        """Create the parameters that depend on the input channels."""
+        """Materialise (in place) and initialise the parameters of
+        :meth:`_declare_input_parameters` for ``in_channels``."""
         raise NotImplementedError
 
     def _input_sequence(
@@ -222,7 +249,6 @@ class RecurrentConv2D(nn.Module):
         c: torch.Tensor,
         recurrent_masks: list[torch.Tensor] | None,
         t: int,
-        steps: int,
         attend: bool,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
@@ -237,12 +263,29 @@ class RecurrentConv2D(nn.Module):
         self.in_channels = in_channels
         self._build(in_channels)
 
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+    def _load_from_state_dict(
+        self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+    ):
         if self.in_channels is None:
             inferred = self._in_channels_from_state(state_dict, prefix)
             if inferred is not None:
                 self._build_once(inferred)
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
+        if self.in_channels is None:  # unbuilt into unbuilt: nothing was saved, nothing missing
+            lazy = {prefix + name for name, p in self._parameters.items() if is_lazy(p)}
+            missing_keys[:] = [key for key in missing_keys if key not in lazy]
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        if self.in_channels is not None:
+            super()._save_to_state_dict(destination, prefix, keep_vars)
+            return
+        # Unbuilt: the uninitialised input-side weights have no values to save (loading
+        # such a state dict leaves them unbuilt); the layers have no buffers.
+        for name, param in self._parameters.items():
+            if param is not None and not is_lazy(param):
+                destination[prefix + name] = param if keep_vars else param.detach()
 
     def output_size(self, height: int, width: int) -> tuple[int, int]:
         """(H', W') of the output for an (H, W) input grid (Keras' shape formula)."""
@@ -360,6 +403,15 @@ class RecurrentConv2D(nn.Module):
             )
         if not x.is_floating_point():
             raise TypeError(f"input must be a floating-point tensor, got dtype {x.dtype}")
+        dtype = self.recurrent_kernel.dtype  # every cell has one (uninitialised ones too)
+        if x.dtype != dtype and not torch.is_autocast_enabled(x.device.type):
+            amp = x.dtype in (torch.bfloat16, torch.float16)
+            raise TypeError(
+                f"input dtype {x.dtype} does not match the layer's {dtype}: cast the input "
+                f"(x.{_CAST.get(dtype, f'to({dtype})')}) or the layer "
+                f"(layer.{_CAST.get(x.dtype, f'to({x.dtype})')})"
+                + (", or run the layer under torch.autocast for mixed precision" if amp else "")
+            )
         if self.data_format == "channels_last":
             x = x.permute(0, 1, 4, 2, 3)
         channels = x.shape[2]
@@ -378,8 +430,83 @@ class RecurrentConv2D(nn.Module):
             )
         return x
 
-    def _attend_steps(self, steps: int) -> set[int]:  # overridden by cells with attention
-        return set()
+    def _prepare(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
+        """Validate ``x``, build the layer on first use; return (B, T, C, H, W) and (H', W')."""
+        x = self._check_input(x)  # now (B, T, C, H, W), possibly a permuted view
+        if self.in_channels is None:
+            self._build_once(x.shape[2])
+            self.to(device=x.device)
+        if x.shape[1] < 1:
+            raise ValueError("input has 0 time steps; need at least one")
+        out_hw = self.output_size(x.shape[3], x.shape[4])
+        if min(out_hw) < 1:
+            raise ValueError(
+                f"spatial size {tuple(x.shape[3:])} is too small for kernel_size="
+                f"{self.kernel_size}, dilation_rate={self.dilation_rate}, "
+                f"padding={self.padding!r}: the output grid would be {out_hw}; "
+                "use padding='same' or a larger grid"
+            )
+        return x, out_hw
+
+    def _input_masks(self, x: torch.Tensor, training: bool) -> list[torch.Tensor] | None:
+        """Input dropout masks for the (B, T, C, H, W) input, shared over its steps."""
+        if training and self.dropout > 0:
+            return dropout_mask(x[:, 0], self.dropout, self._num_dropout_masks)
+        return None
+
+    def _recurrent_masks(self, h: torch.Tensor, training: bool) -> list[torch.Tensor] | None:
+        if training and self.recurrent_dropout > 0:
+            return dropout_mask(h, self.recurrent_dropout, self._num_dropout_masks)
+        return None
+
+    def _given_state(
+        self, states: Sequence[torch.Tensor], xs: torch.Tensor, out_hw: tuple[int, int]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """A user's external ``(h, c)``, checked, in the internal layout and the input dtype."""
+        h, c = self._check_state(states, xs.shape[1], out_hw)
+        return self._to_internal(h.to(xs.dtype)), self._to_internal(c.to(xs.dtype))
+
+    def _zero_state(
+        self, xs: torch.Tensor, out_hw: tuple[int, int]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self._to_internal(xs.new_zeros(self._external_state_shape(xs.shape[1], out_hw)))
+        return h, torch.zeros_like(h)
+
+    def _carried_state(
+        self, xs: torch.Tensor, out_hw: tuple[int, int]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The state a ``stateful`` layer kept from its last call, checked against this one."""
+        h, c = self._states  # type: ignore[misc]
+        expected = self._external_state_shape(xs.shape[1], out_hw)
+        if tuple(h.shape) != expected or h.dtype != xs.dtype or h.device != xs.device:
+            raise ValueError(
+                f"stateful layer carries a state of shape {tuple(h.shape)}, {h.dtype} on "
+                f"{h.device} but this input needs {expected}, {xs.dtype} on {xs.device} "
+                "(batch size, grid, dtype and device must stay fixed between calls); call "
+                "reset_state() before feeding a new batch size, grid or dtype"
+            )
+        return self._to_internal(h), self._to_internal(c)
+
+    def attends_at(self, step: int, last: bool) -> bool:
+        """Whether step ``step`` (processing order, from 0) ends with attention; ``last``:
+        it is the last step of the sequence. Never, for a layer without attention."""
+        return False
+
+    def _advance(
+        self,
+        xs_t: torch.Tensor,
+        h: torch.Tensor,
+        c: torch.Tensor,
+        recurrent_masks: list[torch.Tensor] | None,
+        t: int,
+        last: bool,
+        training: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One step ``t`` of the recurrence (the layer's loop and the cells both call this)."""
+        args = (xs_t, h, c, recurrent_masks, t, self.attends_at(t, last))
+        if self.gradient_checkpointing and training and not self._recording():
+            return checkpoint(self._step, *args, use_reentrant=False)
+        return self._step(*args)
 
     def run_sequence(
         self,
@@ -392,21 +519,8 @@ class RecurrentConv2D(nn.Module):
         ``sequence`` is (B, T, F, H', W') in the layer's data format (processing order),
         whatever ``return_sequences`` says; ``forward`` formats this per the flags.
         """
-        x = self._check_input(x)  # now (B, T, C, H, W), possibly a permuted view
-        if self.in_channels is None:
-            self._build_once(x.shape[2])
-            self.to(device=x.device)
+        x, out_hw = self._prepare(x)
         batch, steps = x.shape[:2]
-        if steps < 1:
-            raise ValueError("input has 0 time steps; need at least one")
-        out_hw = self.output_size(x.shape[3], x.shape[4])
-        if min(out_hw) < 1:
-            raise ValueError(
-                f"spatial size {tuple(x.shape[3:])} is too small for kernel_size="
-                f"{self.kernel_size}, dilation_rate={self.dilation_rate}, "
-                f"padding={self.padding!r}: the output grid would be {out_hw}; "
-                "use padding='same' or a larger grid"
-            )
         if mask is not None:
             if mask.shape != (batch, steps):
                 raise ValueError(
@@ -418,41 +532,20 @@ class RecurrentConv2D(nn.Module):
             mask = mask.flip(1) if mask is not None else None
 
         training = self.training and torch.is_grad_enabled()
-        in_masks = None
-        if training and self.dropout > 0:
-            in_masks = dropout_mask(x[:, 0], self.dropout, self._num_dropout_masks)
-        xs = self._input_sequence(x, in_masks)
-
+        xs = self._input_sequence(x, self._input_masks(x, training))
         if initial_state is not None:
-            h, c = self._check_state(initial_state, batch, out_hw)
-            h, c = self._to_internal(h.to(xs.dtype)), self._to_internal(c.to(xs.dtype))
+            h, c = self._given_state(initial_state, xs, out_hw)
         elif self.stateful and self._states is not None:
-            h, c = self._states
-            if h.shape[0] != batch:
-                raise ValueError(
-                    f"stateful layer carries a state for batch size {h.shape[0]} but got a "
-                    f"batch of {batch}; keep the batch size fixed or call reset_state()"
-                )
-            h, c = self._to_internal(h), self._to_internal(c)
+            h, c = self._carried_state(xs, out_hw)
         else:
-            shape = self._external_state_shape(batch, out_hw)
-            h = self._to_internal(xs.new_zeros(shape))
-            c = torch.zeros_like(h)
-        rec_masks = None
-        if training and self.recurrent_dropout > 0:
-            rec_masks = dropout_mask(h, self.recurrent_dropout, self._num_dropout_masks)
+            h, c = self._zero_state(xs, out_hw)
+        rec_masks = self._recurrent_masks(h, training)
 
-        attend = self._attend_steps(steps)
-        use_ckpt = self.gradient_checkpointing and training and not self._recording()
         outputs = []
         prev_out = torch.zeros_like(h) if mask is not None else None
         out = h
         for t in range(steps):
-            args = (xs[t], h, c, rec_masks, t, steps, t in attend)
-            if use_ckpt:
-                h_new, c_new = checkpoint(self._step, *args, use_reentrant=False)
-            else:
-                h_new, c_new = self._step(*args)
+            h_new, c_new = self._advance(xs[t], h, c, rec_masks, t, t == steps - 1, training)
             if mask is not None:
                 valid = mask[:, t].view(batch, 1, 1, 1)
                 out = torch.where(valid, h_new, prev_out)

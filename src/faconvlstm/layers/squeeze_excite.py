@@ -2,8 +2,12 @@ r"""Squeeze-and-excitation on a channels-last map.
 
 Hu et al., "Squeeze-and-Excitation Networks", CVPR 2018:
 
-.. math::  s = \sigma\big(W_2\,\mathrm{ReLU}(W_1\,\mathrm{GAP}(m) + b_1) + b_2\big),
-           \qquad m \leftarrow m \odot s
+$$
+\begin{aligned}
+s &= \sigma\big(W_2\,\mathrm{ReLU}(W_1\,\mathrm{GAP}(m) + b_1) + b_2\big) \\
+m &\leftarrow m \odot s
+\end{aligned}
+$$
 
 GAP is the global average over the grid, so s re-weights the bottleneck channels by what
 the whole domain is doing (a cheap global context for every gate).
@@ -23,7 +27,8 @@ class SqueezeExcite(nn.Module):
         ratio: reduction; the hidden width is ``max(1, channels // ratio)``.
 
     Shape:
-        - Input: (B, H, W, r). Output: (B, H, W, r) and the weights s (B, r) in (0, 1).
+        - Input: (B, H, W, r). Output: (B, H, W, r); :meth:`excitation` gives the weights
+          s (B, r) in (0, 1).
     """
 
     def __init__(self, channels: int, ratio: int = 4) -> None:
@@ -32,9 +37,12 @@ class SqueezeExcite(nn.Module):
         self.fc1 = nn.Linear(channels, hidden)
         self.fc2 = nn.Linear(hidden, channels)
 
-    def forward(self, m: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        s = torch.sigmoid(self.fc2(torch.relu(self.fc1(m.mean(dim=(1, 2))))))
-        return m * s[:, None, None, :], s
+    def excitation(self, m: torch.Tensor) -> torch.Tensor:
+        """The weights s (B, r) for the map m (B, H, W, r)."""
+        return torch.sigmoid(self.fc2(torch.relu(self.fc1(m.mean(dim=(1, 2))))))
+
+    def forward(self, m: torch.Tensor) -> torch.Tensor:
+        return m * self.excitation(m)[:, None, None, :]
 
 
 SEModule = SqueezeExcite
