@@ -7,7 +7,8 @@
 - SE weights and dilation-branch energies summarised by season.
 - Per-variable attribution by occlusion.
 - Linear probes: cross-validated R² of a known driver (the synthetic oscillator, or an index
-  computed from the data such as the Niño-3.4 box mean of SST) regressed on the embeddings.
+  computed from the data such as the Niño-3.4 box mean of SST) regressed on the embeddings,
+  blocked by year for slow drivers.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import torch
 import xarray as xr
 from sklearn.linear_model import RidgeCV
 from sklearn.metrics import r2_score
-from sklearn.model_selection import KFold, cross_val_predict
+from sklearn.model_selection import KFold, LeaveOneGroupOut, cross_val_predict
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -140,24 +141,35 @@ def linear_probe_r2(
     *,
     z_test: Any = None,
     target_test: Any = None,
+    groups: Any = None,
     n_splits: int = 5,
 ) -> float:
     """Out-of-sample R² of a ridge regression of a known driver on the embeddings.
 
     The probe is ``StandardScaler`` + ``RidgeCV`` (penalty chosen on the fitting data only).
-    With ``z_test``/``target_test`` it is fitted on ``(z, target)`` — e.g. the training
-    period — and scored on the held-out pair. Without, it is cross-validated on contiguous
-    blocks of time (no shuffling), so the strong autocorrelation of climate series does not
-    leak the answer from neighbouring days into the test fold. Either way
+    Three ways to keep it out of sample:
+
+    - ``groups`` (e.g. the calendar year of every sample): blocked cross-validation, one
+      fold per group — the probe scoring group g is fitted on all the other groups. This is
+      what a slow driver needs: an oscillator with a 2–7-year period is not sampled by one
+      held-out year, but every year scored by a probe that never saw it is.
+    - ``z_test``/``target_test``: fitted on ``(z, target)`` (e.g. the training period),
+      scored on the held-out pair.
+    - neither: ``n_splits`` contiguous blocks of time (no shuffling), so the strong
+      autocorrelation of climate series does not leak the answer from neighbouring days.
+
+    Either way the score is pooled over all out-of-sample predictions ŷ:
 
     .. math:: R^2 = 1 - \\frac{\\sum (y - \\hat y)^2}{\\sum (y - \\bar y)^2}
 
-    over the out-of-sample predictions (ȳ: mean of the scored targets).
+    (ȳ: mean of all scored targets), so a probe that only tracks each fold's mean does not
+    score, and pure noise gives R² ≤ 0.
 
     Args:
         z: ``(n, E)`` embeddings.
         target: ``(n,)`` driver, e.g. the synthetic oscillator or :func:`nino34_index`.
         z_test, target_test: ``(m, E)`` and ``(m,)`` held-out pair.
+        groups: ``(n,)`` block label of each sample (at least 2 distinct values).
 
     Returns:
         R² (≤ 1; ≤ 0 means the driver is not linearly decodable out of sample).
@@ -166,8 +178,24 @@ def linear_probe_r2(
     y = to_numpy(target).ravel()
     model = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-3, 3, 13)))
     if z_test is not None:
+        if groups is not None:
+            raise ValueError("linear_probe_r2: pass either groups or z_test/target_test")
         y_test = to_numpy(target_test).ravel()
         return float(r2_score(y_test, model.fit(x, y).predict(as_samples(z_test))))
+    if groups is not None:
+        groups = np.asarray(groups).ravel()
+        if groups.shape != y.shape:
+            raise ValueError(
+                f"linear_probe_r2: groups has {groups.size} labels for {y.size} samples; "
+                "give one block label (e.g. the year) per sample"
+            )
+        if np.unique(groups).size < 2:
+            raise ValueError(
+                "linear_probe_r2: blocked cross-validation needs at least 2 groups (years); "
+                f"got only {np.unique(groups).tolist()}"
+            )
+        pred = cross_val_predict(model, x, y, cv=LeaveOneGroupOut(), groups=groups)
+        return float(r2_score(y, pred))
     pred = cross_val_predict(model, x, y, cv=KFold(n_splits=n_splits, shuffle=False))
     return float(r2_score(y, pred))
 

@@ -13,6 +13,8 @@ file (defaults in the dataclasses below)::
     data_seed: 0                     # fixes the synthetic data; only the model seed varies
     train: {...}                     # a `faconvlstm fit` run configuration (task autoencoder)
     model_overrides: {fa: {...}}     # merged into train.model per subject
+    variants:                        # ablations: each one more learned subject
+      - {name: no_attention, model: {layer_kwargs: {attention_every: 0}}}
     eof_n_eofs: null                 # EOFs kept (null: the learned models' embed_dim)
     threads: null                    # PyTorch intra-op threads during the comparison
     evaluation: {...}                # EvaluationConfig
@@ -22,6 +24,7 @@ file (defaults in the dataclasses below)::
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,6 +42,7 @@ __all__ = [
     "CompareConfig",
     "CostConfig",
     "EvaluationConfig",
+    "VariantConfig",
     "load_compare_config",
     "run_config",
 ]
@@ -94,6 +98,24 @@ class CostConfig:
 
 
 @dataclass
+class VariantConfig:
+    """An ablation (or any other variant) of a learned subject, trained and measured like
+    one: the same seeds, data and budget, unless ``train`` says otherwise.
+
+    ``name``: its name in the results and the report (letters, digits, ``_``, ``-``; not a
+    subject's name); ``base``: the learned subject it varies (default ``fa``); ``model``:
+    merged (recursively: ``layer_kwargs`` keys are merged, not replaced) into the base's
+    model section; ``train``: merged recursively into the ``train`` section (any run
+    configuration key, e.g. ``optim: {lr: 0.001}``).
+    """
+
+    name: str
+    base: str = "fa"
+    model: dict = field(default_factory=dict)
+    train: dict = field(default_factory=dict)
+
+
+@dataclass
 class CompareConfig:
     """A comparison: subjects × seeds, one training configuration, one evaluation.
 
@@ -104,8 +126,10 @@ class CompareConfig:
     seeds. ``eof_n_eofs``: EOFs kept (null: the learned models' ``embed_dim``).
     ``threads``: PyTorch intra-op threads during the comparison (null: unchanged). On a
     busy shared machine 1 thread can be many times faster than spinning thread pools.
-    The derived run configuration of a (subject, seed) is :func:`run_config`; the plan
-    (:mod:`faconvlstm.protocol.plan`) builds it once per run.
+    ``variants`` are ablations, each trained and measured like a learned subject and
+    reported in one ablation table beside its base (:class:`VariantConfig`).
+    The derived run configuration of a (subject or variant, seed) is :func:`run_config`;
+    the plan (:mod:`faconvlstm.protocol.plan`) builds it once per run.
     """
 
     out: str = "runs/compare"
@@ -114,6 +138,7 @@ class CompareConfig:
     data_seed: int = 0
     train: dict = field(default_factory=dict)
     model_overrides: dict = field(default_factory=dict)
+    variants: list[VariantConfig] = field(default_factory=list)
     eof_n_eofs: int | None = None
     threads: int | None = None
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
@@ -132,7 +157,16 @@ def load_compare_config(
     """
     raw = read_config_mapping(copy.deepcopy(source) if isinstance(source, dict) else source,
                               overrides)
+    variants = raw.pop("variants", None) or []
+    if not isinstance(variants, list):
+        raise ConfigError(
+            "compare config key 'variants': expected a list of {name, base, model, train} "
+            f"mappings, got {type(variants).__name__}"
+        )
     cfg = build_dataclass(CompareConfig, raw)
+    cfg.variants = [
+        build_dataclass(VariantConfig, v, f"variants[{i}]") for i, v in enumerate(variants)
+    ]
     bad = [m for m in cfg.models if m not in SUBJECTS]
     if bad:
         raise ConfigError(
@@ -141,6 +175,7 @@ def load_compare_config(
         )
     if len(cfg.seeds) < 2:
         raise ConfigError("compare config key 'seeds': stability needs at least 2 seeds")
+    _check_variants(cfg)
     reference = run_config(cfg, REFERENCE_SUBJECT, cfg.seeds[0])
     if reference.task != "autoencoder":
         raise ConfigError(
@@ -150,17 +185,67 @@ def load_compare_config(
     return cfg
 
 
+_NAME = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _check_variants(cfg: CompareConfig) -> None:
+    """Variant names are unique, path-safe and not subjects; bases are learned subjects;
+    every variant's run configuration is valid (checked before anything is trained)."""
+    seen: set[str] = set()
+    for i, v in enumerate(cfg.variants):
+        key = f"compare config key 'variants[{i}]"
+        if not _NAME.fullmatch(v.name) or v.name in SUBJECTS or v.name in seen:
+            raise ConfigError(
+                f"{key}.name': {v.name!r} must be unique, made of letters, digits, '_' or "
+                f"'-', and not a subject's name ({', '.join(SUBJECTS)})"
+            )
+        seen.add(v.name)
+        if v.base not in SUBJECTS or not SUBJECTS[v.base].learned:
+            learned = [n for n, k in SUBJECTS.items() if k.learned]
+            raise ConfigError(
+                f"{key}.base': {v.base!r} is not a learned subject; accepted: "
+                f"{', '.join(learned)}"
+            )
+        try:
+            run_config(cfg, v.name, cfg.seeds[0])
+        except ConfigError as err:
+            raise ConfigError(f"{key}' ({v.name}): {err}") from None
+
+
+def variant(cfg: CompareConfig, name: str) -> VariantConfig | None:
+    """The variant called ``name`` (``None``: ``name`` is a subject)."""
+    return next((v for v in cfg.variants if v.name == name), None)
+
+
+def _merged(base: dict, update: dict) -> dict:
+    """``base`` with ``update`` merged in recursively (mappings merge, other values replace)."""
+    out = copy.deepcopy(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merged(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
 def run_config(cfg: CompareConfig, model: str, seed: int) -> RunConfig:
-    """The validated `fit` configuration of learned subject ``model`` and ``seed``.
+    """The validated `fit` configuration of learned subject or variant ``model`` and ``seed``.
 
     ``train`` with ``seed``, ``task`` defaulting to autoencoder, ``model`` =
     ``train.model`` ∪ ``model_overrides[model]`` ∪ ``{cell: model}``, and the synthetic
-    generator's seed set to ``data_seed``.
+    generator's seed set to ``data_seed``. A variant (:class:`VariantConfig`) is its base's
+    configuration with the variant's ``train`` and ``model`` merged in recursively.
     """
-    raw = copy.deepcopy(cfg.train)
+    var = variant(cfg, model)
+    raw = copy.deepcopy(cfg.train) if var is None else _merged(cfg.train, var.train)
     raw["seed"] = seed
     raw.setdefault("task", "autoencoder")
-    raw["model"] = {**raw.get("model", {}), **cfg.model_overrides.get(model, {}), "cell": model}
+    if var is None:
+        raw["model"] = {**raw.get("model", {}), **cfg.model_overrides.get(model, {}),
+                        "cell": model}
+    else:
+        base = {**raw.get("model", {}), **cfg.model_overrides.get(var.base, {})}
+        raw["model"] = {**_merged(base, var.model), "cell": var.base}
     data = raw.setdefault("data", {})
     if data.get("source", "synthetic") == "synthetic":
         data["synthetic"] = {**data.get("synthetic", {}), "seed": cfg.data_seed}

@@ -21,12 +21,12 @@ import xarray as xr
 
 from faconvlstm import data as fdata
 from faconvlstm.data.stats import compute_climatology
-from faconvlstm.data.time import day_of_year
+from faconvlstm.data.time import as_time_array, day_of_year
 from faconvlstm.evaluation.interpretability import box_mean_index
 from faconvlstm.training.config import RunConfig
 from faconvlstm.training.datamodule import GriddedDataModule
 
-__all__ = ["EvalData", "driver_index", "n_clusters", "prepare_data"]
+__all__ = ["EvalData", "driver_index", "n_clusters", "prepare_data", "year_of"]
 
 
 @dataclass
@@ -37,8 +37,9 @@ class EvalData:
     ``phase``: (N, T) annual phase; ``times``: (N, T) stamps; ``clim``: (N, T, C, H, W)
     day-of-year climatology of the normalised training period; ``train_fields``:
     (T_train, C, H, W) normalised training period (NaN where missing), for the EOFs;
-    ``train_x``, ``train_phase``: the training period as windows, where the linear probes
-    are fitted. Truth (None without): ``regime`` and ``oscillator`` (N·T,),
+    ``train_x``, ``train_phase``, ``train_times``: the training period as windows (N_train,
+    T, ...), which the linear probes' blocked cross-validation by year adds to the held-out
+    windows (:func:`probe_years`). Truth (None without): ``regime`` and ``oscillator`` (N·T,),
     ``train_oscillator``, ``lobes`` ``{"tropical": (lat, lon), "remote": (lat, lon)}`` in
     degrees, ``index_channel`` (the variable carrying the tropical lobe).
     """
@@ -51,6 +52,7 @@ class EvalData:
     train_fields: np.ndarray
     train_x: torch.Tensor
     train_phase: torch.Tensor
+    train_times: np.ndarray
     lat: np.ndarray
     lon: np.ndarray
     channels: list[str]
@@ -108,6 +110,7 @@ def prepare_data(run: RunConfig, climatology_smooth_days: int) -> EvalData:
         train_fields=train,
         train_x=train_batch["x"],
         train_phase=train_batch["phase"],
+        train_times=np.asarray(train_batch["time"]),
         lat=np.asarray(val.lat),
         lon=np.asarray(val.lon),
         channels=list(val.channels),
@@ -122,6 +125,16 @@ def prepare_data(run: RunConfig, climatology_smooth_days: int) -> EvalData:
         out.lobes = _lobes(truth)
         out.index_channel = _index_channel(truth, out.channels)
     return out
+
+
+def year_of(times: np.ndarray) -> np.ndarray:
+    """Calendar year of every stamp (``datetime64`` or ``cftime``), same shape as ``times``."""
+    flat = as_time_array(np.asarray(times).ravel())
+    if flat.dtype.kind == "M":
+        years = flat.astype("datetime64[Y]").astype(int) + 1970
+    else:
+        years = np.array([t.year for t in flat])
+    return years.reshape(np.shape(times))
 
 
 def n_clusters(configured: int | None, data: EvalData) -> int:

@@ -38,7 +38,7 @@ from faconvlstm.evaluation.robustness import robustness_curve
 from faconvlstm.evaluation.stability import kmeans_labels
 from faconvlstm.layers import FAConvLSTM2D
 from faconvlstm.protocol.config import CostConfig, EvaluationConfig
-from faconvlstm.protocol.heldout import EvalData, driver_index
+from faconvlstm.protocol.heldout import EvalData, driver_index, year_of
 from faconvlstm.protocol.results import (
     AttentionMass,
     Evaluation,
@@ -105,19 +105,30 @@ def regimes(z: np.ndarray, labels: np.ndarray, data: EvalData) -> Regimes:
 
 
 def probes(subject: Embedder, z: np.ndarray, data: EvalData) -> Probes:
-    """Held-out R² of linear probes fitted on the training period's embeddings: of the
-    generator's oscillator, and of the tropical box index computed from the fields."""
+    """R² of linear probes of the generator's oscillator and of the tropical box index
+    computed from the fields, blocked cross-validated by calendar year.
+
+    The probe period is the training windows followed by the held-out windows (the
+    encoder is frozen; only the linear readout is fitted). Each calendar year is one fold:
+    its R² contribution comes from a probe fitted on every other year, and R² is pooled
+    over folds (:func:`~faconvlstm.evaluation.interpretability.linear_probe_r2` with
+    ``groups``). One held-out year cannot score a 2–7-year oscillator: it samples a
+    fraction of one cycle, so its R² swings with the data seed.
+    """
     out = Probes()
     z_train = subject.embed(data.train_x, data.train_phase)
+    z_all = np.concatenate([z_train, z])
+    years = year_of(np.concatenate([data.train_times.ravel(), data.flat_times]))
+    out.probe_years = int(np.unique(years).size)
     if data.oscillator is not None:
-        out.probe_r2 = linear_probe_r2(
-            z_train, data.train_oscillator, z_test=z, target_test=data.oscillator
-        )
+        target = np.concatenate([data.train_oscillator, data.oscillator])
+        out.probe_r2 = linear_probe_r2(z_all, target, groups=years)
     shape = data.x.shape[-3:]
-    index = driver_index(data, data.x.numpy().reshape(-1, *shape))
+    fields = np.concatenate([data.train_x.numpy().reshape(-1, *shape),
+                             data.x.numpy().reshape(-1, *shape)])
+    index = driver_index(data, fields)
     if index is not None:
-        train_index = driver_index(data, data.train_x.numpy().reshape(-1, *shape))
-        out.probe_r2_index = linear_probe_r2(z_train, train_index, z_test=z, target_test=index)
+        out.probe_r2_index = linear_probe_r2(z_all, index, groups=years)
     return out
 
 

@@ -14,8 +14,10 @@ its figures) asks it for the path::
     out/runs/<model>/seed<s>/arrays.npz    evaluation embeddings, labels, attention map
     out/runs/<model>/seed<s>/result.json   that run's metrics; its presence = run finished
 
-:func:`make_plan` derives each learned run's `fit` configuration once
-(:func:`faconvlstm.protocol.config.run_config`); the EOF baseline has none.
+A variant (``variants`` in the compare config) is one more learned subject: its runs are
+``out/runs/<variant name>/seed<s>/``. :func:`make_plan` derives each learned run's `fit`
+configuration once (:func:`faconvlstm.protocol.config.run_config`); the EOF baseline has
+none.
 """
 
 from __future__ import annotations
@@ -133,7 +135,8 @@ class RunSpec:
 
 @dataclass(frozen=True)
 class Plan:
-    """Every run of a comparison, in order (subjects outer, seeds inner), and the layout.
+    """Every run of a comparison, in order (subjects then variants outer, seeds inner), and
+    the layout.
 
     ``reference`` is the run configuration standing for the shared data, budget and
     ``embed_dim`` (that of ``REFERENCE_SUBJECT`` at the first seed).
@@ -151,6 +154,11 @@ class Plan:
     def learned_models(self) -> list[str]:
         return [m for m in self.cfg.models if SUBJECTS[m].learned]
 
+    @property
+    def variants(self) -> list[str]:
+        """The variants' names, in config order."""
+        return [v.name for v in self.cfg.variants]
+
 
 def make_plan(cfg: CompareConfig, out: str | Path) -> Plan:
     """The plan of ``cfg`` written under ``out`` (nothing is created on disk)."""
@@ -160,6 +168,12 @@ def make_plan(cfg: CompareConfig, out: str | Path) -> Plan:
         for seed in cfg.seeds:
             run = run_config(cfg, model, seed) if SUBJECTS[model].learned else None
             specs.append(RunSpec(model, seed, run, layout.run(model, seed)))
+    for var in cfg.variants:
+        for seed in cfg.seeds:
+            specs.append(
+                RunSpec(var.name, seed, run_config(cfg, var.name, seed),
+                        layout.run(var.name, seed))
+            )
     reference = next(
         (s.run for s in specs if (s.model, s.seed) == (REFERENCE_SUBJECT, cfg.seeds[0])), None
     )

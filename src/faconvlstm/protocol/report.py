@@ -17,7 +17,9 @@ backend:
 
 The tables list every headline metric of the registry
 (:data:`faconvlstm.protocol.results.METRICS`) as mean ± sd over seeds, and the report
-states, metric by metric, where FA does not beat ConvLSTM or the EOF baseline. A saved
+states, metric by metric, where FA does not beat ConvLSTM or the EOF baseline. With
+``variants`` in the compare config, one ablation table puts each variant beside its full
+base model on the same headline metrics. A saved
 ``results.json`` can be drawn again::
 
     write_report(Results.from_dict(json.loads(path.read_text())), Layout(path.parent))
@@ -495,6 +497,55 @@ def _verdicts(results: Results) -> list[str]:
     return lines
 
 
+def _ablation_table(results: Results) -> list[str]:
+    """One table: each variant's base subject (full model) and every variant of it; columns
+    are the headline metrics of the registry, mean ± sd over seeds."""
+    if not results.variants:
+        return []
+    bases = {v["name"]: v.get("base", "fa") for v in results.config.get("variants", [])}
+    headline = [m for m in METRICS if m.headline]
+    lines = [
+        "## Ablations (mean ± sd over seeds)",
+        "",
+        "Each variant is trained and measured like its base model: same seeds, data, "
+        "held-out windows and budget, unless its configuration says otherwise (see "
+        "`variants` in `compare.yaml`). Columns are the headline metrics (↑ higher is "
+        "better, ↓ lower is better; labels in the headline table).",
+        "",
+        "| variant | " + " | ".join(
+            f"{m.key} {'↑' if m.higher_is_better else '↓'}" for m in headline) + " |",
+        "|---|" + "---|" * len(headline),
+    ]
+    rows: list[tuple[str, ModelResult]] = []
+    for base in dict.fromkeys(bases.get(name, "fa") for name in results.variants):
+        if base in results.models:
+            rows.append((f"{subject_label(base)} (full)", results.models[base]))
+        rows += [(f"{name} ({subject_label(base)})", r) for name, r in results.variants.items()
+                 if bases.get(name, "fa") == base]
+    for label, r in rows:
+        lines.append(
+            f"| {label} | " + " | ".join(_mean_sd(r.summary, m.key) for m in headline) + " |"
+        )
+    return [*lines, ""]
+
+
+def _probe_sentence(results: Results) -> list[str]:
+    """How the linear probes were scored (blocked cross-validation by year)."""
+    years = {s.get("probe_years") for r in results.models.values() for s in r.seeds}
+    years.discard(None)
+    if not years:
+        return []
+    return [
+        "",
+        "Linear probes are scored by blocked cross-validation by calendar year over the "
+        f"training and evaluation windows ({'/'.join(str(y) for y in sorted(years))} years, "
+        "one fold each: every year is predicted by a ridge probe fitted on the other years; "
+        "R² pooled over folds). One held-out year would sample a fraction of one cycle of "
+        "a 2–7-year oscillator, and its R² swings with the data seed. The encoder is frozen "
+        "and never saw the probe targets; only the linear readout is fitted.",
+    ]
+
+
 def write_report(results: Results, layout: Layout) -> Path:
     """Write ``report.md`` and ``figures/*.png`` of ``layout``; returns the report's path."""
     layout.figures.mkdir(parents=True, exist_ok=True)
@@ -552,6 +603,7 @@ def write_report(results: Results, layout: Layout) -> Path:
         "masking is insensitivity to the input (the EOFs see the input only). Cosines are "
         "centred on the mean clean embedding, so a shared offset does not count as "
         "similarity.",
+        *_probe_sentence(results),
         "",
         "## Cost",
         "",
@@ -560,6 +612,7 @@ def write_report(results: Results, layout: Layout) -> Path:
         *_cost_table(results),
         "",
     ]
+    lines += _ablation_table(results)
     lines += ["## Figures", ""]
     for name, ok in drawn.items():
         if ok:
@@ -572,8 +625,8 @@ def write_report(results: Results, layout: Layout) -> Path:
         "| model | seed | " + " | ".join(per_seed) + " |",
         "|---|---|" + "---|" * len(per_seed),
     ]
-    for model in models:
-        for s in results.models[model].seeds:
+    for model, r in [*results.models.items(), *results.variants.items()]:
+        for s in r.seeds:
             flat = s.to_dict()
             lines.append(
                 f"| {subject_label(model)} | {s.seed} | "

@@ -22,12 +22,14 @@ metric is added with one :class:`Metric` entry (and the code that measures it).
                     "ari_truth", "nmi_truth", "silhouette", "davies_bouldin",
                     "calinski_harabasz", "cluster_rmse_ratio", "cluster_intra_rmse",
                     "cluster_inter_rmse", "cluster_spatial_correlation", "probe_r2",
-                    "probe_r2_index", "robustness": {"noise" | "random_mask" | "block_mask":
+                    "probe_r2_index", "probe_years",
+                    "robustness": {"noise" | "random_mask" | "block_mask":
                     {"level": [...], "cosine": [...], "ari": [...]}}, "attribution",
                     "attention_*", "attention_gamma", "se_branch" (FA only)}, ...],
          "summary": {"stability_cka", "stability_ari", "stability_nmi", "ari_truth",
                      "silhouette", "recon_rmse", "robustness_cos": {"σ": mean cosine}, ...,
-                     and "<metric>_sd" (sd over seeds) for every averaged scalar}}}}
+                     and "<metric>_sd" (sd over seeds) for every averaged scalar}}},
+     "variants": {"<variant name>": {"cost", "seeds", "summary"} as a model, ...}}
 
 A per-seed key is absent where it does not apply (no ground truth, not FA, EOF has no
 training history). Units: RMSE in normalised units (per-channel standard deviations of the
@@ -109,9 +111,9 @@ METRICS: tuple[Metric, ...] = (
     _m("davies_bouldin", "Davies–Bouldin (lower is better)", False, headline=True),
     _m("cluster_rmse_ratio", "intra/inter-cluster RMSE (lower is better)", False,
        headline=True),
-    _m("probe_r2", "linear-probe R² of the oscillator (held-out period)", True, headline=True,
-       per_seed=3),
-    _m("probe_r2_index", "linear-probe R² of a tropical box index (held-out period)", True,
+    _m("probe_r2", "linear-probe R² of the oscillator (blocked CV by year)", True,
+       headline=True, per_seed=3),
+    _m("probe_r2_index", "linear-probe R² of a tropical box index (blocked CV by year)", True,
        headline=True),
     _m("recon_rmse", "reconstruction RMSE (normalised units)", False, headline=True,
        per_seed=2),
@@ -229,10 +231,12 @@ class Regimes:
 
 @dataclass
 class Probes:
-    """Held-out R² of linear probes fitted on the training period (``None``: no truth)."""
+    """R² of linear probes, blocked cross-validated by calendar year over the training and
+    held-out windows (``probe_years`` folds; ``None``: no truth)."""
 
     probe_r2: float | None = None
     probe_r2_index: float | None = None
+    probe_years: int | None = None
 
 
 @dataclass
@@ -487,6 +491,14 @@ class ModelResult:
     summary: ModelSummary
 
 
+def _model_dict(m: ModelResult) -> dict[str, Any]:
+    return {
+        "cost": dataclasses.asdict(m.cost),
+        "seeds": [s.to_dict() for s in m.seeds],
+        "summary": m.summary.to_dict(),
+    }
+
+
 # ---------------------------------------------------------------------------------- top level
 @dataclass
 class Budget:
@@ -525,6 +537,7 @@ class Results:
     cost_config: dict[str, Any]
     scaling: list[ScalingRow]
     models: dict[str, ModelResult]
+    variants: dict[str, ModelResult] = field(default_factory=dict)
     command: str | None = None
     created: str = ""
     faconvlstm_version: str = ""
@@ -542,14 +555,8 @@ class Results:
             "data": dataclasses.asdict(self.data),
             "cost_config": self.cost_config,
             "scaling": [dataclasses.asdict(r) for r in self.scaling],
-            "models": {
-                name: {
-                    "cost": dataclasses.asdict(m.cost),
-                    "seeds": [s.to_dict() for s in m.seeds],
-                    "summary": m.summary.to_dict(),
-                }
-                for name, m in self.models.items()
-            },
+            "models": {name: _model_dict(m) for name, m in self.models.items()},
+            "variants": {name: _model_dict(m) for name, m in self.variants.items()},
         }
 
     @classmethod
@@ -560,14 +567,18 @@ class Results:
                 f"results schema {d.get('schema_version')!r} is not {SCHEMA_VERSION}: "
                 "rerun the comparison with this faconvlstm version"
             )
-        models = {
-            name: ModelResult(
-                ModelCost(**m["cost"]),
-                [SeedResult.from_dict(s, f"results.json models.{name}") for s in m["seeds"]],
-                ModelSummary.from_dict(m["summary"]),
-            )
-            for name, m in d["models"].items()
-        }
+        def read(section: str) -> dict[str, ModelResult]:
+            return {
+                name: ModelResult(
+                    ModelCost(**m["cost"]),
+                    [SeedResult.from_dict(s, f"results.json {section}.{name}")
+                     for s in m["seeds"]],
+                    ModelSummary.from_dict(m["summary"]),
+                )
+                for name, m in d.get(section, {}).items()
+            }
+
+        models = read("models")
         return cls(
             config=d["config"],
             seeds=d["seeds"],
@@ -576,6 +587,7 @@ class Results:
             cost_config=d["cost_config"],
             scaling=[ScalingRow(**r) for r in d["scaling"]],
             models=models,
+            variants=read("variants"),
             command=d.get("command"),
             created=d.get("created", ""),
             faconvlstm_version=d.get("faconvlstm_version", ""),

@@ -97,7 +97,7 @@ def _compare(plan: Plan, command: str | None, progress: bool) -> Path:
     cost_config, scaling = _cost_sweep(plan)
 
     bar = tqdm(plan.specs, desc="compare", disable=not progress, unit="run")
-    per_model: dict[str, list[SeedResult]] = {m: [] for m in cfg.models}
+    per_model: dict[str, list[SeedResult]] = {m: [] for m in [*cfg.models, *plan.variants]}
     for spec in bar:
         bar.set_postfix_str(f"{spec.model} seed {spec.seed}")
         per_model[spec.model].append(run_one(spec, plan, data))
@@ -109,6 +109,7 @@ def _compare(plan: Plan, command: str | None, progress: bool) -> Path:
         models[name] = ModelResult(
             ModelCost.of(name, scaling, seeds), seeds, summarise(seeds, embeddings, k)
         )
+    variants = {name: models.pop(name) for name in plan.variants}
     run = plan.reference
     results = Results(
         config=dataclasses.asdict(cfg),
@@ -134,6 +135,7 @@ def _compare(plan: Plan, command: str | None, progress: bool) -> Path:
         cost_config=cost_config,
         scaling=scaling,
         models=models,
+        variants=variants,
         command=command,
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         faconvlstm_version=__version__,

@@ -1,0 +1,104 @@
+"""Convergence screen of the demo budget on the VALIDATION year only (docs/claim.md).
+
+Every setting is the shipped ``compare_demo`` plus ``--set`` overrides of shipped knobs,
+identical for FA and ConvLSTM. The shipped validation year 2003 is the scored period;
+training is 2000-2001 and the validation loss (logged, never used to select: the protocol
+measures ``last.ckpt``) is 2002, so the scored year is seen by nothing during training. The
+test year 2004 is never scored here.
+
+    python benchmarks/claim/screen.py --out /tmp/claim/screen NAME [NAME ...]
+    python benchmarks/claim/screen.py --out /tmp/claim/screen --seeds 0,1,2 NAME
+    python benchmarks/claim/screen.py --out /tmp/claim/screen --remeasure NAME   # new metrics
+
+Each run appends one JSON line (setting, overrides, wall time, headline metrics) to
+``OUT/screen.jsonl``; ``--remeasure`` deletes the measured files of finished runs (not the
+trained checkpoints), so the same models are measured again by the current protocol.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+#: Years: train 2000-2001, validation loss 2002 (logged only), scored period 2003.
+VALIDATION = ["train.data.train_years=[2000,2001]", "train.data.val_years=[2002,2002]",
+              "train.data.test_years=[2003,2003]", "cost.enabled=false"]
+
+#: The settings screened, as overrides of compare_demo.yaml (same for every learned model).
+SETTINGS: dict[str, list[str]] = {
+    "base": [],
+    "cos16": ["train.trainer.max_epochs=16", "train.optim.scheduler=cosine",
+              "train.optim.min_lr=0.0001"],
+    "cos8_b8": ["train.data.batch_size=8", "train.optim.scheduler=cosine",
+                "train.optim.min_lr=0.0001"],
+    "cos16_lr6": ["train.trainer.max_epochs=16", "train.optim.scheduler=cosine",
+                  "train.optim.lr=0.006", "train.optim.min_lr=0.0001"],
+    "cos16_lr10": ["train.trainer.max_epochs=16", "train.optim.scheduler=cosine",
+                   "train.optim.lr=0.01", "train.optim.min_lr=0.0001"],
+    "cos24_lr6": ["train.trainer.max_epochs=24", "train.optim.scheduler=cosine",
+                  "train.optim.lr=0.006", "train.optim.min_lr=0.0001"],
+    "cos16_lr6_f32": ["train.trainer.max_epochs=16", "train.optim.scheduler=cosine",
+                      "train.optim.lr=0.006", "train.optim.min_lr=0.0001",
+                      "train.model.filters=[32]"],
+    "cos16_month": ["train.trainer.max_epochs=16", "train.optim.scheduler=cosine",
+                    "train.optim.min_lr=0.0001", "train.data.climatology=month"],
+    "cos12_f32": ["train.trainer.max_epochs=12", "train.optim.scheduler=cosine",
+                  "train.optim.min_lr=0.0001", "train.model.filters=[32]"],
+    "cos24": ["train.trainer.max_epochs=24", "train.optim.scheduler=cosine",
+              "train.optim.min_lr=0.0001"],
+}
+
+HEADLINE = ("ari_truth", "stability_cka", "probe_r2", "probe_r2_index", "recon_rmse",
+            "silhouette", "train_seconds")
+
+
+def remeasure(out: Path) -> None:
+    """Delete what measuring wrote (results, report, per-run result/arrays), keep training."""
+    for path in (out / "results.json", out / "report.md"):
+        path.unlink(missing_ok=True)
+    for run in out.glob("runs/*/seed*"):
+        for name in ("result.json", "arrays.npz"):
+            (run / name).unlink(missing_ok=True)
+    shutil.rmtree(out / "figures", ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="+", choices=sorted(SETTINGS))
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--seeds", default="0,1")
+    parser.add_argument("--remeasure", action="store_true")
+    args = parser.parse_args()
+    seeds = [int(s) for s in args.seeds.split(",")]
+    for name in args.names:
+        out = args.out / f"{name}_s{len(seeds)}"
+        if args.remeasure:
+            remeasure(out)
+        sets = [*VALIDATION, f"seeds={seeds}", *SETTINGS[name]]
+        cmd = [sys.executable, "-m", "faconvlstm.cli", "compare", "--config", "compare_demo",
+               "--out", str(out), "--no-progress"]
+        for s in sets:
+            cmd += ["--set", s]
+        start = time.perf_counter()
+        subprocess.run(cmd, check=True)
+        wall = time.perf_counter() - start
+        res = json.loads((out / "results.json").read_text())
+        row = {"setting": name, "seeds": seeds, "overrides": sets, "wall_s": round(wall, 1),
+               "remeasured": args.remeasure,
+               "metrics": {m: {k: r["summary"].get(k) for k in HEADLINE if k in r["summary"]}
+                           for m, r in res["models"].items()},
+               "final_losses": {m: [(s["history"]["train_loss"][-1], s["history"]["val_loss"][-1])
+                                    for s in r["seeds"] if "history" in s]
+                                for m, r in res["models"].items()}}
+        with open(args.out / "screen.jsonl", "a") as f:
+            f.write(json.dumps(row) + "\n")
+        print(json.dumps(row, indent=1), flush=True)
+
+
+if __name__ == "__main__":
+    main()
