@@ -134,8 +134,10 @@ def main(argv: list[str] | None = None) -> None:
         loss.backward()
         opt.step()
         losses.append(loss.item())
-    print(f"{args.cell}: next-frame MSE {losses[0]:.3f} -> {losses[-1]:.3f} "
-          f"in {args.steps} steps (variance of the data: 1)")
+    print(
+        f"{args.cell}: next-frame MSE {losses[0]:.3f} -> {losses[-1]:.3f} "
+        f"in {args.steps} steps (variance of the data: 1)"
+    )
     first, last = np.mean(losses[:3]), np.mean(losses[-3:])
     assert last < first, (first, last)
 

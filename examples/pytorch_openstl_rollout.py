@@ -126,9 +126,11 @@ def main(argv: list[str] | None = None) -> None:
     target = test[:, context_len:]
     mse = F.mse_loss(forecast, target).item()
     persistence = F.mse_loss(test[:, context_len - 1 : context_len].expand_as(target), target)
-    print(f"{args.cell}: training rollout MSE {losses[0]:.3f} -> {losses[-1]:.3f} in "
-          f"{args.steps} steps; held-out {horizon}-step rollout MSE {mse:.3f} (untrained = "
-          f"persistence {persistence.item():.3f}, climatology 1)")
+    print(
+        f"{args.cell}: training rollout MSE {losses[0]:.3f} -> {losses[-1]:.3f} in "
+        f"{args.steps} steps; held-out {horizon}-step rollout MSE {mse:.3f} (untrained = "
+        f"persistence {persistence.item():.3f}, climatology 1)"
+    )
     assert forecast.shape == target.shape and torch.isfinite(forecast).all()
     # gradients reach the cells through the fed-back frames: the fit improves on its batch
     assert losses[-1] < 0.95 * losses[0], losses

@@ -104,8 +104,14 @@ def test_jsonable_makes_strict_json():
         "path": Path("x/y"),
     }
     out = jsonable(value)
-    assert out == {"1": 1.5, "nan": None, "inf": None, "arr": [[1, 2]],
-                   "tuple": [3, True], "path": "x/y"}
+    assert out == {
+        "1": 1.5,
+        "nan": None,
+        "inf": None,
+        "arr": [[1, 2]],
+        "tuple": [3, True],
+        "path": "x/y",
+    }
     json.dumps(out, allow_nan=False)  # raises if any NaN token remained
 
 
@@ -117,8 +123,11 @@ def test_atomic_write_json_round_trips(tmp_path):
 def test_module_imports_nothing_heavy():
     import subprocess
 
-    code = ("import sys, faconvlstm.files; "
-            "print(sorted(m for m in ('torch', 'xarray', 'numpy') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout.strip()
+    code = (
+        "import sys, faconvlstm.files; "
+        "print(sorted(m for m in ('torch', 'xarray', 'numpy') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert out == "[]"

@@ -9,11 +9,14 @@ import pytest
 
 
 def _loaded_after(code: str) -> set[str]:
-    probe = ("import sys\n" + code + "\nprint('LOADED:', *(m for m in "
-             "('torch', 'lightning', 'xarray', 'dask', 'zarr', 'matplotlib') "
-             "if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                         check=True).stdout.splitlines()
+    probe = (
+        "import sys\n" + code + "\nprint('LOADED:', *(m for m in "
+        "('torch', 'lightning', 'xarray', 'dask', 'zarr', 'matplotlib') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
     return set(out[-1].split()[1:])
 
 
@@ -27,8 +30,7 @@ def test_layers_need_torch_only():
 
 def test_cli_help_imports_neither_torch_nor_lightning():
     loaded = _loaded_after(
-        "from faconvlstm.cli import main\n"
-        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass"
+        "from faconvlstm.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass"
     )
     assert loaded == set()
 

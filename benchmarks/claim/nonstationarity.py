@@ -14,16 +14,21 @@ from faconvlstm.protocol.heldout import prepare_data, year_of
 from faconvlstm.protocol.plan import make_plan
 from faconvlstm.protocol.subjects import EOFSubject
 
-SPLIT = ["train.data.train_years=[2000,2001]", "train.data.val_years=[2002,2002]",
-         "train.data.test_years=[2003,2003]"]
+SPLIT = [
+    "train.data.train_years=[2000,2001]",
+    "train.data.val_years=[2002,2002]",
+    "train.data.test_years=[2003,2003]",
+]
 
 
 def main() -> None:
     cfg = load_compare_config("compare_demo", SPLIT)
     data = prepare_data(make_plan(cfg, "unused").reference, 31)
     eof = EOFSubject.fit(data, 16)
-    for name, x, times in (("train", data.train_x, data.train_times),
-                           ("held-out", data.x, data.times)):
+    for name, x, times in (
+        ("train", data.train_x, data.train_times),
+        ("held-out", data.x, data.times),
+    ):
         x = x.numpy()
         _, recon = eof.embed_and_reconstruct(x)
         years = year_of(times)
@@ -31,8 +36,10 @@ def main() -> None:
             sel = years == y
             rms = np.sqrt(np.mean(x[sel] ** 2, axis=(0, 2, 3)))  # per channel
             err = np.sqrt(np.mean((recon[sel] - x[sel]) ** 2))
-            print(f"{name:8s} {y}: anomaly RMS per channel {np.round(rms, 3).tolist()}, "
-                  f"16-EOF recon RMSE {err:.3f} (unweighted)")
+            print(
+                f"{name:8s} {y}: anomaly RMS per channel {np.round(rms, 3).tolist()}, "
+                f"16-EOF recon RMSE {err:.3f} (unweighted)"
+            )
 
 
 if __name__ == "__main__":

@@ -26,35 +26,79 @@ import time
 from pathlib import Path
 
 #: Years: train 2000-2001, validation loss 2002 (logged only), scored period 2003.
-VALIDATION = ["train.data.train_years=[2000,2001]", "train.data.val_years=[2002,2002]",
-              "train.data.test_years=[2003,2003]", "cost.enabled=false"]
+VALIDATION = [
+    "train.data.train_years=[2000,2001]",
+    "train.data.val_years=[2002,2002]",
+    "train.data.test_years=[2003,2003]",
+    "cost.enabled=false",
+]
 
 #: The settings screened, as overrides of compare_demo.yaml (same for every learned model).
 SETTINGS: dict[str, list[str]] = {
     "base": [],
-    "cos16": ["train.trainer.max_epochs=16", "train.optim.scheduler=cosine",
-              "train.optim.min_lr=0.0001"],
-    "cos8_b8": ["train.data.batch_size=8", "train.optim.scheduler=cosine",
-                "train.optim.min_lr=0.0001"],
-    "cos16_lr6": ["train.trainer.max_epochs=16", "train.optim.scheduler=cosine",
-                  "train.optim.lr=0.006", "train.optim.min_lr=0.0001"],
-    "cos16_lr10": ["train.trainer.max_epochs=16", "train.optim.scheduler=cosine",
-                   "train.optim.lr=0.01", "train.optim.min_lr=0.0001"],
-    "cos24_lr6": ["train.trainer.max_epochs=24", "train.optim.scheduler=cosine",
-                  "train.optim.lr=0.006", "train.optim.min_lr=0.0001"],
-    "cos16_lr6_f32": ["train.trainer.max_epochs=16", "train.optim.scheduler=cosine",
-                      "train.optim.lr=0.006", "train.optim.min_lr=0.0001",
-                      "train.model.filters=[32]"],
-    "cos16_month": ["train.trainer.max_epochs=16", "train.optim.scheduler=cosine",
-                    "train.optim.min_lr=0.0001", "train.data.climatology=month"],
-    "cos12_f32": ["train.trainer.max_epochs=12", "train.optim.scheduler=cosine",
-                  "train.optim.min_lr=0.0001", "train.model.filters=[32]"],
-    "cos24": ["train.trainer.max_epochs=24", "train.optim.scheduler=cosine",
-              "train.optim.min_lr=0.0001"],
+    "cos16": [
+        "train.trainer.max_epochs=16",
+        "train.optim.scheduler=cosine",
+        "train.optim.min_lr=0.0001",
+    ],
+    "cos8_b8": [
+        "train.data.batch_size=8",
+        "train.optim.scheduler=cosine",
+        "train.optim.min_lr=0.0001",
+    ],
+    "cos16_lr6": [
+        "train.trainer.max_epochs=16",
+        "train.optim.scheduler=cosine",
+        "train.optim.lr=0.006",
+        "train.optim.min_lr=0.0001",
+    ],
+    "cos16_lr10": [
+        "train.trainer.max_epochs=16",
+        "train.optim.scheduler=cosine",
+        "train.optim.lr=0.01",
+        "train.optim.min_lr=0.0001",
+    ],
+    "cos24_lr6": [
+        "train.trainer.max_epochs=24",
+        "train.optim.scheduler=cosine",
+        "train.optim.lr=0.006",
+        "train.optim.min_lr=0.0001",
+    ],
+    "cos16_lr6_f32": [
+        "train.trainer.max_epochs=16",
+        "train.optim.scheduler=cosine",
+        "train.optim.lr=0.006",
+        "train.optim.min_lr=0.0001",
+        "train.model.filters=[32]",
+    ],
+    "cos16_month": [
+        "train.trainer.max_epochs=16",
+        "train.optim.scheduler=cosine",
+        "train.optim.min_lr=0.0001",
+        "train.data.climatology=month",
+    ],
+    "cos12_f32": [
+        "train.trainer.max_epochs=12",
+        "train.optim.scheduler=cosine",
+        "train.optim.min_lr=0.0001",
+        "train.model.filters=[32]",
+    ],
+    "cos24": [
+        "train.trainer.max_epochs=24",
+        "train.optim.scheduler=cosine",
+        "train.optim.min_lr=0.0001",
+    ],
 }
 
-HEADLINE = ("ari_truth", "stability_cka", "probe_r2", "probe_r2_index", "recon_rmse",
-            "silhouette", "train_seconds")
+HEADLINE = (
+    "ari_truth",
+    "stability_cka",
+    "probe_r2",
+    "probe_r2_index",
+    "recon_rmse",
+    "silhouette",
+    "train_seconds",
+)
 
 
 def remeasure(out: Path) -> None:
@@ -80,21 +124,42 @@ def main() -> None:
         if args.remeasure:
             remeasure(out)
         sets = [*VALIDATION, f"seeds={seeds}", *SETTINGS[name]]
-        cmd = [sys.executable, "-m", "faconvlstm.cli", "compare", "--config", "compare_demo",
-               "--out", str(out), "--no-progress"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "faconvlstm.cli",
+            "compare",
+            "--config",
+            "compare_demo",
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
         for s in sets:
             cmd += ["--set", s]
         start = time.perf_counter()
         subprocess.run(cmd, check=True)
         wall = time.perf_counter() - start
         res = json.loads((out / "results.json").read_text())
-        row = {"setting": name, "seeds": seeds, "overrides": sets, "wall_s": round(wall, 1),
-               "remeasured": args.remeasure,
-               "metrics": {m: {k: r["summary"].get(k) for k in HEADLINE if k in r["summary"]}
-                           for m, r in res["models"].items()},
-               "final_losses": {m: [(s["history"]["train_loss"][-1], s["history"]["val_loss"][-1])
-                                    for s in r["seeds"] if "history" in s]
-                                for m, r in res["models"].items()}}
+        row = {
+            "setting": name,
+            "seeds": seeds,
+            "overrides": sets,
+            "wall_s": round(wall, 1),
+            "remeasured": args.remeasure,
+            "metrics": {
+                m: {k: r["summary"].get(k) for k in HEADLINE if k in r["summary"]}
+                for m, r in res["models"].items()
+            },
+            "final_losses": {
+                m: [
+                    (s["history"]["train_loss"][-1], s["history"]["val_loss"][-1])
+                    for s in r["seeds"]
+                    if "history" in s
+                ]
+                for m, r in res["models"].items()
+            },
+        }
         with open(args.out / "screen.jsonl", "a") as f:
             f.write(json.dumps(row) + "\n")
         print(json.dumps(row, indent=1), flush=True)

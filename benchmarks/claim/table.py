@@ -17,8 +17,9 @@ def main(path: str) -> None:
     for line in open(path):
         r = json.loads(line)
         rows[(r["setting"], len(r["seeds"]))] = r
-    print("| setting | seeds | wall (s) | model | " + " | ".join(KEYS)
-          + " | final train / val loss |")
+    print(
+        "| setting | seeds | wall (s) | model | " + " | ".join(KEYS) + " | final train / val loss |"
+    )
     print("|---|---|---|---|" + "---|" * (len(KEYS) + 1))
     for (name, n), r in rows.items():
         for model, m in r["metrics"].items():

@@ -59,16 +59,33 @@ def register_subcommand(
 
 
 def _add_fit(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", required=True, metavar="FILE",
-                   help="run configuration (YAML), or the name of a shipped config (quick)")
-    p.add_argument("--out", metavar="DIR",
-                   help="output directory (default: 'out' in the config, else runs/<task>)")
-    p.add_argument("--resume", action="store_true",
-                   help="continue from DIR/checkpoints/last.ckpt after an interruption")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
-                   help="override a config value, e.g. --set trainer.max_epochs=2 (repeatable)")
-    p.add_argument("--check", action="store_true",
-                   help="validate the configuration and exit without training")
+    p.add_argument(
+        "--config",
+        required=True,
+        metavar="FILE",
+        help="run configuration (YAML), or the name of a shipped config (quick)",
+    )
+    p.add_argument(
+        "--out",
+        metavar="DIR",
+        help="output directory (default: 'out' in the config, else runs/<task>)",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from DIR/checkpoints/last.ckpt after an interruption",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        dest="overrides",
+        help="override a config value, e.g. --set trainer.max_epochs=2 (repeatable)",
+    )
+    p.add_argument(
+        "--check", action="store_true", help="validate the configuration and exit without training"
+    )
 
 
 def _run_fit(args: argparse.Namespace) -> int:
@@ -86,8 +103,10 @@ def _run_fit(args: argparse.Namespace) -> int:
     try:
         fit(cfg, out=args.out, resume=args.resume)  # prints its start and closing lines
     except SIGTERMException:
-        print("faconvlstm fit: stopped by SIGTERM; last.ckpt saved, continue with --resume",
-              file=sys.stderr)
+        print(
+            "faconvlstm fit: stopped by SIGTERM; last.ckpt saved, continue with --resume",
+            file=sys.stderr,
+        )
         return 143
     return 0
 
@@ -106,32 +125,53 @@ def _quiet_lightning() -> None:
 
 def _add_inference(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ckpt", required=True, metavar="CKPT", help="checkpoint from `fit`")
-    p.add_argument("--data", metavar="SOURCE",
-                   help="NetCDF/Zarr path or URL, 'synthetic' or 'sample:sst' "
-                        "(default: the data the checkpoint was trained on)")
-    p.add_argument("--out", required=True, metavar="FILE",
-                   help="output file, .nc (NetCDF) or .zarr (Zarr); written atomically")
-    p.add_argument("--years", type=int, nargs=2, metavar=("FIRST", "LAST"),
-                   help="only these years (inclusive)")
+    p.add_argument(
+        "--data",
+        metavar="SOURCE",
+        help="NetCDF/Zarr path or URL, 'synthetic' or 'sample:sst' "
+        "(default: the data the checkpoint was trained on)",
+    )
+    p.add_argument(
+        "--out",
+        required=True,
+        metavar="FILE",
+        help="output file, .nc (NetCDF) or .zarr (Zarr); written atomically",
+    )
+    p.add_argument(
+        "--years", type=int, nargs=2, metavar=("FIRST", "LAST"), help="only these years (inclusive)"
+    )
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--device", default="cpu", help="torch device, e.g. cuda:0")
 
 
 def _add_embed(p: argparse.ArgumentParser) -> None:
     _add_inference(p)
-    p.add_argument("--hidden", action="store_true",
-                   help="also write the last layer's hidden states to FILE.hidden.nc")
-    p.add_argument("--attention", action="store_true",
-                   help="also write temporal and axial attention maps to FILE.attention.nc")
+    p.add_argument(
+        "--hidden",
+        action="store_true",
+        help="also write the last layer's hidden states to FILE.hidden.nc",
+    )
+    p.add_argument(
+        "--attention",
+        action="store_true",
+        help="also write temporal and axial attention maps to FILE.attention.nc",
+    )
 
 
 def _run_embed(args: argparse.Namespace) -> int:
     from faconvlstm.training.infer import embed
 
     def run() -> str:
-        paths = embed(args.ckpt, args.out, data=args.data, years=args.years,
-                      batch_size=args.batch_size, hidden=args.hidden,
-                      attention=args.attention, device=args.device)
+        paths = embed(
+            args.ckpt,
+            args.out,
+            data=args.data,
+            years=args.years,
+            batch_size=args.batch_size,
+            hidden=args.hidden,
+            attention=args.attention,
+            device=args.device,
+        )
         return "\n".join(str(p) for p in paths)
 
     return _run_inference("embed", run)
@@ -160,19 +200,36 @@ def _run_inference(command: str, run: Callable[[], str]) -> int:
 
 def _add_predict(p: argparse.ArgumentParser) -> None:
     _add_inference(p)
-    p.add_argument("--stride", type=int,
-                   help="steps between forecast initialisations (default: the horizon)")
+    p.add_argument(
+        "--stride", type=int, help="steps between forecast initialisations (default: the horizon)"
+    )
 
 
 def _run_predict(args: argparse.Namespace) -> int:
     from faconvlstm.training.infer import predict
 
-    return _run_inference("predict", lambda: str(predict(
-        args.ckpt, args.out, data=args.data, years=args.years, batch_size=args.batch_size,
-        stride=args.stride, device=args.device)))
+    return _run_inference(
+        "predict",
+        lambda: str(
+            predict(
+                args.ckpt,
+                args.out,
+                data=args.data,
+                years=args.years,
+                batch_size=args.batch_size,
+                stride=args.stride,
+                device=args.device,
+            )
+        ),
+    )
 
 
-register_subcommand("fit", "train a model from a YAML config", _add_fit, _run_fit, """
+register_subcommand(
+    "fit",
+    "train a model from a YAML config",
+    _add_fit,
+    _run_fit,
+    """
     examples:
       faconvlstm fit --config configs/quick.yaml --out runs/quick
       faconvlstm fit --config quick                       # shipped config by name
@@ -180,19 +237,31 @@ register_subcommand("fit", "train a model from a YAML config", _add_fit, _run_fi
       faconvlstm fit --config cfg.yaml --set trainer.max_epochs=2 --set model.cell=convlstm
       faconvlstm fit --config cfg.yaml --check            # validate only
     writes DIR/checkpoints/{last,best}.ckpt, DIR/csv/, DIR/tensorboard/, DIR/config.yaml
-    """)
-register_subcommand("embed", "write per-time-step embeddings", _add_embed, _run_embed, """
+    """,
+)
+register_subcommand(
+    "embed",
+    "write per-time-step embeddings",
+    _add_embed,
+    _run_embed,
+    """
     examples:
       faconvlstm embed --ckpt runs/quick/checkpoints/last.ckpt --out emb.nc
       faconvlstm embed --ckpt best.ckpt --data era5.zarr --years 2018 2020 --out emb.zarr
       faconvlstm embed --ckpt best.ckpt --out emb.nc --hidden --attention
-    """)
-register_subcommand("predict", "write reconstructions / forecasts", _add_predict,
-                    _run_predict, """
+    """,
+)
+register_subcommand(
+    "predict",
+    "write reconstructions / forecasts",
+    _add_predict,
+    _run_predict,
+    """
     examples:
       faconvlstm predict --ckpt runs/quick/checkpoints/best.ckpt --out recon.nc
       faconvlstm predict --ckpt forecaster.ckpt --data test.nc --stride 1 --out fc.zarr
-    """)
+    """,
+)
 
 
 # ---------------------------------------------------------------------------------------
@@ -200,11 +269,21 @@ register_subcommand("predict", "write reconstructions / forecasts", _add_predict
 
 
 def _add_compare(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", required=True, metavar="FILE",
-                   help="compare configuration (YAML), or a shipped name (compare_synthetic)")
+    p.add_argument(
+        "--config",
+        required=True,
+        metavar="FILE",
+        help="compare configuration (YAML), or a shipped name (compare_synthetic)",
+    )
     p.add_argument("--out", metavar="DIR", help="output directory (default: 'out' in the config)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
-                   help="override a value, e.g. --set train.trainer.max_epochs=2 (repeatable)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        dest="overrides",
+        help="override a value, e.g. --set train.trainer.max_epochs=2 (repeatable)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -215,9 +294,11 @@ def _interruptible(run: Callable[[], int], name: str) -> int:
     try:
         return run()
     except SIGTERMException:
-        print(f"faconvlstm {name}: stopped by SIGTERM; finished runs and the interrupted "
-              "training's last.ckpt are kept: rerun the same command to resume",
-              file=sys.stderr)
+        print(
+            f"faconvlstm {name}: stopped by SIGTERM; finished runs and the interrupted "
+            "training's last.ckpt are kept: rerun the same command to resume",
+            file=sys.stderr,
+        )
         return 143
 
 
@@ -227,8 +308,13 @@ def _run_compare(args: argparse.Namespace) -> int:
     command = "faconvlstm " + " ".join(sys.argv[1:]) if sys.argv[1:] else None
 
     def run() -> int:
-        path = compare(args.config, args.out, overrides=args.overrides, command=command,
-                       progress=not args.no_progress)
+        path = compare(
+            args.config,
+            args.out,
+            overrides=args.overrides,
+            command=command,
+            progress=not args.no_progress,
+        )
         print(f"results: {path}\nreport:  {path.parent / 'report.md'}")
         return 0
 
@@ -236,8 +322,9 @@ def _run_compare(args: argparse.Namespace) -> int:
 
 
 def _add_demo(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", default="demo_out", metavar="DIR",
-                   help="output directory (default: demo_out)")
+    p.add_argument(
+        "--out", default="demo_out", metavar="DIR", help="output directory (default: demo_out)"
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -250,28 +337,45 @@ def _run_demo(args: argparse.Namespace) -> int:
 
     def run() -> int:
         start = time.perf_counter()
-        path = compare("compare_demo", args.out, command=f"faconvlstm demo --out {args.out}",
-                       progress=not args.no_progress)
+        path = compare(
+            "compare_demo",
+            args.out,
+            command=f"faconvlstm demo --out {args.out}",
+            progress=not args.no_progress,
+        )
         minutes = (time.perf_counter() - start) / 60
-        print(f"demo finished in {minutes:.1f} min\nresults: {path}\n"
-              f"report:  {path.parent / 'report.md'}")
+        print(
+            f"demo finished in {minutes:.1f} min\nresults: {path}\n"
+            f"report:  {path.parent / 'report.md'}"
+        )
         return 0
 
     return _interruptible(run, "demo")
 
 
-register_subcommand("compare", "FA vs ConvLSTM side by side (evaluation protocol)",
-                    _add_compare, _run_compare, """
+register_subcommand(
+    "compare",
+    "FA vs ConvLSTM side by side (evaluation protocol)",
+    _add_compare,
+    _run_compare,
+    """
     examples:
       faconvlstm compare --config compare_synthetic --out runs/compare
       faconvlstm compare --config my_compare.yaml --set train.trainer.max_epochs=2
     writes DIR/results.json, DIR/report.md (rerun the same command to resume)
-    """)
-register_subcommand("demo", "end-to-end demo on synthetic data", _add_demo, _run_demo, """
+    """,
+)
+register_subcommand(
+    "demo",
+    "end-to-end demo on synthetic data",
+    _add_demo,
+    _run_demo,
+    """
     examples:
       faconvlstm demo                       # writes demo_out/report.md
       faconvlstm demo --out runs/demo --no-progress
-    """)
+    """,
+)
 
 
 # ---------------------------------------------------------------------------------------
@@ -287,8 +391,13 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="SUBCOMMAND", required=True)
     for name, spec in _SUBCOMMANDS.items():
-        p = sub.add_parser(name, help=spec.help, description=spec.help, epilog=spec.examples,
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        p = sub.add_parser(
+            name,
+            help=spec.help,
+            description=spec.help,
+            epilog=spec.examples,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         if only in (name, "*"):
             spec.add_arguments(p)
     return parser
@@ -334,9 +443,17 @@ def _exit_status(err: Exception) -> int | None:
         return 1
     # a path the user gave that cannot be used (no permission, a file where a folder should
     # be, ...) is invalid input, like a missing file
-    expected = (CheckpointError, FileNotFoundError, PermissionError, NotADirectoryError,
-                FileExistsError, IsADirectoryError, KeyError, ValueError,
-                MisconfigurationException)  # ConfigError is a ValueError
+    expected = (
+        CheckpointError,
+        FileNotFoundError,
+        PermissionError,
+        NotADirectoryError,
+        FileExistsError,
+        IsADirectoryError,
+        KeyError,
+        ValueError,
+        MisconfigurationException,
+    )  # ConfigError is a ValueError
     if isinstance(err, expected):
         return 2
     return None

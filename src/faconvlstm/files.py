@@ -85,8 +85,7 @@ def atomic_output(path: str | os.PathLike, *, directory: bool = False) -> Iterat
         yield tmp
         os.chmod(tmp, mode)
         if directory and path.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old",
-                                        dir=path.parent))
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
             os.replace(path, old / path.name)
             os.replace(tmp, path)
             shutil.rmtree(old, ignore_errors=True)

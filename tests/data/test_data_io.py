@@ -33,8 +33,7 @@ def test_embeddings_round_trip_with_time(tmp_path, suffix):
 def test_fields_are_one_cf_variable_per_field_with_levels(tmp_path):
     arr = np.random.default_rng(1).normal(size=(6, 4, 4, 8)).astype("float32")
     channels = ["t2m", "temperature@850", "temperature@500", "2m-dew"]
-    path = write_fields(arr, TIMES, channels, LAT, LON, tmp_path / "fc.nc",
-                        name="reconstruction")
+    path = write_fields(arr, TIMES, channels, LAT, LON, tmp_path / "fc.nc", name="reconstruction")
     with xr.open_dataset(path) as ds:
         assert sorted(ds.data_vars) == ["t2m", "temperature", "v_2m_dew"]
         assert ds["t2m"].dims == ("time", "lat", "lon")
@@ -63,8 +62,12 @@ def test_coordinates_have_no_fill_value(tmp_path):
 
 def test_embeddings_flag_their_split(tmp_path):
     times = pd.date_range("2000-12-30", periods=6, freq="D").values
-    path = write_embeddings(np.zeros((6, 2)), times, tmp_path / "e.nc",
-                            splits={"train": (2000, 2000), "val": 2001, "test": None})
+    path = write_embeddings(
+        np.zeros((6, 2)),
+        times,
+        tmp_path / "e.nc",
+        splits={"train": (2000, 2000), "val": 2001, "test": None},
+    )
     with xr.open_dataset(path) as ds:
         split = ds["split"]
         assert split.values.tolist() == [0, 0, 1, 1, 1, 1]
@@ -82,8 +85,7 @@ def test_forecasts_use_the_weatherbench2_layout(tmp_path):
     path = save_dataset(ds, tmp_path / "fc.nc")
     with xr.open_dataset(path) as ds:
         assert ds["tp"].dims == ("time", "prediction_timedelta", "latitude", "longitude")
-        assert ds["z"].dims == ("time", "prediction_timedelta", "level", "latitude",
-                                "longitude")
+        assert ds["z"].dims == ("time", "prediction_timedelta", "level", "latitude", "longitude")
         assert ds["prediction_timedelta"].dtype.kind == "m"
         assert (ds["prediction_timedelta"].values == np.array([1, 2], "timedelta64[D]")).all()
         np.testing.assert_array_equal(ds["valid_time"].values, valid)

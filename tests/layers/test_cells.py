@@ -60,8 +60,9 @@ FA_FLAGS = list(
 @pytest.mark.parametrize(
     "peephole, se_ratio, rates, every, boundary, use_bias, data_format", FA_FLAGS
 )
-def test_fa_cell_loop_equals_layer(peephole, se_ratio, rates, every, boundary, use_bias,
-                                   data_format):
+def test_fa_cell_loop_equals_layer(
+    peephole, se_ratio, rates, every, boundary, use_bias, data_format
+):
     torch.manual_seed(0)
     layer = FAConvLSTM2D(
         F, 3, padding="same", data_format=data_format, use_bias=use_bias, boundary=boundary,
@@ -81,8 +82,11 @@ def test_fa_cell_loop_equals_layer(peephole, se_ratio, rates, every, boundary, u
 
 @pytest.mark.parametrize(
     "boundary, use_bias, data_format",
-    list(itertools.product(["zeros", "periodic_lon"], [True, False],
-                           ["channels_first", "channels_last"])),
+    list(
+        itertools.product(
+            ["zeros", "periodic_lon"], [True, False], ["channels_first", "channels_last"]
+        )
+    ),
 )
 def test_convlstm_cell_loop_equals_layer(boundary, use_bias, data_format):
     torch.manual_seed(0)
@@ -116,8 +120,17 @@ def test_one_frame_layer_calls_attend_every_frame_but_the_cell_does_not():
 
 def test_cell_resumes_from_a_state_and_from_a_layer_state():
     torch.manual_seed(0)
-    layer = switch_on(FAConvLSTM2D(F, 3, padding="same", attention_every=2,
-                                   return_sequences=True, return_state=True, in_channels=C))
+    layer = switch_on(
+        FAConvLSTM2D(
+            F,
+            3,
+            padding="same",
+            attention_every=2,
+            return_sequences=True,
+            return_state=True,
+            in_channels=C,
+        )
+    )
     cell = FAConvLSTM2DCell.from_layer(layer)
     x = frames("channels_first")
     seq, _, _ = layer(x)

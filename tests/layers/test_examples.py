@@ -19,10 +19,14 @@ def _cpu_seconds_of_children() -> float:
 @pytest.mark.parametrize(
     "script, expected",
     [
-        ("pytorch_ndrplz_port.py", ["concatenated-conv checkpoint -> ConvLSTM2D",
-                                    "convlstm: next-frame MSE"]),
-        ("pytorch_openstl_rollout.py", ["cell loop vs layer on the same frames",
-                                        "fa: training rollout MSE"]),
+        (
+            "pytorch_ndrplz_port.py",
+            ["concatenated-conv checkpoint -> ConvLSTM2D", "convlstm: next-frame MSE"],
+        ),
+        (
+            "pytorch_openstl_rollout.py",
+            ["cell loop vs layer on the same frames", "fa: training rollout MSE"],
+        ),
     ],
 )
 def test_example_runs_and_checks_itself(script, expected):
@@ -30,8 +34,13 @@ def test_example_runs_and_checks_itself(script, expected):
     before = _cpu_seconds_of_children()
     # the examples assert their own claims (exact port / cell = layer, the fit improves);
     # the wall-clock limit only guards against a hang on a busy machine
-    done = subprocess.run([sys.executable, str(EXAMPLES / script)], capture_output=True,
-                          text=True, env=env, timeout=600)
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / script)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     cpu = _cpu_seconds_of_children() - before
     assert done.returncode == 0, done.stderr[-2000:]
     for line in expected:

@@ -23,15 +23,23 @@ def test_sigterm_exits_143_with_a_resume_hint(argv, monkeypatch, tmp_path, capsy
     def interrupted(*args, **kwargs):
         raise SIGTERMException
 
-    monkeypatch.setattr(importlib.import_module("faconvlstm.protocol.runs"), "compare",
-                        interrupted)
+    monkeypatch.setattr(importlib.import_module("faconvlstm.protocol.runs"), "compare", interrupted)
     assert faconvlstm_cli.main([*argv, "--out", str(tmp_path)]) == 143
     assert "rerun the same command to resume" in capsys.readouterr().err
 
 
 def test_an_invalid_compare_config_exits_2_naming_the_key(tmp_path, capsys):
-    status = faconvlstm_cli.main(["compare", "--config", "compare_demo", "--set", "seeds=[0]",
-                                  "--out", str(tmp_path / "out")])
+    status = faconvlstm_cli.main(
+        [
+            "compare",
+            "--config",
+            "compare_demo",
+            "--set",
+            "seeds=[0]",
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
     assert status == 2
     assert "'seeds': stability needs at least 2 seeds" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()

@@ -53,10 +53,15 @@ def test_shipped_configs_load():
 
 
 def test_run_config_sets_seed_cell_overrides_and_the_data_seed():
-    cfg = load_compare_config({**TINY, "data_seed": 7, "model_overrides": {"convlstm": {
-        "embed_dim": 4}}})
+    cfg = load_compare_config(
+        {**TINY, "data_seed": 7, "model_overrides": {"convlstm": {"embed_dim": 4}}}
+    )
     run = run_config(cfg, "convlstm", 1)
     assert (run.seed, run.task, run.model["cell"], run.model["embed_dim"]) == (
-        1, "autoencoder", "convlstm", 4)
+        1,
+        "autoencoder",
+        "convlstm",
+        4,
+    )
     assert run.data.synthetic["seed"] == 7
     assert run_config(cfg, "fa", 1).model["embed_dim"] == 8

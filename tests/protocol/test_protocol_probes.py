@@ -32,8 +32,8 @@ def test_blocked_probe_does_not_reward_a_probe_that_only_learns_each_years_mean(
     """An embedding that encodes the year (and nothing else) predicts a slow target within
     the fitting years only; the held-out year is never seen, so R² ≤ 0."""
     years = _years(4, 100)
-    z = np.eye(4)[years - 2000]                   # one-hot year
-    target = (years - 2000.0) ** 2                 # differs from year to year
+    z = np.eye(4)[years - 2000]  # one-hot year
+    target = (years - 2000.0) ** 2  # differs from year to year
     assert linear_probe_r2(z, target, groups=years) < 0.0
 
 
@@ -66,19 +66,30 @@ class _Flatten:
 
 def _eval_data(rng, oscillator_of) -> EvalData:
     """Train 2000-2001 and held-out 2002 windows (N, T=5, C=1, 2, 2) of daily noise fields."""
+
     def period(first: str, n_windows: int):
         times = np.arange(np.datetime64(first), np.datetime64(first) + 5 * n_windows)
         x = rng.normal(size=(n_windows, 5, 1, 2, 2)).astype("float32")
         return torch.from_numpy(x), times.reshape(n_windows, 5)
 
-    train_x, train_t = period("2000-01-01", 146)   # 730 days: 2000 and 2001 (leap) minus 1
+    train_x, train_t = period("2000-01-01", 146)  # 730 days: 2000 and 2001 (leap) minus 1
     x, t = period("2002-01-01", 73)
     return EvalData(
-        x=x, valid=torch.ones_like(x, dtype=torch.bool), phase=torch.zeros(x.shape[:2]),
-        times=t, clim=np.zeros(x.shape), train_fields=np.zeros((1, 1, 2, 2)),
-        train_x=train_x, train_phase=torch.zeros(train_x.shape[:2]), train_times=train_t,
-        lat=np.array([-5.0, 5.0]), lon=np.array([0.0, 180.0]), channels=["v"],
-        n_train_steps=730, oscillator=oscillator_of(x), train_oscillator=oscillator_of(train_x),
+        x=x,
+        valid=torch.ones_like(x, dtype=torch.bool),
+        phase=torch.zeros(x.shape[:2]),
+        times=t,
+        clim=np.zeros(x.shape),
+        train_fields=np.zeros((1, 1, 2, 2)),
+        train_x=train_x,
+        train_phase=torch.zeros(train_x.shape[:2]),
+        train_times=train_t,
+        lat=np.array([-5.0, 5.0]),
+        lon=np.array([0.0, 180.0]),
+        channels=["v"],
+        n_train_steps=730,
+        oscillator=oscillator_of(x),
+        train_oscillator=oscillator_of(train_x),
     )
 
 

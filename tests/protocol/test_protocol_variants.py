@@ -25,21 +25,27 @@ def _with(*variants, **layer_kwargs):
 
 
 def test_a_variant_is_its_base_with_model_and_train_merged_recursively():
-    cfg = load_compare_config(_with(
-        {"name": "one_branch", "model": {"layer_kwargs": {"dilation_rates": [1]}},
-         "train": {"optim": {"lr": 0.01}}},
-        attention_every=2, se_ratio=2,
-    ))
+    cfg = load_compare_config(
+        _with(
+            {
+                "name": "one_branch",
+                "model": {"layer_kwargs": {"dilation_rates": [1]}},
+                "train": {"optim": {"lr": 0.01}},
+            },
+            attention_every=2,
+            se_ratio=2,
+        )
+    )
     run = run_config(cfg, "one_branch", 1)
     assert run.model["cell"] == "fa" and run.seed == 1
     # layer_kwargs merged, not replaced: the shared keys survive the variant's
-    assert run.model["layer_kwargs"] == {"attention_every": 2, "se_ratio": 2,
-                                         "dilation_rates": [1]}
+    assert run.model["layer_kwargs"] == {"attention_every": 2, "se_ratio": 2, "dilation_rates": [1]}
     assert run.optim.lr == 0.01
     assert run.data == run_config(cfg, "fa", 1).data  # same data, seeds and budget
     assert run_config(cfg, "fa", 1).optim.lr != 0.01  # the base is untouched
-    convlstm = load_compare_config(_with({"name": "cl_wide", "base": "convlstm",
-                                          "model": {"filters": [8]}}))
+    convlstm = load_compare_config(
+        _with({"name": "cl_wide", "base": "convlstm", "model": {"filters": [8]}})
+    )
     assert run_config(convlstm, "cl_wide", 0).model["cell"] == "convlstm"
 
 
@@ -88,6 +94,8 @@ def test_a_variant_is_trained_measured_and_reported_in_the_ablation_table(finish
     table = report.split("## Ablations")[1].split("## Figures")[0]
     rows = [r for r in table.splitlines() if r.startswith("| ") and "---" not in r]
     assert rows[0].startswith("| variant | ari_truth ↑")
-    assert [r.split(" | ")[0] for r in rows[1:]] == ["| FAConvLSTM (full)",
-                                                    "| no_attention (FAConvLSTM)"]
+    assert [r.split(" | ")[0] for r in rows[1:]] == [
+        "| FAConvLSTM (full)",
+        "| no_attention (FAConvLSTM)",
+    ]
     assert all(len(r.split(" | ")) == len(headline) + 1 for r in rows)

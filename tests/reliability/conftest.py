@@ -22,12 +22,22 @@ TINY = {
         "batch_size": 4,
         "shuffle": True,
     },
-    "model": {"cell": "fa", "filters": [4], "embed_dim": 8,
-              "layer_kwargs": {"attention_every": 3, "dropout": 0.2}},
+    "model": {
+        "cell": "fa",
+        "filters": [4],
+        "embed_dim": 8,
+        "layer_kwargs": {"attention_every": 3, "dropout": 0.2},
+    },
     "optim": {"lr": 0.01, "weight_decay": 0.0001, "scheduler": "cosine"},
-    "trainer": {"accelerator": "cpu", "devices": 1, "max_epochs": 2,
-                "limit_train_batches": 4, "limit_val_batches": 1,
-                "enable_progress_bar": False, "log_every_n_steps": 1},
+    "trainer": {
+        "accelerator": "cpu",
+        "devices": 1,
+        "max_epochs": 2,
+        "limit_train_batches": 4,
+        "limit_val_batches": 1,
+        "enable_progress_bar": False,
+        "log_every_n_steps": 1,
+    },
     "checkpoint": {"every_n_train_steps": 3},
 }
 

@@ -19,16 +19,19 @@ def _field(ny, nx, seed=0):
 def test_a_projected_grid_in_metres_is_refused_naming_the_coordinate():
     y = np.arange(8) * 25e3
     x = np.arange(12) * 25e3
-    ds = xr.Dataset({"t2m": (("time", "y", "x"), _field(8, 12))},
-                    coords={"time": TIME, "y": ("y", y, {"units": "m"}),
-                            "x": ("x", x, {"units": "m"})})
+    ds = xr.Dataset(
+        {"t2m": (("time", "y", "x"), _field(8, 12))},
+        coords={"time": TIME, "y": ("y", y, {"units": "m"}), "x": ("x", x, {"units": "m"})},
+    )
     with pytest.raises(ValueError, match=r"'y' has units 'm', not degrees.*regrid"):
         open_gridded(ds)
 
 
 def test_metres_without_units_are_refused_by_their_range():
-    ds = xr.Dataset({"t2m": (("time", "y", "x"), _field(8, 12))},
-                    coords={"time": TIME, "y": np.arange(8) * 25e3, "x": np.arange(12) * 25e3})
+    ds = xr.Dataset(
+        {"t2m": (("time", "y", "x"), _field(8, 12))},
+        coords={"time": TIME, "y": np.arange(8) * 25e3, "x": np.arange(12) * 25e3},
+    )
     with pytest.raises(ValueError, match=r"beyond ±90 degrees"):
         open_gridded(ds)
 
@@ -39,9 +42,11 @@ def test_a_curvilinear_nemo_grid_is_refused_naming_its_2d_coordinates():
     nav_lon = np.linspace(0, 300, nx)[None, :] + 0.1 * np.arange(ny)[:, None]
     ds = xr.Dataset(
         {"tos": (("time_counter", "y", "x"), _field(ny, nx))},
-        coords={"time_counter": TIME,
-                "nav_lat": (("y", "x"), nav_lat, {"units": "degrees_north"}),
-                "nav_lon": (("y", "x"), nav_lon, {"units": "degrees_east"})},
+        coords={
+            "time_counter": TIME,
+            "nav_lat": (("y", "x"), nav_lat, {"units": "degrees_north"}),
+            "nav_lon": (("y", "x"), nav_lon, {"units": "degrees_east"}),
+        },
     )
     with pytest.raises(ValueError, match=r"no coordinate values.*\['nav_lat', 'nav_lon'\]"):
         open_gridded(ds)
@@ -50,9 +55,14 @@ def test_a_curvilinear_nemo_grid_is_refused_naming_its_2d_coordinates():
 @pytest.mark.parametrize("units", ["degrees_north", "degree_N", "degreesN", "degrees", ""])
 def test_latitude_in_any_cf_spelling_of_degrees_is_accepted(units):
     attrs = {"units": units} if units else {}
-    ds = xr.Dataset({"t2m": (("time", "lat", "lon"), _field(4, 8))},
-                    coords={"time": TIME, "lat": ("lat", np.linspace(-60, 60, 4), attrs),
-                            "lon": np.arange(8) * 45.0})
+    ds = xr.Dataset(
+        {"t2m": (("time", "lat", "lon"), _field(4, 8))},
+        coords={
+            "time": TIME,
+            "lat": ("lat", np.linspace(-60, 60, 4), attrs),
+            "lon": np.arange(8) * 45.0,
+        },
+    )
     assert open_gridded(ds).sizes["lat"] == 4
 
 
@@ -63,10 +73,16 @@ def test_odd_dimension_names_point_to_the_config_key():
 
 
 def _gridded(values):
-    return xr.DataArray(values[:, None], dims=("time", "channel", "lat", "lon"),
-                        coords={"time": TIME, "channel": ["t2m"],
-                                "lat": np.linspace(-60, 60, values.shape[1]),
-                                "lon": np.arange(values.shape[2]) * 45.0})
+    return xr.DataArray(
+        values[:, None],
+        dims=("time", "channel", "lat", "lon"),
+        coords={
+            "time": TIME,
+            "channel": ["t2m"],
+            "lat": np.linspace(-60, 60, values.shape[1]),
+            "lon": np.arange(values.shape[2]) * 45.0,
+        },
+    )
 
 
 def test_a_lone_huge_value_warns_naming_channel_value_and_time():
@@ -80,9 +96,16 @@ def test_ordinary_heavy_tails_do_not_warn():
     # Gamma(0.3) is more skewed than daily precipitation; 64 000 values.
     rng = np.random.default_rng(1)
     values = rng.gamma(0.3, 4.0, size=(TIME.size, 80, 80))
-    da = xr.DataArray(values[:, None], dims=("time", "channel", "lat", "lon"),
-                      coords={"time": TIME, "channel": ["tp"], "lat": np.linspace(-80, 80, 80),
-                              "lon": np.arange(80) * 4.5})
+    da = xr.DataArray(
+        values[:, None],
+        dims=("time", "channel", "lat", "lon"),
+        coords={
+            "time": TIME,
+            "channel": ["tp"],
+            "lat": np.linspace(-80, 80, 80),
+            "lon": np.arange(80) * 4.5,
+        },
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         compute_stats(da)

@@ -51,8 +51,13 @@ def test_a_signal_inside_the_netcdf_write_ends_promptly_and_leaves_nothing(tmp_p
     env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"}
     try:
         # 60 s: a few seconds of imports on a loaded machine; the bug was an endless hang.
-        proc = subprocess.run([sys.executable, "-c", CHILD, str(target), signame], env=env,
-                              capture_output=True, text=True, timeout=60)
+        proc = subprocess.run(
+            [sys.executable, "-c", CHILD, str(target), signame],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     except subprocess.TimeoutExpired:
         pytest.fail(f"{signame} during the NetCDF write hung the process")
     assert proc.returncode == -getattr(signal, signame), proc.stderr
@@ -63,11 +68,16 @@ def test_a_signal_inside_the_netcdf_write_ends_promptly_and_leaves_nothing(tmp_p
 @pytest.mark.parametrize("umask", [0o022, 0o027])
 def test_outputs_follow_the_umask(tmp_path, umask):
     ds = xr.Dataset({"a": ("x", np.arange(3.0))})
-    clim = xr.DataArray(np.zeros((12, 1, 2, 2), "float32"), dims=("key", "channel", "lat", "lon"),
-                        coords={"key": np.arange(1, 13)}, name="climatology",
-                        attrs={"kind": "month"})
-    stats = NormStats(["a"], [0.0], [1.0], climatology=True, climatology_kind="month",
-                      climatology_values=clim)
+    clim = xr.DataArray(
+        np.zeros((12, 1, 2, 2), "float32"),
+        dims=("key", "channel", "lat", "lon"),
+        coords={"key": np.arange(1, 13)},
+        name="climatology",
+        attrs={"kind": "month"},
+    )
+    stats = NormStats(
+        ["a"], [0.0], [1.0], climatology=True, climatology_kind="month", climatology_values=clim
+    )
     old = os.umask(umask)
     try:
         nc = save_dataset(ds, tmp_path / "a.nc")
@@ -106,8 +116,9 @@ def test_a_bare_netcdf_error_on_a_full_disk_is_explained(tmp_path, monkeypatch):
 
 def test_a_set_is_replaced_whole_or_not_at_all(tmp_path, monkeypatch):
     first, second = tmp_path / "emb.nc", tmp_path / "emb.hidden.nc"
-    save_datasets([(xr.Dataset(attrs={"run": "old"}), first),
-                   (xr.Dataset(attrs={"run": "old"}), second)])
+    save_datasets(
+        [(xr.Dataset(attrs={"run": "old"}), first), (xr.Dataset(attrs={"run": "old"}), second)]
+    )
     original = xr.Dataset.to_netcdf
 
     def fail_on_second(self, target, *args, **kwargs):
@@ -117,8 +128,12 @@ def test_a_set_is_replaced_whole_or_not_at_all(tmp_path, monkeypatch):
 
     monkeypatch.setattr(xr.Dataset, "to_netcdf", fail_on_second)
     with pytest.raises(OSError, match=r"emb\.hidden\.nc"):
-        save_datasets([(xr.Dataset(attrs={"run": "new", "part": 1}), first),
-                       (xr.Dataset(attrs={"run": "new", "part": 2}), second)])
+        save_datasets(
+            [
+                (xr.Dataset(attrs={"run": "new", "part": 1}), first),
+                (xr.Dataset(attrs={"run": "new", "part": 2}), second),
+            ]
+        )
     for path in (first, second):  # the first file was complete, yet not put in place
         with xr.open_dataset(path) as ds:
             assert ds.attrs["run"] == "old"
@@ -131,14 +146,25 @@ def test_a_set_is_replaced_whole_or_not_at_all(tmp_path, monkeypatch):
 IO_TINY = {
     "seed": 0,
     "task": "autoencoder",
-    "data": {"source": "synthetic", "synthetic": {"n_years": 2, "nlat": 8, "nlon": 16},
-             "window": 6, "stride": 8, "train_years": [2000, 2000],
-             "val_years": [2001, 2001], "batch_size": 4},
-    "model": {"cell": "fa", "filters": [4], "embed_dim": 8,
-              "layer_kwargs": {"attention_every": 3}},
-    "trainer": {"accelerator": "cpu", "devices": 1, "max_epochs": 1,
-                "limit_train_batches": 1, "limit_val_batches": 1,
-                "enable_progress_bar": False, "num_sanity_val_steps": 0},
+    "data": {
+        "source": "synthetic",
+        "synthetic": {"n_years": 2, "nlat": 8, "nlon": 16},
+        "window": 6,
+        "stride": 8,
+        "train_years": [2000, 2000],
+        "val_years": [2001, 2001],
+        "batch_size": 4,
+    },
+    "model": {"cell": "fa", "filters": [4], "embed_dim": 8, "layer_kwargs": {"attention_every": 3}},
+    "trainer": {
+        "accelerator": "cpu",
+        "devices": 1,
+        "max_epochs": 1,
+        "limit_train_batches": 1,
+        "limit_val_batches": 1,
+        "enable_progress_bar": False,
+        "num_sanity_val_steps": 0,
+    },
 }
 
 
@@ -197,15 +223,19 @@ EMBED_CHILD = textwrap.dedent(
 
 
 @pytest.mark.parametrize(("signame", "status"), [("SIGTERM", 143), ("SIGINT", 130)])
-def test_a_signal_while_embed_writes_keeps_the_previous_set(tmp_path, io_ckpt, signame,
-                                                            status):
+def test_a_signal_while_embed_writes_keeps_the_previous_set(tmp_path, io_ckpt, signame, status):
     out = tmp_path / "emb.nc"
     args = ["embed", "--ckpt", str(io_ckpt), "--out", str(out), "--hidden", "--attention"]
     assert _main(*args) == 0
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-c", EMBED_CHILD, signame, *args], env=env,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", EMBED_CHILD, signame, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == status, proc.stderr[-2000:]
     assert "nothing new written" in proc.stderr and "Traceback" not in proc.stderr
     after = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
@@ -219,8 +249,9 @@ def test_unavailable_cuda_device_exits_2_before_reading_the_checkpoint(tmp_path,
         device = f"cuda:{torch.cuda.device_count()}"  # one past the last
     else:
         device = "cuda:7"
-    status = _main("embed", "--ckpt", tmp_path / "none.ckpt", "--out", tmp_path / "e.nc",
-                   "--device", device)
+    status = _main(
+        "embed", "--ckpt", tmp_path / "none.ckpt", "--out", tmp_path / "e.nc", "--device", device
+    )
     err = capsys.readouterr().err
     assert status == 2 and f"--device {device}" in err and "none.ckpt" not in err
 
@@ -241,8 +272,9 @@ def test_out_in_a_read_only_folder_exits_2(tmp_path, io_ckpt, capsys, monkeypatc
     assert status == 2 and "not writable" in capsys.readouterr().err
 
 
-def test_a_full_disk_during_embed_exits_2_and_leaves_nothing(tmp_path, io_ckpt, capsys,
-                                                             monkeypatch):
+def test_a_full_disk_during_embed_exits_2_and_leaves_nothing(
+    tmp_path, io_ckpt, capsys, monkeypatch
+):
     def full(self, target, *args, **kwargs):
         Path(target).write_bytes(b"partial")
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -254,12 +286,14 @@ def test_a_full_disk_during_embed_exits_2_and_leaves_nothing(tmp_path, io_ckpt, 
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize(("content", "message"), [
-    (b"", "is empty (0 bytes)"),
-    (b"time,lat,lon\n1,2,3\n", "is not a NetCDF"),
-])
-def test_unreadable_data_files_exit_2_naming_the_file(tmp_path, io_ckpt, capsys, content,
-                                                      message):
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "is empty (0 bytes)"),
+        (b"time,lat,lon\n1,2,3\n", "is not a NetCDF"),
+    ],
+)
+def test_unreadable_data_files_exit_2_naming_the_file(tmp_path, io_ckpt, capsys, content, message):
     bad = tmp_path / "bad.nc"
     bad.write_bytes(content)
     status = _main("embed", "--ckpt", io_ckpt, "--data", bad, "--out", tmp_path / "e.nc")
@@ -313,13 +347,25 @@ def io_noleap_forecaster(tmp_path_factory):
         torch.set_num_threads(threads)
 
 
-def test_a_noleap_forecaster_writes_noleap_weatherbench2_forecasts(tmp_path,
-                                                                  io_noleap_forecaster):
+def test_a_noleap_forecaster_writes_noleap_weatherbench2_forecasts(tmp_path, io_noleap_forecaster):
     import netCDF4
 
     out = tmp_path / "fc.nc"
-    assert _main("predict", "--ckpt", io_noleap_forecaster, "--out", out, "--years", 2001,
-                 2001, "--stride", 30) == 0
+    assert (
+        _main(
+            "predict",
+            "--ckpt",
+            io_noleap_forecaster,
+            "--out",
+            out,
+            "--years",
+            2001,
+            2001,
+            "--stride",
+            30,
+        )
+        == 0
+    )
     with netCDF4.Dataset(out) as nc:
         assert nc["time"].calendar == "noleap"
         assert nc["valid_time"].calendar == "noleap"

@@ -52,8 +52,7 @@ def reference_cosine(tmp_path_factory, tiny_for_module):
 
 
 @pytest.mark.parametrize("step", [2, 3, 4])  # mid-epoch 0, its last batch, epoch 1 starts
-def test_sigterm_and_resume_with_cosine_is_bit_identical(tmp_path, tiny, reference_cosine,
-                                                         step):
+def test_sigterm_and_resume_with_cosine_is_bit_identical(tmp_path, tiny, reference_cosine, step):
     out = tmp_path / "run"
     saved = _interrupted(tiny, out, step)
     assert saved["global_step"] == step + 1  # saved after the batch during which it arrived
@@ -92,24 +91,28 @@ def test_resume_with_more_epochs_replans_the_cosine(tmp_path, tiny):
     straight, broken = tmp_path / "straight", tmp_path / "broken"
     for out in (straight, broken):
         fit(copy.deepcopy(tiny), out=out)
-    fit(copy.deepcopy(tiny), out=straight, resume=True, overrides=more,
-        callbacks=[LearningRateMonitor("step")])
+    fit(
+        copy.deepcopy(tiny),
+        out=straight,
+        resume=True,
+        overrides=more,
+        callbacks=[LearningRateMonitor("step")],
+    )
     with pytest.raises(SIGTERMException):
-        fit(copy.deepcopy(tiny), out=broken, resume=True, overrides=more,
-            callbacks=[SigtermAt(9)])
+        fit(copy.deepcopy(tiny), out=broken, resume=True, overrides=more, callbacks=[SigtermAt(9)])
     fit(copy.deepcopy(tiny), out=broken, resume=True, overrides=more)
 
     final = load_checkpoint(straight / "checkpoints" / "last.ckpt")
     assert final["global_step"] == 12
     assert final["lr_schedulers"][0]["plans"] == [[0, 8], [8, 12]]
     _assert_same_weights(
-        load_checkpoint(broken / "checkpoints" / "last.ckpt")["state_dict"], final["state_dict"])
+        load_checkpoint(broken / "checkpoints" / "last.ckpt")["state_dict"], final["state_dict"]
+    )
     lr = _lr_trace(straight / "checkpoints")
     base = tiny["optim"]["lr"]
     # the rates of steps 8..11 are those of the 12-step plan (closed form; float rounding only)
     for step in range(8, 12):
-        assert lr[step] == pytest.approx(base * 0.5 * (1 + math.cos(math.pi * step / 12)),
-                                         rel=1e-6)
+        assert lr[step] == pytest.approx(base * 0.5 * (1 + math.cos(math.pi * step / 12)), rel=1e-6)
     assert lr[8] < base / 2
 
 
@@ -146,8 +149,9 @@ def test_a_second_fit_into_a_locked_directory_is_refused(tmp_path, tiny, capsys)
 
     out = tmp_path / "run"
     out.mkdir()
-    atomic_write_json({"pid": 4242, "host": "node7", "started": "2026-01-01T00:00:00"},
-                      out / ".fit.lock.json")
+    atomic_write_json(
+        {"pid": 4242, "host": "node7", "started": "2026-01-01T00:00:00"}, out / ".fit.lock.json"
+    )
     with FileLock(out / ".fit.lock", timeout=0):
         with pytest.raises(ConfigError, match=r"pid 4242 on node7.*\.fit\.lock"):
             fit(copy.deepcopy(tiny), out=out)
@@ -167,9 +171,15 @@ def test_the_lock_is_released_after_sigterm_and_after_a_killed_process(tmp_path,
     _interrupted(tiny, out, 2)  # SIGTERM: the exception path releases the lock
     # a process killed while holding the lock: the kernel drops its flock
     holder = subprocess.run(
-        [sys.executable, "-c", "import os, signal, filelock; "
-         f"filelock.FileLock({str(out / '.fit.lock')!r}).acquire(); "
-         "os.kill(os.getpid(), signal.SIGKILL)"], timeout=60)
+        [
+            sys.executable,
+            "-c",
+            "import os, signal, filelock; "
+            f"filelock.FileLock({str(out / '.fit.lock')!r}).acquire(); "
+            "os.kill(os.getpid(), signal.SIGKILL)",
+        ],
+        timeout=60,
+    )
     assert holder.returncode == -signal.SIGKILL
     fit(copy.deepcopy(tiny), out=out, resume=True)
     assert load_checkpoint(out / "checkpoints" / "last.ckpt")["global_step"] == 8

@@ -23,12 +23,17 @@ TINY = {
         "val_years": [2001, 2001],
         "batch_size": 4,
     },
-    "model": {"cell": "fa", "filters": [4], "embed_dim": 8,
-              "layer_kwargs": {"attention_every": 3}},
+    "model": {"cell": "fa", "filters": [4], "embed_dim": 8, "layer_kwargs": {"attention_every": 3}},
     "optim": {"lr": 0.01},
-    "trainer": {"accelerator": "cpu", "devices": 1, "max_epochs": 2,
-                "limit_train_batches": 3, "limit_val_batches": 2,
-                "enable_progress_bar": False, "log_every_n_steps": 1},
+    "trainer": {
+        "accelerator": "cpu",
+        "devices": 1,
+        "max_epochs": 2,
+        "limit_train_batches": 3,
+        "limit_val_batches": 2,
+        "enable_progress_bar": False,
+        "log_every_n_steps": 1,
+    },
     "checkpoint": {"every_n_train_steps": 1},
 }
 
@@ -68,7 +73,11 @@ def cli(subprocess_env):
     def run(*args, timeout=180, cwd=None):
         return subprocess.run(
             [sys.executable, "-m", "faconvlstm.cli", *map(str, args)],
-            env=subprocess_env, capture_output=True, text=True, timeout=timeout, cwd=cwd,
+            env=subprocess_env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=cwd,
         )
 
     return run

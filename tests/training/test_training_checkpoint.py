@@ -14,14 +14,25 @@ from faconvlstm.training.checkpoint import (
 
 
 def _meta():
-    return {"format": 1, "task": "autoencoder", "model_class": "SequenceAutoencoder",
-            "model_config": {}, "data": {}, "config": {},
-            "stats": {"channels": ["t2m", "sst"], "mean": [280.0, 290.0], "std": [5.0, 2.0]}}
+    return {
+        "format": 1,
+        "task": "autoencoder",
+        "model_class": "SequenceAutoencoder",
+        "model_config": {},
+        "data": {},
+        "config": {},
+        "stats": {"channels": ["t2m", "sst"], "mean": [280.0, 290.0], "std": [5.0, 2.0]},
+    }
 
 
 def _valid(path, meta=None, weight=None):
-    atomic_torch_save({"state_dict": {"model.w": torch.ones(2) if weight is None else weight},
-                       META_KEY: meta or _meta()}, path)
+    atomic_torch_save(
+        {
+            "state_dict": {"model.w": torch.ones(2) if weight is None else weight},
+            META_KEY: meta or _meta(),
+        },
+        path,
+    )
     return path
 
 

@@ -44,16 +44,26 @@ def test_unknown_config_key_exits_2_before_anything_is_written(tmp_path, tiny_co
 def test_wrong_type_exits_2_naming_key_and_type(tmp_path, tiny_config, capsys):
     config = tmp_path / "bad.yaml"
     config.write_text(yaml.safe_dump(tiny_config))
-    status = faconvlstm_cli.main(["fit", "--config", str(config), "--set", "data.window=long",
-                       "--out", str(tmp_path / "run")])
+    status = faconvlstm_cli.main(
+        [
+            "fit",
+            "--config",
+            str(config),
+            "--set",
+            "data.window=long",
+            "--out",
+            str(tmp_path / "run"),
+        ]
+    )
     assert status == 2
     assert "'data.window': expected int, got str" in capsys.readouterr().err
 
 
 def test_check_validates_without_training(tmp_path, config_file, capsys):
     out = tmp_path / "run"
-    status = faconvlstm_cli.main(["fit", "--config", str(config_file), "--check", "--out",
-                                  str(out)])
+    status = faconvlstm_cli.main(
+        ["fit", "--config", str(config_file), "--check", "--out", str(out)]
+    )
     assert status == 0 and "valid" in capsys.readouterr().out
     assert not out.exists()
 
@@ -92,16 +102,20 @@ def test_subcommand_from_a_missing_module_fails_alone(monkeypatch, capsys):
     def add(parser):
         importlib.import_module("faconvlstm.no_such_module")
 
-    monkeypatch.setitem(faconvlstm_cli._SUBCOMMANDS, "missing",
-                        faconvlstm_cli._Subcommand("test", add, lambda args: 0))
+    monkeypatch.setitem(
+        faconvlstm_cli._SUBCOMMANDS,
+        "missing",
+        faconvlstm_cli._Subcommand("test", add, lambda args: 0),
+    )
     assert faconvlstm_cli.main(["missing"]) == 2
     assert "not available" in capsys.readouterr().err
 
 
 def test_quick_config_trains_then_embeds_and_predicts_from_the_checkpoint_alone(tmp_path, cli):
     out = tmp_path / "quick"
-    res = cli("fit", "--config", "quick", "--out", out,
-              "--set", "trainer.max_epochs=1", timeout=300)
+    res = cli(
+        "fit", "--config", "quick", "--out", out, "--set", "trainer.max_epochs=1", timeout=300
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     last = out / "checkpoints" / "last.ckpt"
     assert last.is_file() and (out / "checkpoints" / "best.ckpt").is_file()
@@ -112,8 +126,16 @@ def test_quick_config_trains_then_embeds_and_predicts_from_the_checkpoint_alone(
     assert emb.sizes["time"] == 731  # the whole synthetic record it was trained on
     assert np.isfinite(emb["embedding"].values).all()
 
-    res = cli("predict", "--ckpt", out / "checkpoints" / "best.ckpt", "--years", 2001, 2001,
-              "--out", tmp_path / "recon.zarr")
+    res = cli(
+        "predict",
+        "--ckpt",
+        out / "checkpoints" / "best.ckpt",
+        "--years",
+        2001,
+        2001,
+        "--out",
+        tmp_path / "recon.zarr",
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     recon = xr.open_zarr(tmp_path / "recon.zarr")
     assert recon.sizes["time"] == 365 and len(recon.data_vars) > 0

@@ -61,8 +61,10 @@ def test_forecast_needs_a_horizon():
 
 
 def test_overrides_are_yaml_parsed_and_merged():
-    cfg = load_config({"trainer": {"max_epochs": 4, "devices": 1}},
-                      ["trainer.max_epochs=2", "model.filters=[8, 8]"])
+    cfg = load_config(
+        {"trainer": {"max_epochs": 4, "devices": 1}},
+        ["trainer.max_epochs=2", "model.filters=[8, 8]"],
+    )
     assert cfg.trainer.max_epochs == 2 and cfg.trainer.devices == 1
     assert cfg.model == {"filters": [8, 8]}
 

@@ -4,8 +4,17 @@ import yaml
 
 from faconvlstm.cli import main
 
-NOISE = ("GPU available", "TPU available", "Tip:", "limit_val_batches", "limit_train_batches",
-         "LOCAL_RANK", "Restoring states", "weights_only", "`Trainer.fit` stopped")
+NOISE = (
+    "GPU available",
+    "TPU available",
+    "Tip:",
+    "limit_val_batches",
+    "limit_train_batches",
+    "LOCAL_RANK",
+    "Restoring states",
+    "weights_only",
+    "`Trainer.fit` stopped",
+)
 
 
 def test_fit_prints_a_start_line_and_a_closing_line_only(tmp_path, tiny_config, capfd):

@@ -50,12 +50,24 @@ SCRIPT = textwrap.dedent("""
 
 CONFIG = {
     "seed": 0,
-    "data": {"source": "synthetic", "synthetic": {"n_years": 2, "nlat": 8, "nlon": 16},
-             "window": 6, "stride": 8, "train_years": [2000, 2000],
-             "val_years": [2001, 2001], "batch_size": 4},
+    "data": {
+        "source": "synthetic",
+        "synthetic": {"n_years": 2, "nlat": 8, "nlon": 16},
+        "window": 6,
+        "stride": 8,
+        "train_years": [2000, 2000],
+        "val_years": [2001, 2001],
+        "batch_size": 4,
+    },
     "model": {"cell": "fa", "filters": [4], "embed_dim": 8},
-    "trainer": {"accelerator": "cpu", "devices": 2, "strategy": "ddp", "max_epochs": 2,
-                "limit_val_batches": 2, "enable_progress_bar": False},
+    "trainer": {
+        "accelerator": "cpu",
+        "devices": 2,
+        "strategy": "ddp",
+        "max_epochs": 2,
+        "limit_val_batches": 2,
+        "enable_progress_bar": False,
+    },
     "checkpoint": {"every_n_train_steps": 2},
 }
 
@@ -67,8 +79,13 @@ def test_two_gloo_ranks_train_on_disjoint_shards_and_one_writes_checkpoints(tmp_
     script.write_text(SCRIPT)
     out = tmp_path / "run"
     env = dict(os.environ, PYTHONPATH=str(SRC), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    res = subprocess.run([sys.executable, str(script), str(config), str(out)], env=env,
-                         capture_output=True, text=True, timeout=300)
+    res = subprocess.run(
+        [sys.executable, str(script), str(config), str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert res.returncode == 0, res.stderr[-4000:]
 
     ranks = [json.loads((out / f"seen_rank{r}.json").read_text()) for r in (0, 1)]

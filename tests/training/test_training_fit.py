@@ -111,16 +111,17 @@ def test_nan_loss_stops_naming_step_and_batch_and_keeps_last_checkpoint(tmp_path
 def test_same_config_and_seed_give_identical_embeddings(tmp_path, trained_run):
     cfg, out = trained_run
     again = fit(deepcopy(cfg), out=tmp_path / "again")
-    paths = [embed(last, tmp_path / f"{i}.nc")[0]
-             for i, last in enumerate([out / "checkpoints" / "last.ckpt", again])]
+    paths = [
+        embed(last, tmp_path / f"{i}.nc")[0]
+        for i, last in enumerate([out / "checkpoints" / "last.ckpt", again])
+    ]
     a, b = (xr.open_dataset(p)["embedding"].values for p in paths)
     np.testing.assert_array_equal(a, b)
 
 
 def test_embeddings_cover_every_input_time_step(tmp_path, trained_run):
     last = trained_run[1] / "checkpoints" / "last.ckpt"
-    written = embed(last, tmp_path / "emb.zarr", years=[2001, 2001], hidden=True,
-                    attention=True)
+    written = embed(last, tmp_path / "emb.zarr", years=[2001, 2001], hidden=True, attention=True)
     emb = xr.open_zarr(written[0])
     assert emb.sizes["time"] == 365 and str(emb.time.values[0])[:10] == "2001-01-01"
     assert emb["embedding"].shape == (365, 8)
@@ -191,16 +192,15 @@ def test_embedding_a_netcdf_copy_of_the_training_data_matches_the_default(tmp_pa
     ds, _ = synthetic(seed=cfg["seed"], **cfg["data"]["synthetic"])
     ds.to_netcdf(tmp_path / "copy.nc")
     default = embed(last, tmp_path / "a.nc", years=[2001, 2001])[0]
-    from_file = embed(last, tmp_path / "b.nc", data=str(tmp_path / "copy.nc"),
-                      years=[2001, 2001])[0]
+    from_file = embed(last, tmp_path / "b.nc", data=str(tmp_path / "copy.nc"), years=[2001, 2001])[
+        0
+    ]
     a, b = (xr.open_dataset(p)["embedding"] for p in (default, from_file))
     np.testing.assert_allclose(a.values, b.values, atol=1e-5)
     assert (a.time.values == b.time.values).all()
 
 
-def test_data_lacking_a_trained_variable_is_refused_and_extra_ones_ignored(
-    tmp_path, trained_run
-):
+def test_data_lacking_a_trained_variable_is_refused_and_extra_ones_ignored(tmp_path, trained_run):
     cfg, out = trained_run
     last = out / "checkpoints" / "last.ckpt"
     ds, _ = synthetic(seed=0, **cfg["data"]["synthetic"])

@@ -49,9 +49,17 @@ def test_a_plain_lightning_trainer_checkpoint_is_accepted_by_embed(tmp_path, tin
     desc = data.describe()
     model = SequenceAutoencoder(len(desc["channels"]), filters=(4,), embed_dim=8)
     task = AutoencoderTask(model, lat=desc["lat"])
-    trainer = L.Trainer(max_epochs=1, limit_train_batches=2, limit_val_batches=1,
-                        logger=False, enable_progress_bar=False, enable_model_summary=False,
-                        default_root_dir=tmp_path, accelerator="cpu", devices=1)
+    trainer = L.Trainer(
+        max_epochs=1,
+        limit_train_batches=2,
+        limit_val_batches=1,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+        accelerator="cpu",
+        devices=1,
+    )
     trainer.fit(task, datamodule=data)
     ckpt = tmp_path / "plain.ckpt"
     trainer.save_checkpoint(ckpt)

@@ -42,15 +42,30 @@ STEPS = 8  # 2 epochs x 4 batches
 SRC = Path(__file__).resolve().parents[2] / "src"
 CONFIG = {
     "seed": 0,
-    "data": {"source": "synthetic", "synthetic": {"n_years": 2, "nlat": 8, "nlon": 16},
-             "window": 6, "stride": 4, "train_years": [2000, 2000],
-             "val_years": [2001, 2001], "batch_size": 4},
-    "model": {"cell": "fa", "filters": [4], "embed_dim": 8,
-              "layer_kwargs": {"attention_every": 3, "dropout": 0.2}},
+    "data": {
+        "source": "synthetic",
+        "synthetic": {"n_years": 2, "nlat": 8, "nlon": 16},
+        "window": 6,
+        "stride": 4,
+        "train_years": [2000, 2000],
+        "val_years": [2001, 2001],
+        "batch_size": 4,
+    },
+    "model": {
+        "cell": "fa",
+        "filters": [4],
+        "embed_dim": 8,
+        "layer_kwargs": {"attention_every": 3, "dropout": 0.2},
+    },
     "optim": {"lr": 0.01, "scheduler": "cosine"},
-    "trainer": {"accelerator": "cpu", "devices": 1, "max_epochs": 2,
-                "limit_train_batches": 4, "limit_val_batches": 2,
-                "enable_progress_bar": False},
+    "trainer": {
+        "accelerator": "cpu",
+        "devices": 1,
+        "max_epochs": 2,
+        "limit_train_batches": 4,
+        "limit_val_batches": 2,
+        "enable_progress_bar": False,
+    },
     "checkpoint": {"every_n_train_steps": 1},
 }
 
@@ -68,8 +83,9 @@ def resume_case(tmp_path_factory):
 
 def _run(args, timeout=240):
     env = dict(os.environ, PYTHONPATH=str(SRC), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    return subprocess.run([sys.executable, *map(str, args)], env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, *map(str, args)], env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def _weights(path):
@@ -87,10 +103,13 @@ def reference(resume_case):
     return ckpt["state_dict"]
 
 
-@pytest.mark.parametrize(("sig", "at_step", "saved_step"), [
-    ("SIGKILL", 5, 5),   # killed before step 5 runs: the periodic checkpoint of step 4+1
-    pytest.param("SIGTERM", 1, 2, marks=pytest.mark.slow),  # last.ckpt after that batch
-])
+@pytest.mark.parametrize(
+    ("sig", "at_step", "saved_step"),
+    [
+        ("SIGKILL", 5, 5),  # killed before step 5 runs: the periodic checkpoint of step 4+1
+        pytest.param("SIGTERM", 1, 2, marks=pytest.mark.slow),  # last.ckpt after that batch
+    ],
+)
 def test_resumed_run_reaches_the_uninterrupted_weights(
     resume_case, reference, cli, sig, at_step, saved_step
 ):

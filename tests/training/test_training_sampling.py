@@ -15,8 +15,10 @@ def test_ranks_get_disjoint_equal_shards_covering_the_epoch():
 
 
 def test_evaluation_shards_cover_every_sample():
-    shards = [list(ShardedSampler(11, shuffle=False, rank=r, world_size=2,
-                                  drop_remainder=False)) for r in range(2)]
+    shards = [
+        list(ShardedSampler(11, shuffle=False, rank=r, world_size=2, drop_remainder=False))
+        for r in range(2)
+    ]
     assert set(shards[0]) | set(shards[1]) == set(range(11))
 
 

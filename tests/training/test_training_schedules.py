@@ -48,7 +48,8 @@ def test_a_larger_total_replans_from_the_current_step():
     assert sched.plans == [[0, 8], [8, 12]]
     rates = _run(opt, sched, 4)
     assert rates == pytest.approx(
-        [0.01 + 0.09 * 0.5 * (1 + math.cos(math.pi * t / 12)) for t in range(8, 12)], rel=1e-12)
+        [0.01 + 0.09 * 0.5 * (1 + math.cos(math.pi * t / 12)) for t in range(8, 12)], rel=1e-12
+    )
 
 
 @pytest.mark.parametrize("total", [float("inf"), 0])

@@ -18,10 +18,10 @@ def _trainer(tmp_path, tiny_config, **section):
     return run, make_trainer(run, tmp_path, [])
 
 
-def test_plain_trainer_arguments_beyond_the_common_fields_reach_the_trainer(tmp_path,
-                                                                           tiny_config):
-    run, trainer = _trainer(tmp_path, tiny_config, detect_anomaly=True, profiler="simple",
-                            min_epochs=2)
+def test_plain_trainer_arguments_beyond_the_common_fields_reach_the_trainer(tmp_path, tiny_config):
+    run, trainer = _trainer(
+        tmp_path, tiny_config, detect_anomaly=True, profiler="simple", min_epochs=2
+    )
     assert isinstance(trainer.profiler, SimpleProfiler)
     assert trainer.fit_loop.min_epochs == 2 and trainer._detect_anomaly is True
     assert run.to_dict()["trainer"]["detect_anomaly"] is True  # written back inline
@@ -29,30 +29,57 @@ def test_plain_trainer_arguments_beyond_the_common_fields_reach_the_trainer(tmp_
 
 
 def test_callback_and_logger_specs_are_instantiated(tmp_path, tiny_config):
-    _, trainer = _trainer(tmp_path, tiny_config, callbacks=[
-        {"class_path": "lightning.pytorch.callbacks.EarlyStopping",
-         "init_args": {"monitor": "val/loss", "patience": 2}},
-        {"class_path": "lightning.pytorch.callbacks.LearningRateMonitor"},
-    ], logger=[{"class_path": "lightning.pytorch.loggers.CSVLogger",
-                "init_args": {"save_dir": str(tmp_path), "name": "extra"}}])
+    _, trainer = _trainer(
+        tmp_path,
+        tiny_config,
+        callbacks=[
+            {
+                "class_path": "lightning.pytorch.callbacks.EarlyStopping",
+                "init_args": {"monitor": "val/loss", "patience": 2},
+            },
+            {"class_path": "lightning.pytorch.callbacks.LearningRateMonitor"},
+        ],
+        logger=[
+            {
+                "class_path": "lightning.pytorch.loggers.CSVLogger",
+                "init_args": {"save_dir": str(tmp_path), "name": "extra"},
+            }
+        ],
+    )
     stop = next(c for c in trainer.callbacks if isinstance(c, EarlyStopping))
     assert stop.patience == 2
     assert any(isinstance(c, LearningRateMonitor) for c in trainer.callbacks)
     assert [type(lg).__name__ for lg in trainer.loggers] == [
-        "CSVLogger", "TensorBoardLogger", "CSVLogger"]
+        "CSVLogger",
+        "TensorBoardLogger",
+        "CSVLogger",
+    ]
 
 
-@pytest.mark.parametrize(("section", "message"), [
-    ({"max_epoch": 3}, r"unknown config key 'trainer\.max_epoch'.*accepted keys: max_epochs"),
-    ({"benchmark": "yes"}, r"'trainer\.benchmark': expected"),
-    ({"default_root_dir": "/tmp"}, r"'trainer\.default_root_dir' is set by faconvlstm"),
-    ({"callbacks": [{"class_path": "os.system", "init_args": {"command": "echo hi"}}]},
-     r"'os\.system' is not in lightning\.pytorch\.callbacks"),
-    ({"callbacks": [{"class_path": "lightning.pytorch.callbacks.EarlyStopping",
-                     "init_args": {"monitr": "val/loss"}}]},
-     r"trainer\.callbacks\[0\]\.init_args\.monitr"),
-    ({"callbacks": "EarlyStopping"}, r"expected a list of \{class_path"),
-])
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ({"max_epoch": 3}, r"unknown config key 'trainer\.max_epoch'.*accepted keys: max_epochs"),
+        ({"benchmark": "yes"}, r"'trainer\.benchmark': expected"),
+        ({"default_root_dir": "/tmp"}, r"'trainer\.default_root_dir' is set by faconvlstm"),
+        (
+            {"callbacks": [{"class_path": "os.system", "init_args": {"command": "echo hi"}}]},
+            r"'os\.system' is not in lightning\.pytorch\.callbacks",
+        ),
+        (
+            {
+                "callbacks": [
+                    {
+                        "class_path": "lightning.pytorch.callbacks.EarlyStopping",
+                        "init_args": {"monitr": "val/loss"},
+                    }
+                ]
+            },
+            r"trainer\.callbacks\[0\]\.init_args\.monitr",
+        ),
+        ({"callbacks": "EarlyStopping"}, r"expected a list of \{class_path"),
+    ],
+)
 def test_bad_trainer_settings_are_refused_by_key(tiny_config, section, message):
     cfg = copy.deepcopy(tiny_config)
     cfg["trainer"].update(section)

@@ -101,8 +101,9 @@ def _open_one(path: str, engine: str | None, storage_options: Mapping | None) ->
     if not os.path.exists(path):
         raise FileNotFoundError(f"no such file or Zarr store: {path!r}")
     if os.path.isfile(path) and os.path.getsize(path) == 0:
-        raise ValueError(f"{path!r} is empty (0 bytes): an interrupted download or copy? "
-                         f"Fetch the file again")
+        raise ValueError(
+            f"{path!r} is empty (0 bytes): an interrupted download or copy? Fetch the file again"
+        )
     try:
         return xr.open_dataset(path, engine=engine, chunks=None)
     except ValueError as err:
@@ -218,13 +219,37 @@ def _classify_dims(ds: xr.Dataset, overrides: Mapping[str, str] | None = None) -
 
 #: Units (lower case) that mean degrees; CF allows these spellings for latitude/longitude.
 _DEGREES = {
-    "lat": {"degrees_north", "degree_north", "degrees_n", "degree_n", "degreesn", "degreen",
-            "degrees", "degree", "deg", "°n", "°"},
-    "lon": {"degrees_east", "degree_east", "degrees_e", "degree_e", "degreese", "degreee",
-            "degrees", "degree", "deg", "°e", "°"},
+    "lat": {
+        "degrees_north",
+        "degree_north",
+        "degrees_n",
+        "degree_n",
+        "degreesn",
+        "degreen",
+        "degrees",
+        "degree",
+        "deg",
+        "°n",
+        "°",
+    },
+    "lon": {
+        "degrees_east",
+        "degree_east",
+        "degrees_e",
+        "degree_e",
+        "degreese",
+        "degreee",
+        "degrees",
+        "degree",
+        "deg",
+        "°e",
+        "°",
+    },
 }
-_REGRID = ("regrid to a regular latitude/longitude grid first (e.g. xESMF, or "
-           "`cdo remapbil,r360x180 in.nc out.nc`)")
+_REGRID = (
+    "regrid to a regular latitude/longitude grid first (e.g. xESMF, or "
+    "`cdo remapbil,r360x180 in.nc out.nc`)"
+)
 
 
 def _two_d_coords(ds: xr.Dataset) -> list[str]:
@@ -233,9 +258,23 @@ def _two_d_coords(ds: xr.Dataset) -> list[str]:
     for name, var in ds.variables.items():
         std = str(var.attrs.get("standard_name", "")).lower()
         units = str(var.attrs.get("units", "")).lower()
-        looks = (std in ("latitude", "longitude") or units in _UNITS_ATTR
-                 or str(name).lower() in ("nav_lat", "nav_lon", "lat", "lon", "latitude",
-                                          "longitude", "xlat", "xlong", "glamt", "gphit"))
+        looks = (
+            std in ("latitude", "longitude")
+            or units in _UNITS_ATTR
+            or str(name).lower()
+            in (
+                "nav_lat",
+                "nav_lon",
+                "lat",
+                "lon",
+                "latitude",
+                "longitude",
+                "xlat",
+                "xlong",
+                "glamt",
+                "gphit",
+            )
+        )
         if var.ndim == 2 and looks:
             names.append(str(name))
     return names
@@ -250,8 +289,12 @@ def _check_geographic(ds: xr.Dataset, roles: Mapping[str, str], origin: str) -> 
     by metres or by the row index; it has to be regridded first.
     """
     curvilinear = _two_d_coords(ds)
-    also = (f"; its 2-D coordinates {curvilinear} describe a curvilinear grid, which "
-            f"faconvlstm does not model" if curvilinear else "")
+    also = (
+        f"; its 2-D coordinates {curvilinear} describe a curvilinear grid, which "
+        f"faconvlstm does not model"
+        if curvilinear
+        else ""
+    )
     for dim, role in roles.items():
         if role not in ("lat", "lon"):
             continue

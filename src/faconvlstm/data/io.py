@@ -263,8 +263,9 @@ def _time_coord(times: Any, n: int) -> xr.DataArray:
     return xr.DataArray(arr, dims="time", attrs={"standard_name": "time", "axis": "T"})
 
 
-def _grid_coords(lat: Any, lon: Any, names: tuple[str, str] = ("lat", "lon")
-                 ) -> dict[str, xr.DataArray]:
+def _grid_coords(
+    lat: Any, lon: Any, names: tuple[str, str] = ("lat", "lon")
+) -> dict[str, xr.DataArray]:
     """CF latitude/longitude coordinates named ``names`` (WeatherBench2: latitude,
     longitude)."""
     return {
@@ -337,15 +338,22 @@ def _split_variable(times: np.ndarray, splits: Mapping[str, Any]) -> xr.DataArra
             continue
         first, last = (rng, rng) if isinstance(rng, (int, np.integer)) else tuple(rng)
         flag[(years >= int(first)) & (years <= int(last))] = SPLIT_FLAGS[name]
-    return xr.DataArray(flag, dims="time", attrs={
-        "long_name": "data split of the time step in the model's training configuration",
-        "flag_values": np.array(list(SPLIT_FLAGS.values()), dtype="int8"),
-        "flag_meanings": " ".join(SPLIT_FLAGS),
-    })
+    return xr.DataArray(
+        flag,
+        dims="time",
+        attrs={
+            "long_name": "data split of the time step in the model's training configuration",
+            "flag_values": np.array(list(SPLIT_FLAGS.values()), dtype="int8"),
+            "flag_meanings": " ".join(SPLIT_FLAGS),
+        },
+    )
 
 
 def write_embeddings(
-    emb: Any, times: Any, path: str | os.PathLike, attrs: Mapping[str, Any] | None = None,
+    emb: Any,
+    times: Any,
+    path: str | os.PathLike,
+    attrs: Mapping[str, Any] | None = None,
     splits: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write :func:`embeddings_dataset` to ``path`` (``*.nc`` or ``*.zarr``) atomically."""
@@ -353,7 +361,9 @@ def write_embeddings(
 
 
 def embeddings_dataset(
-    emb: Any, times: Any, attrs: Mapping[str, Any] | None = None,
+    emb: Any,
+    times: Any,
+    attrs: Mapping[str, Any] | None = None,
     splits: Mapping[str, Any] | None = None,
 ) -> xr.Dataset:
     """Per-time-step embeddings as variable ``embedding(time, embedding_dim)``.
@@ -385,8 +395,14 @@ def embeddings_dataset(
         variables["split"] = _split_variable(time.values, splits)
     return xr.Dataset(
         variables,
-        coords={"time": time, "embedding_dim": ("embedding_dim", np.arange(emb.shape[1]),
-                                                {"long_name": "embedding component"})},
+        coords={
+            "time": time,
+            "embedding_dim": (
+                "embedding_dim",
+                np.arange(emb.shape[1]),
+                {"long_name": "embedding component"},
+            ),
+        },
         attrs=global_attrs(attrs, "faconvlstm embeddings"),
     )
 
@@ -408,8 +424,11 @@ def labels_dataset(labels: Any, times: Any, attrs: Mapping[str, Any] | None = No
             "label": (
                 "time",
                 labels,
-                {"long_name": "cluster label", "flag_values": values,
-                 "flag_meanings": " ".join(f"cluster_{v}" for v in values)},
+                {
+                    "long_name": "cluster label",
+                    "flag_values": values,
+                    "flag_meanings": " ".join(f"cluster_{v}" for v in values),
+                },
             )
         },
         coords={"time": _time_coord(times, labels.size)},
@@ -443,8 +462,9 @@ def _field_variables(
     for i, ch in enumerate(channels):
         var, _, level = ch.partition("@")
         groups.setdefault(var, []).append((i, float(level) if level else None))
-    level_sets = {tuple(lv for _, lv in members) for members in groups.values()
-                  if members[0][1] is not None}
+    level_sets = {
+        tuple(lv for _, lv in members) for members in groups.values() if members[0][1] is not None
+    }
     data_vars, coords = {}, {}
     for var, members in groups.items():
         index = [i for i, _ in members]
@@ -465,9 +485,17 @@ def _field_variables(
         if None in levels:
             raise ValueError(f"variable {var!r} has channels with and without a level")
         dim = "level" if len(level_sets) == 1 else f"level_{name}"
-        coords[dim] = (dim, np.asarray(levels), {
-            "standard_name": "air_pressure", "long_name": "pressure level", "units": "hPa",
-            "axis": "Z", "positive": "down"})
+        coords[dim] = (
+            dim,
+            np.asarray(levels),
+            {
+                "standard_name": "air_pressure",
+                "long_name": "pressure level",
+                "units": "hPa",
+                "axis": "Z",
+                "positive": "down",
+            },
+        )
         data_vars[name] = ((*lead_dims, dim, *grid_dims), arr[..., index, :, :], attrs)
     return data_vars, coords
 
@@ -535,8 +563,9 @@ def fields_dataset(
             f"grid ({coords['lat'].size}, {coords['lon'].size}) does not match "
             f"fields of shape (H, W) = ({h}, {w})"
         )
-    data_vars, level_coords = _field_variables(arr.astype("float32"), ("time",), channels,
-                                               units, name, ("lat", "lon"))
+    data_vars, level_coords = _field_variables(
+        arr.astype("float32"), ("time",), channels, units, name, ("lat", "lon")
+    )
     return xr.Dataset(
         data_vars,
         coords={"time": _time_coord(times, n), **level_coords, **coords},
@@ -581,20 +610,31 @@ def forecast_dataset(
     valid = np.stack([as_time_array(v) for v in valid])
     lead = pd.to_timedelta((valid - time.values[:, None]).ravel()).values.reshape(valid.shape)
     if not (lead == lead[:1]).all():
-        raise ValueError("forecast leads differ between initialisations; the time axis "
-                         "must have a constant step")
+        raise ValueError(
+            "forecast leads differ between initialisations; the time axis must have a constant step"
+        )
     data_vars, level_coords = _field_variables(
-        fc.astype("float32"), ("time", "prediction_timedelta"), [str(c) for c in channels],
-        units, "forecast", ("latitude", "longitude"))
+        fc.astype("float32"),
+        ("time", "prediction_timedelta"),
+        [str(c) for c in channels],
+        units,
+        "forecast",
+        ("latitude", "longitude"),
+    )
     return xr.Dataset(
         data_vars,
         coords={
             "time": time.assign_attrs(long_name="initialisation time (last input step)"),
-            "prediction_timedelta": ("prediction_timedelta", lead[0],
-                                     {"long_name": "lead time", "standard_name":
-                                      "forecast_period"}),
-            "valid_time": (("time", "prediction_timedelta"), valid,
-                           {"long_name": "valid time", "standard_name": "time"}),
+            "prediction_timedelta": (
+                "prediction_timedelta",
+                lead[0],
+                {"long_name": "lead time", "standard_name": "forecast_period"},
+            ),
+            "valid_time": (
+                ("time", "prediction_timedelta"),
+                valid,
+                {"long_name": "valid time", "standard_name": "time"},
+            ),
             **level_coords,
             **_grid_coords(lat, lon, ("latitude", "longitude")),
         },
@@ -603,7 +643,11 @@ def forecast_dataset(
 
 
 def features_dataset(
-    arr: Any, times: Any, lat: Any, lon: Any, name: str = "hidden",
+    arr: Any,
+    times: Any,
+    lat: Any,
+    lon: Any,
+    name: str = "hidden",
     attrs: Mapping[str, Any] | None = None,
 ) -> xr.Dataset:
     """Learned feature maps (e.g. hidden states) as ``name(time, feature, lat, lon)``.
@@ -618,11 +662,18 @@ def features_dataset(
     if arr.ndim != 4:
         raise ValueError(f"features must be (N_time, F, H, W), got shape {arr.shape}")
     return xr.Dataset(
-        {name: (("time", "feature", "lat", "lon"), arr.astype("float32"),
-                {"long_name": f"{name} state of the last recurrent layer", "units": "1"})},
-        coords={"time": _time_coord(times, arr.shape[0]),
-                "feature": ("feature", np.arange(arr.shape[1]), {"long_name": "channel index"}),
-                **_grid_coords(lat, lon)},
+        {
+            name: (
+                ("time", "feature", "lat", "lon"),
+                arr.astype("float32"),
+                {"long_name": f"{name} state of the last recurrent layer", "units": "1"},
+            )
+        },
+        coords={
+            "time": _time_coord(times, arr.shape[0]),
+            "feature": ("feature", np.arange(arr.shape[1]), {"long_name": "channel index"}),
+            **_grid_coords(lat, lon),
+        },
         attrs=global_attrs(attrs, f"faconvlstm {name} states"),
     )
 

@@ -419,8 +419,11 @@ def compute_stats(
     x = sub.astype("float64")
     dims = ("time", "lat", "lon")
     mean, std, count, high, low = dask.compute(
-        x.mean(dims, skipna=True), x.std(dims, skipna=True), x.count(dims),
-        x.max(dims, skipna=True), x.min(dims, skipna=True),
+        x.mean(dims, skipna=True),
+        x.std(dims, skipna=True),
+        x.count(dims),
+        x.max(dims, skipna=True),
+        x.min(dims, skipna=True),
     )
     channels = [str(c) for c in da["channel"].values]
     empty = [c for c, n in zip(channels, count.values) if n == 0]
@@ -441,8 +444,7 @@ def compute_stats(
             stacklevel=2,
         )
         std[flat] = 1.0
-    _warn_dominating_values(sub, channels, mean.values, std, high.values, low.values,
-                            count.values)
+    _warn_dominating_values(sub, channels, mean.values, std, high.values, low.values, count.values)
     times = sub["time"].values
     return NormStats(
         channels=channels,

@@ -116,8 +116,12 @@ def month_of_year(times: Any) -> np.ndarray:
 
 def _seconds_of_day(arr: np.ndarray) -> np.ndarray:
     f = _fields(arr)
-    return (f.hour.values * 3600.0 + f.minute.values * 60.0 + f.second.values
-            + f.microsecond.values * 1e-6)
+    return (
+        f.hour.values * 3600.0
+        + f.minute.values * 60.0
+        + f.second.values
+        + f.microsecond.values * 1e-6
+    )
 
 
 def annual_phase(times: Any) -> np.ndarray:

@@ -93,9 +93,7 @@ def _find_dim(field: xr.DataArray, given: str | None, names: tuple[str, ...], ar
     return found
 
 
-def _spatial_dims(
-    field: xr.DataArray, lat_dim: str | None, lon_dim: str | None
-) -> tuple[str, str]:
+def _spatial_dims(field: xr.DataArray, lat_dim: str | None, lon_dim: str | None) -> tuple[str, str]:
     """The (latitude, longitude) dimension names of ``field`` (see the module doc)."""
     return (
         _find_dim(field, lat_dim, _LAT_NAMES, "lat_dim"),

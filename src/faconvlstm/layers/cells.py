@@ -134,7 +134,6 @@ class RecurrentCell2D(nn.Module):
         return h, CellState(h, c, step + 1)
 
 
-
 def _unpack(state: CellState | Sequence[Any]) -> tuple[torch.Tensor, torch.Tensor, int]:
     if isinstance(state, (tuple, list)) and len(state) in (2, 3):
         h, c, *rest = state

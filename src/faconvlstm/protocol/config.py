@@ -155,8 +155,9 @@ def load_compare_config(
     least 2 seeds, and a ``train`` section that is a valid autoencoder run configuration
     (checked now, before any data is opened or any model trained).
     """
-    raw = read_config_mapping(copy.deepcopy(source) if isinstance(source, dict) else source,
-                              overrides)
+    raw = read_config_mapping(
+        copy.deepcopy(source) if isinstance(source, dict) else source, overrides
+    )
     variants = raw.pop("variants", None) or []
     if not isinstance(variants, list):
         raise ConfigError(
@@ -203,8 +204,7 @@ def _check_variants(cfg: CompareConfig) -> None:
         if v.base not in SUBJECTS or not SUBJECTS[v.base].learned:
             learned = [n for n, k in SUBJECTS.items() if k.learned]
             raise ConfigError(
-                f"{key}.base': {v.base!r} is not a learned subject; accepted: "
-                f"{', '.join(learned)}"
+                f"{key}.base': {v.base!r} is not a learned subject; accepted: {', '.join(learned)}"
             )
         try:
             run_config(cfg, v.name, cfg.seeds[0])
@@ -241,8 +241,7 @@ def run_config(cfg: CompareConfig, model: str, seed: int) -> RunConfig:
     raw["seed"] = seed
     raw.setdefault("task", "autoencoder")
     if var is None:
-        raw["model"] = {**raw.get("model", {}), **cfg.model_overrides.get(model, {}),
-                        "cell": model}
+        raw["model"] = {**raw.get("model", {}), **cfg.model_overrides.get(model, {}), "cell": model}
     else:
         base = {**raw.get("model", {}), **cfg.model_overrides.get(var.base, {})}
         raw["model"] = {**_merged(base, var.model), "cell": var.base}

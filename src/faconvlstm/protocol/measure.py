@@ -124,8 +124,9 @@ def probes(subject: Embedder, z: np.ndarray, data: EvalData) -> Probes:
         target = np.concatenate([data.train_oscillator, data.oscillator])
         out.probe_r2 = linear_probe_r2(z_all, target, groups=years)
     shape = data.x.shape[-3:]
-    fields = np.concatenate([data.train_x.numpy().reshape(-1, *shape),
-                             data.x.numpy().reshape(-1, *shape)])
+    fields = np.concatenate(
+        [data.train_x.numpy().reshape(-1, *shape), data.x.numpy().reshape(-1, *shape)]
+    )
     index = driver_index(data, fields)
     if index is not None:
         out.probe_r2_index = linear_probe_r2(z_all, index, groups=years)
@@ -138,12 +139,21 @@ def robustness(
     """Cosine and regime ARI to the ``clean`` embeddings under Gaussian noise
     (``noise_sigmas``, channel std) and random / block masking (``mask_fractions``)."""
     out = {}
-    levels = {"noise": ev.noise_sigmas, "random_mask": ev.mask_fractions,
-              "block_mask": ev.mask_fractions}
+    levels = {
+        "noise": ev.noise_sigmas,
+        "random_mask": ev.mask_fractions,
+        "block_mask": ev.mask_fractions,
+    }
     for kind in _PERTURBATIONS:
         curve = robustness_curve(
-            subject.embed, data.x, levels[kind], kind=kind, n_clusters=k, seed=seed,
-            block=tuple(ev.block), clean=clean,
+            subject.embed,
+            data.x,
+            levels[kind],
+            kind=kind,
+            n_clusters=k,
+            seed=seed,
+            block=tuple(ev.block),
+            clean=clean,
         )
         out[kind] = RobustnessCurve(
             level=[float(v) for v in curve["level"].values],
@@ -276,16 +286,29 @@ def layer_cost_sweep(cfg: CostConfig, kinds: list[str]) -> tuple[dict[str, Any],
         points = [(h, w, t) for h, w in cfg.grids for t in cfg.steps]
         for h, w, t in tqdm(points, desc="layer cost", leave=False):
             res = layer_costs(
-                kinds, in_channels=cfg.in_channels, filters=cfg.filters, batch=cfg.batch,
-                steps=t, height=h, width=w, repeats=cfg.repeats, device=cfg.device,
+                kinds,
+                in_channels=cfg.in_channels,
+                filters=cfg.filters,
+                batch=cfg.batch,
+                steps=t,
+                height=h,
+                width=w,
+                repeats=cfg.repeats,
+                device=cfg.device,
                 memory=cfg.memory,
             )
             for kind, r in res.items():
                 rows.append(
                     ScalingRow(
-                        model=kind, height=h, width=w, steps=t, params=r["params"],
-                        flops=r["flops_fwd_bwd"], fwd_ms=r["fwd_ms"],
-                        fwd_bwd_ms=r["fwd_bwd_ms"], peak_mem_mb=r["peak_mem_mb"],
+                        model=kind,
+                        height=h,
+                        width=w,
+                        steps=t,
+                        params=r["params"],
+                        flops=r["flops_fwd_bwd"],
+                        fwd_ms=r["fwd_ms"],
+                        fwd_bwd_ms=r["fwd_bwd_ms"],
+                        peak_mem_mb=r["peak_mem_mb"],
                         saved_mb=r.get("saved_mb"),
                     )
                 )

@@ -171,8 +171,7 @@ def make_plan(cfg: CompareConfig, out: str | Path) -> Plan:
     for var in cfg.variants:
         for seed in cfg.seeds:
             specs.append(
-                RunSpec(var.name, seed, run_config(cfg, var.name, seed),
-                        layout.run(var.name, seed))
+                RunSpec(var.name, seed, run_config(cfg, var.name, seed), layout.run(var.name, seed))
             )
     reference = next(
         (s.run for s in specs if (s.model, s.seed) == (REFERENCE_SUBJECT, cfg.seeds[0])), None

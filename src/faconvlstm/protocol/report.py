@@ -56,8 +56,7 @@ FIGURES: dict[str, str] = {
     "cluster_composites": "Spatial correlation and RMSE between regime composites",
 }
 
-_COST_KEYS = ("params", "flops", "fwd_ms", "fwd_bwd_ms", "peak_mem_mb", "saved_mb",
-              "model_params")
+_COST_KEYS = ("params", "flops", "fwd_ms", "fwd_bwd_ms", "peak_mem_mb", "saved_mb", "model_params")
 
 
 def _colour(model: str) -> str | None:
@@ -114,8 +113,14 @@ def _figure_cost(results: Results, layout: Layout, path) -> bool:
             for ax, key in zip(axes, keys):
                 y = [getattr(r, key) for _, r in pts]
                 if all(v is not None for v in y):
-                    ax.plot(x, y, style, marker="o", color=_colour(model),
-                            label=f"{subject_label(model)}, T={steps}")
+                    ax.plot(
+                        x,
+                        y,
+                        style,
+                        marker="o",
+                        color=_colour(model),
+                        label=f"{subject_label(model)}, T={steps}",
+                    )
     for ax, key in zip(axes, keys):
         ax.set_xscale("log")
         ax.set_yscale("log")
@@ -512,16 +517,20 @@ def _ablation_table(results: Results) -> list[str]:
         "`variants` in `compare.yaml`). Columns are the headline metrics (↑ higher is "
         "better, ↓ lower is better; labels in the headline table).",
         "",
-        "| variant | " + " | ".join(
-            f"{m.key} {'↑' if m.higher_is_better else '↓'}" for m in headline) + " |",
+        "| variant | "
+        + " | ".join(f"{m.key} {'↑' if m.higher_is_better else '↓'}" for m in headline)
+        + " |",
         "|---|" + "---|" * len(headline),
     ]
     rows: list[tuple[str, ModelResult]] = []
     for base in dict.fromkeys(bases.get(name, "fa") for name in results.variants):
         if base in results.models:
             rows.append((f"{subject_label(base)} (full)", results.models[base]))
-        rows += [(f"{name} ({subject_label(base)})", r) for name, r in results.variants.items()
-                 if bases.get(name, "fa") == base]
+        rows += [
+            (f"{name} ({subject_label(base)})", r)
+            for name, r in results.variants.items()
+            if bases.get(name, "fa") == base
+        ]
     for label, r in rows:
         lines.append(
             f"| {label} | " + " | ".join(_mean_sd(r.summary, m.key) for m in headline) + " |"

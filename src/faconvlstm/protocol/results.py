@@ -101,36 +101,66 @@ def _m(key: str, label: str, higher: bool, **kw: Any) -> Metric:
 METRICS: tuple[Metric, ...] = (
     _m("ari_truth", "ARI vs ground-truth regimes", True, headline=True, per_seed=0),
     _m("nmi_truth", "NMI vs ground-truth regimes", True, headline=True),
-    _m("stability_cka", "seed stability: mean pairwise CKA", True, scope="seeds",
-       headline=True),
-    _m("stability_ari", "seed stability: k-means ARI between seeds", True, scope="seeds",
-       headline=True),
-    _m("drift_cka_final", "embedding drift in the last epoch: 1 − CKA (lower is better)",
-       False, headline=True),
+    _m("stability_cka", "seed stability: mean pairwise CKA", True, scope="seeds", headline=True),
+    _m(
+        "stability_ari",
+        "seed stability: k-means ARI between seeds",
+        True,
+        scope="seeds",
+        headline=True,
+    ),
+    _m(
+        "drift_cka_final",
+        "embedding drift in the last epoch: 1 − CKA (lower is better)",
+        False,
+        headline=True,
+    ),
     _m("silhouette", "silhouette of k-means regimes", True, headline=True, per_seed=1),
     _m("davies_bouldin", "Davies–Bouldin (lower is better)", False, headline=True),
-    _m("cluster_rmse_ratio", "intra/inter-cluster RMSE (lower is better)", False,
-       headline=True),
-    _m("probe_r2", "linear-probe R² of the oscillator (blocked CV by year)", True,
-       headline=True, per_seed=3),
-    _m("probe_r2_index", "linear-probe R² of a tropical box index (blocked CV by year)", True,
-       headline=True),
-    _m("recon_rmse", "reconstruction RMSE (normalised units)", False, headline=True,
-       per_seed=2),
+    _m("cluster_rmse_ratio", "intra/inter-cluster RMSE (lower is better)", False, headline=True),
+    _m(
+        "probe_r2",
+        "linear-probe R² of the oscillator (blocked CV by year)",
+        True,
+        headline=True,
+        per_seed=3,
+    ),
+    _m(
+        "probe_r2_index",
+        "linear-probe R² of a tropical box index (blocked CV by year)",
+        True,
+        headline=True,
+    ),
+    _m("recon_rmse", "reconstruction RMSE (normalised units)", False, headline=True, per_seed=2),
     _m("recon_acc", "reconstruction ACC", True, headline=True),
-    _m("train_seconds", "training wall time per seed (s, same budget)", False, headline=True,
-       per_seed=4),
-    _m("robustness_cos_mean", "mean centred cosine to clean embeddings under noise", True,
-       scope="seeds", headline=True),
-    _m("robustness_ari_mean", "regime ARI to clean under noise", True, scope="seeds",
-       headline=True),
-    _m("mask_cos_mean", "mean centred cosine to clean under random + block masking", True,
-       scope="seeds", headline=True),
+    _m(
+        "train_seconds",
+        "training wall time per seed (s, same budget)",
+        False,
+        headline=True,
+        per_seed=4,
+    ),
+    _m(
+        "robustness_cos_mean",
+        "mean centred cosine to clean embeddings under noise",
+        True,
+        scope="seeds",
+        headline=True,
+    ),
+    _m(
+        "robustness_ari_mean", "regime ARI to clean under noise", True, scope="seeds", headline=True
+    ),
+    _m(
+        "mask_cos_mean",
+        "mean centred cosine to clean under random + block masking",
+        True,
+        scope="seeds",
+        headline=True,
+    ),
     _m("stability_nmi", "seed stability: k-means NMI between seeds", True, scope="seeds"),
     _m("calinski_harabasz", "Calinski–Harabasz", True),
     _m("attention_remote_ratio", "FA attention on the remote lobe (1 hop), × chance", True),
-    _m("attention_remote_ratio_2hop", "FA attention on the remote lobe (2 hops), × chance",
-       True),
+    _m("attention_remote_ratio_2hop", "FA attention on the remote lobe (2 hops), × chance", True),
     _m("attention_remote_mass", "FA attention mass on the remote lobe (1 hop)", True),
     _m("attention_remote_mass_2hop", "FA attention mass on the remote lobe (2 hops)", True),
     _m("attention_chance", "remote-lobe mass of uniform axial attention (1 hop)", True),
@@ -347,8 +377,13 @@ class SeedResult:
         seed = raw.pop("seed")
         training = TrainingRecord.take(raw) or TrainingRecord()
         internals = FAInternals.take(raw)
-        parts = (_take(Reconstruction, raw), _take(Regimes, raw), _take(Probes, raw),
-                 raw.pop("robustness", None), raw.pop("attribution", None))
+        parts = (
+            _take(Reconstruction, raw),
+            _take(Regimes, raw),
+            _take(Probes, raw),
+            raw.pop("robustness", None),
+            raw.pop("attribution", None),
+        )
         evaluation = None
         if any(p is not None for p in parts):
             rec, reg, probes, robustness, attribution = parts
@@ -407,8 +442,10 @@ class ModelCost:
         step_ms = [s.training.model_fwd_bwd_ms for s in seeds if s.training.model_fwd_bwd_ms]
         layer = {}
         if ref is not None:
-            layer = {k: getattr(ref, k) for k in
-                     ("params", "flops", "fwd_ms", "fwd_bwd_ms", "peak_mem_mb", "saved_mb")}
+            layer = {
+                k: getattr(ref, k)
+                for k in ("params", "flops", "fwd_ms", "fwd_bwd_ms", "peak_mem_mb", "saved_mb")
+            }
         return cls(
             **layer,
             model_params=seeds[0].training.model_params if seeds else None,
@@ -567,12 +604,12 @@ class Results:
                 f"results schema {d.get('schema_version')!r} is not {SCHEMA_VERSION}: "
                 "rerun the comparison with this faconvlstm version"
             )
+
         def read(section: str) -> dict[str, ModelResult]:
             return {
                 name: ModelResult(
                     ModelCost(**m["cost"]),
-                    [SeedResult.from_dict(s, f"results.json {section}.{name}")
-                     for s in m["seeds"]],
+                    [SeedResult.from_dict(s, f"results.json {section}.{name}") for s in m["seeds"]],
                     ModelSummary.from_dict(m["summary"]),
                 )
                 for name, m in d.get(section, {}).items()

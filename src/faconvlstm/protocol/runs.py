@@ -223,8 +223,7 @@ def _train(spec: RunSpec, data: EvalData, probe_windows: int) -> tuple[torch.nn.
         idx = data.probe(probe_windows)
         recorder = EpochRecorder(paths.epochs, data.x[idx], data.phase[idx])
         start = time.perf_counter()
-        fit(spec.run, out=paths.train, resume=paths.last_checkpoint.exists(),
-            callbacks=[recorder])
+        fit(spec.run, out=paths.train, resume=paths.last_checkpoint.exists(), callbacks=[recorder])
         atomic_write_json({"train_seconds": time.perf_counter() - start}, paths.train_done)
     model, _ = load_model(paths.last_checkpoint)
     return model, float(json.loads(paths.train_done.read_text())["train_seconds"])

@@ -106,8 +106,9 @@ class RunSummary(L.Callback):
             return
         if self.start_step is None or trainer.global_step == self.start_step:
             by_steps = trainer.max_steps != -1 and trainer.global_step >= trainer.max_steps
-            key, now = (("max_steps", trainer.max_steps) if by_steps
-                        else ("max_epochs", trainer.max_epochs))
+            key, now = (
+                ("max_steps", trainer.max_steps) if by_steps else ("max_epochs", trainer.max_epochs)
+            )
             print(
                 f"faconvlstm fit: nothing to train: the run in {self.out} already reached "
                 f"trainer.{key}={now} (step {trainer.global_step}); to train longer: "

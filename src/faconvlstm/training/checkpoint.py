@@ -35,9 +35,17 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 # the one atomic writer; atomic_write_text is re-exported for callers that import it here
 from faconvlstm.files import atomic_torch_save, atomic_write_text
 
-__all__ = ["CheckpointError", "atomic_torch_save", "atomic_write_text", "load_checkpoint",
-           "load_state", "make_metadata", "stats_from_meta", "stats_to_meta",
-           "validate_checkpoint"]
+__all__ = [
+    "CheckpointError",
+    "atomic_torch_save",
+    "atomic_write_text",
+    "load_checkpoint",
+    "load_state",
+    "make_metadata",
+    "stats_from_meta",
+    "stats_to_meta",
+    "validate_checkpoint",
+]
 
 FORMAT_VERSION = 1
 META_KEY = "faconvlstm"
@@ -103,8 +111,9 @@ def validate_checkpoint(ckpt: dict, path: str | Path = "checkpoint") -> None:
             "written by `faconvlstm fit` (or by a faconvlstm task under lightning.Trainer)"
         )
     stats = meta["stats"]
-    absent = [k for k in ("channels", "mean", "std")
-              if not isinstance(stats, dict) or k not in stats]
+    absent = [
+        k for k in ("channels", "mean", "std") if not isinstance(stats, dict) or k not in stats
+    ]
     if absent:
         raise CheckpointError(
             f"{path}: the normalisation statistics ('{META_KEY}'/'stats') lack "
@@ -148,8 +157,7 @@ def load_state(path: str | Path, map_location: Any = "cpu") -> Any:
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
-        reason = re.search(r"(unsupported GLOBAL [^\n]+|WeightsUnpickler error: [^\n]+)",
-                           str(err))
+        reason = re.search(r"(unsupported GLOBAL [^\n]+|WeightsUnpickler error: [^\n]+)", str(err))
         raise CheckpointError(
             f"refusing to load {path}: it holds Python objects other than tensors and plain "
             "containers, which could run code when loaded (loaded with weights_only=True"

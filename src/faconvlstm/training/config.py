@@ -151,8 +151,12 @@ class TrainerConfig:
 #: ``lightning.Trainer`` arguments a run file may not set: faconvlstm owns the output
 #: directory, the checkpoints (``checkpoint`` section), the atomic checkpoint I/O and the
 #: data sharding.
-TRAINER_RESERVED = ("default_root_dir", "enable_checkpointing", "plugins",
-                    "use_distributed_sampler")
+TRAINER_RESERVED = (
+    "default_root_dir",
+    "enable_checkpointing",
+    "plugins",
+    "use_distributed_sampler",
+)
 
 #: Where ``class_path`` specs of ``trainer.callbacks`` / ``logger`` / ``profiler`` may
 #: point: Lightning's own classes only, so a configuration file cannot run arbitrary code.
@@ -253,8 +257,7 @@ def _matches(value: Any, tp: Any) -> bool:
 def _check(value: Any, tp: Any, key: str) -> None:
     if not _matches(value, tp):
         raise ConfigError(
-            f"config key '{key}': expected {_type_name(tp)}, got {type(value).__name__} "
-            f"({value!r})"
+            f"config key '{key}': expected {_type_name(tp)}, got {type(value).__name__} ({value!r})"
         )
 
 
@@ -342,8 +345,11 @@ def resolve_spec(spec: Any, kind: str, key: str) -> tuple[type, dict]:
     one of :data:`SPEC_MODULES` ``[kind]`` and the init_args must be its arguments."""
     import importlib
 
-    if not isinstance(spec, dict) or "class_path" not in spec or not set(spec) <= {
-            "class_path", "init_args"}:
+    if (
+        not isinstance(spec, dict)
+        or "class_path" not in spec
+        or not set(spec) <= {"class_path", "init_args"}
+    ):
         raise ConfigError(
             f"config key '{key}': expected a mapping {{class_path: ..., init_args: {{...}}}}, "
             f"got {spec!r}"
@@ -416,8 +422,11 @@ def _yaml_reason(err: yaml.YAMLError) -> str:
     problem = getattr(err, "problem", None) or str(err).splitlines()[0]
     mark = getattr(err, "problem_mark", None)
     where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
-    hint = ("; only plain values (numbers, strings, lists, mappings) are accepted"
-            if "constructor for the tag" in problem else "")
+    hint = (
+        "; only plain values (numbers, strings, lists, mappings) are accepted"
+        if "constructor for the tag" in problem
+        else ""
+    )
     return f"{problem}{where}{hint}"
 
 
@@ -520,8 +529,9 @@ def _check_consistency(cfg: RunConfig) -> None:
             f"dimension names in the data), got {sorted(d.dims)}"
         )
     _check_budget(cfg.trainer)
-    _check_signature(_synthetic_fn(), d.synthetic, "data.synthetic", "faconvlstm.data.synthetic",
-                     skip=())
+    _check_signature(
+        _synthetic_fn(), d.synthetic, "data.synthetic", "faconvlstm.data.synthetic", skip=()
+    )
 
 
 def _check_budget(t: TrainerConfig) -> None:
@@ -561,19 +571,31 @@ def _synthetic_fn() -> Any:
 _FROM_DATA = {"in_channels", "horizon"}
 
 #: Arguments of a recurrent layer that the encoder sets itself (not ``layer_kwargs``).
-_SET_BY_ENCODER = ("filters", "kernel_size", "padding", "return_sequences", "return_state",
-                   "in_channels", "boundary")
+_SET_BY_ENCODER = (
+    "filters",
+    "kernel_size",
+    "padding",
+    "return_sequences",
+    "return_state",
+    "in_channels",
+    "boundary",
+)
 
 
-def _check_signature(fn: Any, kwargs: dict, section: str, target: str,
-                     skip: tuple[str, ...]) -> None:
+def _check_signature(
+    fn: Any, kwargs: dict, section: str, target: str, skip: tuple[str, ...]
+) -> None:
     """Check a mapping of keyword arguments against ``fn``'s signature (names and simple
     types), naming the dotted key and the accepted names."""
     params = {n: p for n, p in inspect.signature(fn).parameters.items() if n != "self"}
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         return
-    accepted = [n for n, p in params.items() if n not in skip and p.kind in (
-        inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)]
+    accepted = [
+        n
+        for n, p in params.items()
+        if n not in skip
+        and p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    ]
     try:
         hints = typing.get_type_hints(fn)
     except Exception:  # unresolvable annotations: names are still checked
@@ -604,8 +626,9 @@ def validate_layer_kwargs(model: dict) -> None:
             f"config key 'model.cell': unknown cell {cell!r}; accepted: {', '.join(CELLS)}"
         )
     cls = cell_class(cell)
-    _check_signature(cls.__init__, layer_kwargs, "model.layer_kwargs", cls.__name__,
-                     skip=_SET_BY_ENCODER)
+    _check_signature(
+        cls.__init__, layer_kwargs, "model.layer_kwargs", cls.__name__, skip=_SET_BY_ENCODER
+    )
 
 
 def validate_model_kwargs(model_cls: type, kwargs: dict) -> None:
@@ -616,9 +639,9 @@ def validate_model_kwargs(model_cls: type, kwargs: dict) -> None:
     """
     for name in sorted(_FROM_DATA & set(kwargs)):
         raise ConfigError(
-            f"config key 'model.{name}' is set from the data (channels / data.horizon); "
-            "remove it"
+            f"config key 'model.{name}' is set from the data (channels / data.horizon); remove it"
         )
-    _check_signature(model_cls.__init__, kwargs, "model", model_cls.__name__,
-                     skip=tuple(sorted(_FROM_DATA)))
+    _check_signature(
+        model_cls.__init__, kwargs, "model", model_cls.__name__, skip=tuple(sorted(_FROM_DATA))
+    )
     validate_layer_kwargs(kwargs)

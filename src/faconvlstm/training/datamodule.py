@@ -84,8 +84,11 @@ class GriddedDataModule(L.LightningDataModule):
         the first validation/test year; without ``val_years`` validation is the last
         ``val_fraction`` of the training period. Overlapping periods are an error."""
         cfg = self.cfg
-        ranges = {k: tuple(v) for k, v in (("val", cfg.val_years), ("test", cfg.test_years))
-                  if v is not None}
+        ranges = {
+            k: tuple(v)
+            for k, v in (("val", cfg.val_years), ("test", cfg.test_years))
+            if v is not None
+        }
         train = cfg.train_years
         if train is None:
             first = int(da["time"].dt.year.values[0])

@@ -146,8 +146,9 @@ def _fit_locked(cfg: RunConfig, out: Path, resume: bool, callbacks: list[L.Callb
     desc = data.describe()
     model = build_model(cfg, len(desc["channels"]), desc["periodic_lon"])
     metadata = make_metadata(cfg.task, model, data.stats, desc, cfg.to_dict())
-    task = TASKS[cfg.task](model, lat=desc["lat"], optim=cfg.optim, loss=cfg.loss,
-                           metadata=metadata)
+    task = TASKS[cfg.task](
+        model, lat=desc["lat"], optim=cfg.optim, loss=cfg.loss, metadata=metadata
+    )
     _write_config(cfg, out / "config.yaml")
     for logger in trainer.loggers:
         logger.log_hyperparams(cfg.to_dict())
@@ -195,8 +196,14 @@ def run_lock(out: Path) -> Iterator[None]:
             f"{f' ({err.filename})' if err.filename else ''}; choose a writable --out"
         ) from None
     try:
-        atomic_write_json({"pid": os.getpid(), "host": socket.gethostname(),
-                           "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}, owner)
+        atomic_write_json(
+            {
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+                "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            },
+            owner,
+        )
         yield
     finally:
         lock.release()
@@ -227,29 +234,39 @@ def make_trainer(cfg: RunConfig, out: Path, extra_callbacks: list[Any]) -> L.Tra
     """
     ckpt_dir = out / "checkpoints"
     best = ModelCheckpoint(
-        dirpath=ckpt_dir, filename="best", monitor=cfg.checkpoint.monitor, mode="min",
-        save_top_k=1, enable_version_counter=False, auto_insert_metric_name=False,
+        dirpath=ckpt_dir,
+        filename="best",
+        monitor=cfg.checkpoint.monitor,
+        mode="min",
+        save_top_k=1,
+        enable_version_counter=False,
+        auto_insert_metric_name=False,
     )
     last = LastCheckpoint(ckpt_dir / "last.ckpt", cfg.checkpoint.every_n_train_steps)
     settings = dataclasses.asdict(cfg.trainer)
     settings.update(settings.pop("extra"))
-    configured = [_instantiate(spec, "callbacks", f"trainer.callbacks[{i}]")
-                  for i, spec in enumerate(settings.pop("callbacks", None) or [])]
+    configured = [
+        _instantiate(spec, "callbacks", f"trainer.callbacks[{i}]")
+        for i, spec in enumerate(settings.pop("callbacks", None) or [])
+    ]
     logger = settings.pop("logger", True)
-    loggers = [] if logger is False else [CSVLogger(out, name="csv"),
-                                          TensorBoardLogger(out, name="tensorboard")]
+    loggers = (
+        []
+        if logger is False
+        else [CSVLogger(out, name="csv"), TensorBoardLogger(out, name="tensorboard")]
+    )
     if isinstance(logger, (list, dict)):
         specs = logger if isinstance(logger, list) else [logger]
-        loggers += [_instantiate(spec, "logger", f"trainer.logger[{i}]")
-                    for i, spec in enumerate(specs)]
+        loggers += [
+            _instantiate(spec, "logger", f"trainer.logger[{i}]") for i, spec in enumerate(specs)
+        ]
     if isinstance(settings.get("profiler"), dict):
         settings["profiler"] = _instantiate(settings["profiler"], "profiler", "trainer.profiler")
     settings.setdefault("enable_model_summary", False)
     return L.Trainer(
         default_root_dir=out,
         logger=loggers or False,
-        callbacks=[RNGStateCallback(), best, last, RunSummary(out), *configured,
-                   *extra_callbacks],
+        callbacks=[RNGStateCallback(), best, last, RunSummary(out), *configured, *extra_callbacks],
         plugins=[AtomicCheckpointIO()],
         use_distributed_sampler=False,  # GriddedDataModule shards by rank itself
         **settings,
@@ -261,5 +278,6 @@ def _instantiate(spec: dict, kind: str, key: str) -> Any:
     try:
         return cls(**init_args)
     except (TypeError, ValueError) as err:
-        raise ConfigError(f"config key '{key}': {spec['class_path']} refused its init_args: "
-                          f"{err}") from None
+        raise ConfigError(
+            f"config key '{key}': {spec['class_path']} refused its init_args: {err}"
+        ) from None

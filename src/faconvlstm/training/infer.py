@@ -77,16 +77,20 @@ def check_device(device: str | torch.device) -> torch.device:
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as err:
-        raise ValueError(f"--device {device!r} is not a torch device ({err}); "
-                         f"use e.g. cpu, cuda, cuda:0 or mps") from err
+        raise ValueError(
+            f"--device {device!r} is not a torch device ({err}); use e.g. cpu, cuda, cuda:0 or mps"
+        ) from err
     if dev.type == "cuda":
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if count == 0:
-            raise ValueError(f"--device {device}: CUDA is not available on this machine; "
-                             f"use --device cpu")
+            raise ValueError(
+                f"--device {device}: CUDA is not available on this machine; use --device cpu"
+            )
         if dev.index is not None and dev.index >= count:
-            raise ValueError(f"--device {device}: this machine has {count} CUDA device(s) "
-                             f"(cuda:0 … cuda:{count - 1})")
+            raise ValueError(
+                f"--device {device}: this machine has {count} CUDA device(s) "
+                f"(cuda:0 … cuda:{count - 1})"
+            )
     elif dev.type == "mps" and not torch.backends.mps.is_available():
         raise ValueError(f"--device {device}: MPS is not available; use --device cpu")
     return dev
@@ -124,8 +128,9 @@ def load_model(ckpt_path: str | Path, device: str | torch.device = "cpu") -> tup
     meta = ckpt["faconvlstm"]
     try:
         model = model_class(meta["task"]).from_config(meta["model_config"])
-        state = {k[len("model."):]: v for k, v in ckpt["state_dict"].items()
-                 if k.startswith("model.")}
+        state = {
+            k[len("model.") :]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")
+        }
         model.load_state_dict(state)
     except (KeyError, TypeError, RuntimeError) as err:
         raise CheckpointError(
@@ -160,8 +165,9 @@ def _tiling_starts(n_time: int, window: int) -> list[int]:
 
 
 def _loader(dataset: Any, starts: list[int], batch_size: int) -> DataLoader:
-    return DataLoader(Subset(dataset, starts), batch_size=batch_size,
-                      collate_fn=fdata.collate_windows)
+    return DataLoader(
+        Subset(dataset, starts), batch_size=batch_size, collate_fn=fdata.collate_windows
+    )
 
 
 def _attrs(ckpt_path: str | Path, meta: dict, source: str) -> dict:
@@ -235,14 +241,14 @@ def _embed(ckpt, out, data, years, batch_size, hidden, attention, device) -> lis
         x = batch["x"].to(device)
         if capture:
             with fa_layer.capture_internals() as rec:
-                res = model(x, times=batch["phase"].to(device), mask=batch["mask"].to(device),
-                            **kwargs)
+                res = model(
+                    x, times=batch["phase"].to(device), mask=batch["mask"].to(device), **kwargs
+                )
             if rec["attention"]:  # none when the layer has attention_every=0
                 rows.append(rec["attention"][-1]["row"].mean(2).cpu())
                 cols.append(rec["attention"][-1]["col"].mean(2).cpu())
         else:
-            res = model(x, times=batch["phase"].to(device), mask=batch["mask"].to(device),
-                        **kwargs)
+            res = model(x, times=batch["phase"].to(device), mask=batch["mask"].to(device), **kwargs)
         if wants_attn:
             temporal.append(res["temporal_attention"].mean(1).cpu())
         z = res["embeddings"].cpu().numpy()
@@ -262,16 +268,25 @@ def _embed(ckpt, out, data, years, batch_size, hidden, attention, device) -> lis
             covered = s + window
 
     attrs = _attrs(ckpt, meta, data or meta["data"]["source"])
-    files = [(fdata.embeddings_dataset(emb, dataset.times, attrs=attrs,
-                                       splits=_splits(meta)), out)]
+    files = [(fdata.embeddings_dataset(emb, dataset.times, attrs=attrs, splits=_splits(meta)), out)]
     if hidden:
-        lat, lon = _coarse_coords(dataset.lat, hid.shape[-2]), _coarse_coords(
-            dataset.lon, hid.shape[-1])
-        files.append((fdata.features_dataset(hid, dataset.times, lat, lon, "hidden", attrs),
-                      _sibling(out, "hidden")))
+        lat, lon = (
+            _coarse_coords(dataset.lat, hid.shape[-2]),
+            _coarse_coords(dataset.lon, hid.shape[-1]),
+        )
+        files.append(
+            (
+                fdata.features_dataset(hid, dataset.times, lat, lon, "hidden", attrs),
+                _sibling(out, "hidden"),
+            )
+        )
     if attention:
-        files.append((_attention_dataset(dataset, starts, window, temporal, rows, cols, attrs),
-                      _sibling(out, "attention")))
+        files.append(
+            (
+                _attention_dataset(dataset, starts, window, temporal, rows, cols, attrs),
+                _sibling(out, "attention"),
+            )
+        )
     written = fdata.save_datasets(files)
     for tag in ("hidden", "attention"):
         _remove_stale(_sibling(out, tag), written)
@@ -318,13 +333,21 @@ def _attention_dataset(dataset, starts, window, temporal, rows, cols, attrs) -> 
     ``*_query``/``*_key`` copies (degrees; block means on a pooled grid)."""
     end_times = dataset.times[np.asarray(starts) + window - 1]
     variables: dict[str, Any] = {}
-    coords: dict[str, Any] = {"time": ("time", end_times, {"standard_name": "time",
-                                                         "long_name": "last step of the window"})}
+    coords: dict[str, Any] = {
+        "time": (
+            "time",
+            end_times,
+            {"standard_name": "time", "long_name": "last step of the window"},
+        )
+    }
     if temporal:
         variables["temporal_attention"] = (
-            ("time", "query_step", "key_step"), torch.cat(temporal).numpy(),
-            {"long_name": "temporal self-attention weights of the head (mean over heads)",
-             "units": "1"},
+            ("time", "query_step", "key_step"),
+            torch.cat(temporal).numpy(),
+            {
+                "long_name": "temporal self-attention weights of the head (mean over heads)",
+                "units": "1",
+            },
         )
         steps = np.arange(window)
         coords["query_step"] = ("query_step", steps, {"long_name": "query step in the window"})
@@ -332,28 +355,34 @@ def _attention_dataset(dataset, starts, window, temporal, rows, cols, attrs) -> 
     if rows:
         row, col = torch.cat(rows).numpy(), torch.cat(cols).numpy()
         variables["row_attention"] = (
-            ("time", "lat", "lon_query", "lon_key"), row,
-            {"long_name": "axial attention along longitude at the window's last step",
-             "units": "1"},
+            ("time", "lat", "lon_query", "lon_key"),
+            row,
+            {
+                "long_name": "axial attention along longitude at the window's last step",
+                "units": "1",
+            },
         )
         variables["col_attention"] = (
-            ("time", "lon", "lat_query", "lat_key"), col,
-            {"long_name": "axial attention along latitude at the window's last step",
-             "units": "1"},
+            ("time", "lon", "lat_query", "lat_key"),
+            col,
+            {"long_name": "axial attention along latitude at the window's last step", "units": "1"},
         )
         lat = _coarse_coords(dataset.lat, row.shape[1])
         lon = _coarse_coords(dataset.lon, col.shape[1])
         for dim, values, axis in (("lat", lat, "latitude"), ("lon", lon, "longitude")):
             units = "degrees_north" if dim == "lat" else "degrees_east"
             for suffix in ("", "_query", "_key"):
-                coords[dim + suffix] = (dim + suffix, values,
-                                        {"long_name": f"{axis}{suffix.replace('_', ' of the ')}",
-                                         "units": units})
+                coords[dim + suffix] = (
+                    dim + suffix,
+                    values,
+                    {"long_name": f"{axis}{suffix.replace('_', ' of the ')}", "units": units},
+                )
             coords[dim][2]["standard_name"] = axis
     if not variables:
         raise ValueError("this model exposes no attention maps")
-    return xr.Dataset(variables, coords=coords,
-                      attrs=fdata.global_attrs(attrs, "faconvlstm attention maps"))
+    return xr.Dataset(
+        variables, coords=coords, attrs=fdata.global_attrs(attrs, "faconvlstm attention maps")
+    )
 
 
 @torch.no_grad()
@@ -405,26 +434,50 @@ def _predict(ckpt, out, data, years, batch_size, stride, device) -> Path:
         recon = np.zeros((dataset.times.size, *dataset.shape), dtype="float32")
         covered, s_iter = 0, iter(starts)
         for batch in _loader(dataset, starts, batch_size):
-            r = model(batch["x"].to(device), times=batch["phase"].to(device),
-                      mask=batch["mask"].to(device))["recon"].cpu().numpy()
+            r = (
+                model(
+                    batch["x"].to(device),
+                    times=batch["phase"].to(device),
+                    mask=batch["mask"].to(device),
+                )["recon"]
+                .cpu()
+                .numpy()
+            )
             r = np.where(batch["mask"].numpy(), r, np.float32("nan"))  # missing stays missing
             for b in range(r.shape[0]):
                 s = next(s_iter)
                 recon[covered : s + window] = r[b, covered - s :]
                 covered = s + window
         fields = stats.denormalize_array(recon, dataset.times)
-        return fdata.write_fields(fields, dataset.times, channels, dataset.lat, dataset.lon,
-                                  out, name="reconstruction", attrs=attrs, units=units)
+        return fdata.write_fields(
+            fields,
+            dataset.times,
+            channels,
+            dataset.lat,
+            dataset.lon,
+            out,
+            name="reconstruction",
+            attrs=attrs,
+            units=units,
+        )
 
-    dataset = fdata.WindowDataset(da, window=window, horizon=horizon, stride=stride or horizon,
-                                  stats=stats)
+    dataset = fdata.WindowDataset(
+        da, window=window, horizon=horizon, stride=stride or horizon, stats=stats
+    )
     targets = target_channels(model)
     sub = _select_channels(stats, targets)
     forecasts, init, valid = [], [], []
     for batch in DataLoader(dataset, batch_size=batch_size, collate_fn=fdata.collate_windows):
-        f = model(batch["x"].to(device), times=batch["phase"].to(device),
-                  future_times=batch["y_phase"].to(device),
-                  mask=batch["mask"].to(device))["forecast"].cpu().numpy()
+        f = (
+            model(
+                batch["x"].to(device),
+                times=batch["phase"].to(device),
+                future_times=batch["y_phase"].to(device),
+                mask=batch["mask"].to(device),
+            )["forecast"]
+            .cpu()
+            .numpy()
+        )
         never = ~batch["mask"][:, :, targets].any(1, keepdim=True).numpy()  # e.g. land
         f = np.where(never, np.float32("nan"), f)
         for b in range(f.shape[0]):
@@ -432,8 +485,16 @@ def _predict(ckpt, out, data, years, batch_size, stride, device) -> Path:
             init.append(batch["time"][b][-1])
             valid.append(batch["y_time"][b])
     units = None if units is None else [units[i] for i in targets]
-    return _write_forecast(np.stack(forecasts), init, np.stack(valid),
-                           [channels[i] for i in targets], units, dataset, out, attrs)
+    return _write_forecast(
+        np.stack(forecasts),
+        init,
+        np.stack(valid),
+        [channels[i] for i in targets],
+        units,
+        dataset,
+        out,
+        attrs,
+    )
 
 
 def _select_channels(stats: Any, index: list[int]) -> Any:
@@ -441,13 +502,18 @@ def _select_channels(stats: Any, index: list[int]) -> Any:
     if index == list(range(len(stats.channels))):
         return stats
     d = stats.to_dict()
-    d.update(channels=[d["channels"][i] for i in index], mean=[d["mean"][i] for i in index],
-             std=[d["std"][i] for i in index])
+    d.update(
+        channels=[d["channels"][i] for i in index],
+        mean=[d["mean"][i] for i in index],
+        std=[d["std"][i] for i in index],
+    )
     clim = stats.climatology_values
     return type(stats).from_dict(d, None if clim is None else clim.isel(channel=index))
 
 
 def _write_forecast(fc, init, valid, channels, units, dataset, out, attrs) -> Path:
     """WeatherBench2-layout forecast file (:func:`faconvlstm.data.forecast_dataset`)."""
-    return fdata.save_dataset(fdata.forecast_dataset(fc, init, valid, channels, dataset.lat,
-                                                     dataset.lon, attrs, units), out)
+    return fdata.save_dataset(
+        fdata.forecast_dataset(fc, init, valid, channels, dataset.lat, dataset.lon, attrs, units),
+        out,
+    )

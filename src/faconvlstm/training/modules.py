@@ -94,10 +94,15 @@ class _Task(L.LightningModule):
         self.metadata = metadata or {}
         lat = None if lat is None else [float(v) for v in torch.as_tensor(lat).flatten()]
         # plain data only: checkpoints must keep loading with weights_only=True
-        self.save_hyperparameters({
-            "model_config": model.get_config(), "lat": lat,
-            "optim": dataclasses.asdict(self.optim_cfg), "loss": dataclasses.asdict(self.loss_cfg),
-        }, logger=False)
+        self.save_hyperparameters(
+            {
+                "model_config": model.get_config(),
+                "lat": lat,
+                "optim": dataclasses.asdict(self.optim_cfg),
+                "loss": dataclasses.asdict(self.loss_cfg),
+            },
+            logger=False,
+        )
         weights = (
             latitude_weights(lat)
             if lat is not None and self.loss_cfg.latitude_weighted
@@ -169,9 +174,14 @@ class _Task(L.LightningModule):
                 "(faconvlstm.training.fit builds it for you)"
             )
         config = {
-            "seed": data.seed, "task": self.task_name, "out": None, "threads": None,
-            "data": dataclasses.asdict(data.cfg), "model": {},
-            "optim": dataclasses.asdict(self.optim_cfg), "loss": dataclasses.asdict(self.loss_cfg),
+            "seed": data.seed,
+            "task": self.task_name,
+            "out": None,
+            "threads": None,
+            "data": dataclasses.asdict(data.cfg),
+            "model": {},
+            "optim": dataclasses.asdict(self.optim_cfg),
+            "loss": dataclasses.asdict(self.loss_cfg),
         }
         return make_metadata(self.task_name, self.model, data.stats, data.describe(), config)
 

@@ -108,6 +108,5 @@ class ResumableDataLoader(DataLoader):
     def load_state_dict(self, state: dict[str, int]) -> None:
         epoch, batches = int(state["epoch"]), int(state["batches"])
         if batches >= (self.epoch_batches or len(self)):  # saved after the last batch
-
             epoch, batches = epoch + 1, 0
         self._resume = {"epoch": epoch, "batches": batches}

@@ -49,8 +49,9 @@ class CosineSchedule(LRScheduler):
             the base rate until then).
     """
 
-    def __init__(self, optimizer: torch.optim.Optimizer, min_lr: float = 0.0,
-                 total: float | None = None) -> None:
+    def __init__(
+        self, optimizer: torch.optim.Optimizer, min_lr: float = 0.0, total: float | None = None
+    ) -> None:
         self.min_lr = float(min_lr)
         self.plans: list[list[int]] = []  # [first step, total steps S], in step order
         super().__init__(optimizer)
