@@ -231,8 +231,8 @@ register_subcommand(
     _run_fit,
     """
     examples:
-      faconvlstm fit --config configs/quick.yaml --out runs/quick
-      faconvlstm fit --config quick                       # shipped config by name
+      faconvlstm fit --config quick --out runs/quick      # a shipped config by name
+      faconvlstm fit --config my_run.yaml --out runs/mine
       faconvlstm fit --config cfg.yaml --out runs/a --resume
       faconvlstm fit --config cfg.yaml --set trainer.max_epochs=2 --set model.cell=convlstm
       faconvlstm fit --config cfg.yaml --check            # validate only
