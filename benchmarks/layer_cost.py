@@ -5,7 +5,7 @@ time, and the peak memory of a training step for both layers, plus the ConvLSTM/
 (how many times cheaper FA is), at several grid sizes. Timed runs of the two layers are
 interleaved; times are the minimum of ``--repeats``.
 
-    python benchmarks/layer_cost.py                      # the README table (SPEC §5 bar)
+    python benchmarks/layer_cost.py                      # the README table (docs/design.md §5 bar)
     python benchmarks/layer_cost.py --grids 32x64 64x128 128x256 --steps 12
     python benchmarks/layer_cost.py --device cuda --grids 721x1440 --batch 1 --no-flops
     python benchmarks/layer_cost.py --json results.json

@@ -5,7 +5,7 @@ next generation of data-driven global weather models", JAMES 2024): each grid ro
 weighted by the area of its cell, ``sin φ_{j+½} − sin φ_{j−½}``, normalised to mean 1, so
 that a loss on a regular lat-lon grid is an area mean rather than an over-count of the
 polar rows. The orthogonality penalty ``‖W Wᵀ − I‖²_F`` keeps the rows of the subspace
-head's projection close to an orthonormal basis (SPEC §2.3), the learned analogue of EOFs.
+head's projection close to an orthonormal basis (docs/design.md §2.3), the learned analogue of EOFs.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Part of the subspace head of FAConvLSTM ("FAConvLSTM: Factorized-Attention ConvLSTM for
 Efficient Feature Extraction in Multivariate Climate Data", arXiv 2601.10914); this project's
-reading is in SPEC §2.3. The index part is the sinusoidal encoding of Vaswani et al.,
+reading is in docs/design.md §2.3. The index part is the sinusoidal encoding of Vaswani et al.,
 "Attention Is All You Need" (NeurIPS 2017); the seasonal part replaces a learned or
 index-only position by the annual phase of each step's time stamp, so the temporal
 attention knows *when in the year* a step is, whatever the window's start date.

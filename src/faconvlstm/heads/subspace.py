@@ -2,7 +2,7 @@
 
 The representation head of FAConvLSTM ("FAConvLSTM: Factorized-Attention ConvLSTM for
 Efficient Feature Extraction in Multivariate Climate Data", arXiv 2601.10914), as read in
-SPEC §2.3: a linear projection of each step's hidden state onto a low-dimensional subspace
+docs/design.md §2.3: a linear projection of each step's hidden state onto a low-dimensional subspace
 (the learned analogue of EOF truncation), refined by temporal self-attention with a fixed
 seasonal positional encoding. The attention block is the pre-norm Transformer encoder
 layer (Xiong et al., "On Layer Normalization in the Transformer Architecture", ICML 2020).

@@ -54,7 +54,7 @@ class FAConvLSTM2D(keras.layers.RNN):
     (:math:`\sigma` is ``recurrent_activation``, :math:`\tanh` is ``activation``.) The
     attended :math:`h_t` is what the next step sees; :math:`\gamma` starts at 0, so an
     untrained layer is a plain factorized ConvLSTM. See :class:`faconvlstm.FAConvLSTM2D` and
-    ``SPEC.md`` §2.2 for the design.
+    docs/design.md §2.2 for the design.
 
     The time loop. Attention runs on the steps t (processing order, 0-based) with
     ``(t + 1) % attention_every == 0`` and on the last step, which a Keras RNN cell cannot

@@ -1,4 +1,4 @@
-"""Models (SPEC §2.4): the encoder (recurrent stack + subspace head), the sequence
+"""Models (docs/design.md §2.4): the encoder (recurrent stack + subspace head), the sequence
 autoencoder (representation learning), the encoder–forecaster and the EOF/PCA baseline."""
 
 from faconvlstm.models.autoencoder import SequenceAutoencoder

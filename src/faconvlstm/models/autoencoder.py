@@ -1,7 +1,7 @@
 """Sequence autoencoder: the representation-learning task of FAConvLSTM.
 
 FAConvLSTM ("FAConvLSTM: Factorized-Attention ConvLSTM for Efficient Feature Extraction in
-Multivariate Climate Data", arXiv 2601.10914; SPEC §2.4) learns per-timestep embeddings by
+Multivariate Climate Data", arXiv 2601.10914; docs/design.md §2.4) learns per-timestep embeddings by
 reconstructing the input sequence. Here the decoder sees the input *only through the
 embeddings*, so the embedding is a true bottleneck — the learned counterpart of a truncated
 EOF expansion, and directly comparable with it at equal width.

@@ -1,7 +1,7 @@
 """Encoder: a stack of convolutional recurrent layers + the subspace head.
 
 The representation model of FAConvLSTM ("FAConvLSTM: Factorized-Attention ConvLSTM for
-Efficient Feature Extraction in Multivariate Climate Data", arXiv 2601.10914; SPEC §2.4).
+Efficient Feature Extraction in Multivariate Climate Data", arXiv 2601.10914; docs/design.md §2.4).
 The recurrent layers are either :class:`~faconvlstm.FAConvLSTM2D` or the baseline
 :class:`~faconvlstm.ConvLSTM2D`, chosen by one argument with everything else identical —
 the drop-in comparison the evaluation protocol runs.

@@ -3,7 +3,7 @@
 The classic ConvLSTM task (Shi et al., "Convolutional LSTM Network: A Machine Learning
 Approach for Precipitation Nowcasting", NeurIPS 2015): an encoder stack reads the input
 window, a forecaster stack initialised with the encoder's states unrolls the future. Here
-with FAConvLSTM's subspace head (arXiv 2601.10914; SPEC §2.4), OpenSTL-style patching
+with FAConvLSTM's subspace head (arXiv 2601.10914; docs/design.md §2.4), OpenSTL-style patching
 (Tan et al., "OpenSTL: A Comprehensive Benchmark of Spatio-Temporal Predictive Learning",
 NeurIPS 2023 D&B) and scheduled sampling (Bengio et al., "Scheduled Sampling for Sequence
 Prediction with Recurrent Neural Networks", NeurIPS 2015).
