@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from faconvlstm.files import jsonable
 from faconvlstm.heads import SubspaceHead
 from faconvlstm.layers.recurrent import RecurrentConv2D
 from faconvlstm.layers.registry import CELLS, cell_class
@@ -81,14 +82,6 @@ def prepare_input(
 _M = TypeVar("_M", bound="ConfigMixin")
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, (tuple, list)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    return value
-
-
 class ConfigMixin:
     """``get_config()`` / ``from_config(cfg)`` round trip through the constructor arguments.
 
@@ -100,7 +93,7 @@ class ConfigMixin:
 
     def get_config(self) -> dict[str, Any]:
         """The constructor arguments, JSON-serialisable."""
-        return _jsonable(copy.deepcopy(self._config))
+        return jsonable(copy.deepcopy(self._config))
 
     @classmethod
     def from_config(cls: type[_M], config: dict[str, Any]) -> _M:
