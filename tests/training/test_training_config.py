@@ -69,6 +69,16 @@ def test_overrides_are_yaml_parsed_and_merged():
     assert cfg.model == {"filters": [8, 8]}
 
 
+def test_override_inside_synthetic_keeps_the_other_keys():
+    # before the fix a nested override replaced the whole data.synthetic mapping,
+    # silently dropping n_years/nlon back to the generator's defaults
+    cfg = load_config(
+        {"data": {"source": "synthetic", "synthetic": {"n_years": 3, "nlat": 16, "nlon": 32}}},
+        ["data.synthetic.nlat=8"],
+    )
+    assert cfg.data.synthetic == {"n_years": 3, "nlat": 8, "nlon": 32}
+
+
 def test_override_without_equals_is_rejected():
     with pytest.raises(ConfigError, match=r"dotted\.key=value"):
         parse_overrides(["trainer.max_epochs"])

@@ -446,9 +446,12 @@ def parse_overrides(overrides: list[str] | None) -> dict:
 
 
 def _merge(base: dict, update: dict) -> dict:
+    """``base`` updated by ``update``, recursively: a nested mapping (``data.synthetic``
+    included) is merged key by key, so ``--set data.synthetic.nlat=8`` changes one key and
+    keeps the others; a non-mapping value replaces."""
     out = dict(base)
     for key, value in update.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict) and key != "synthetic":
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
             out[key] = _merge(out[key], value)
         else:
             out[key] = value
