@@ -121,6 +121,8 @@ def _quiet_lightning() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
     # on --resume the checkpoint folder is expected to hold checkpoints
     warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+    # Lightning's own use of a torch pytree API torch deprecated: nothing the user can fix
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
 
 
 def _add_inference(p: argparse.ArgumentParser) -> None:
@@ -291,6 +293,7 @@ def _interruptible(run: Callable[[], int], name: str) -> int:
     """Run ``run()``; on SIGTERM (Lightning saved ``last.ckpt``) say how to resume."""
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+    _quiet_lightning()
     try:
         return run()
     except SIGTERMException:

@@ -71,14 +71,15 @@ def compare(
             resumes: finished (subject, seed) runs are reused.
         overrides: dotted ``key=value`` overrides for a file/dict config.
         command: the command line, recorded in the report for reproduction.
-        progress: show progress bars (tqdm; Lightning's during training).
+        progress: show the compare progress bar (one line per comparison; per-run
+            Lightning bars stay off unless ``train.trainer.enable_progress_bar`` is set).
     """
     if isinstance(config, CompareConfig):
         cfg = copy.deepcopy(config)
     else:
         cfg = load_compare_config(config, overrides)
-    if not progress:
-        cfg.train.setdefault("trainer", {})["enable_progress_bar"] = False
+    # one bar: the outer compare bar; nested per-run training bars would break its line
+    cfg.train.setdefault("trainer", {}).setdefault("enable_progress_bar", False)
     plan = make_plan(cfg, out or cfg.out)
     plan.layout.root.mkdir(parents=True, exist_ok=True)
     threads = torch.get_num_threads()
@@ -94,6 +95,7 @@ def _compare(plan: Plan, command: str | None, progress: bool) -> Path:
     cfg, layout = plan.cfg, plan.layout
     atomic_write_text(yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False), layout.config)
     data = prepare_data(plan.reference, cfg.evaluation.climatology_smooth_days)
+    print(_start_line(plan, data), flush=True)
     cost_config, scaling = _cost_sweep(plan)
 
     bar = tqdm(plan.specs, desc="compare", disable=not progress, unit="run")
@@ -143,6 +145,26 @@ def _compare(plan: Plan, command: str | None, progress: bool) -> Path:
     atomic_write_json(results.to_dict(), layout.results, indent=1)
     write_report(results, layout)
     return layout.results
+
+
+def _start_line(plan: Plan, data: EvalData) -> str:
+    """What the comparison is about to do, said once before anything runs: the runs, the
+    data, and the layer-cost phase that comes first."""
+    cfg, grid = plan.cfg, f"{data.lat.size}x{data.lon.size}"
+    cost = cfg.cost
+    cost_phase = (
+        "layer cost already measured (cost.json)"
+        if plan.layout.cost.exists()
+        else f"first the layer cost: one {' and one '.join(plan.learned_models)} layer "
+        f"(filters {cost.filters}) timed side by side on grids "
+        + ", ".join(f"{h}x{w}" for h, w in cost.grids)
+    )
+    return (
+        f"faconvlstm compare: {len(plan.specs)} runs ({', '.join(cfg.models)}"
+        + (f" + {len(plan.variants)} variants" if plan.variants else "")
+        + f"; seeds {', '.join(map(str, cfg.seeds))}) on {data.source} {grid}, "
+        f"{', '.join(data.channels)} -> {plan.layout.root}; {cost_phase}"
+    )
 
 
 def _cost_sweep(plan: Plan) -> tuple[dict, list[ScalingRow]]:
@@ -223,7 +245,13 @@ def _train(spec: RunSpec, data: EvalData, probe_windows: int) -> tuple[torch.nn.
         idx = data.probe(probe_windows)
         recorder = EpochRecorder(paths.epochs, data.x[idx], data.phase[idx])
         start = time.perf_counter()
-        fit(spec.run, out=paths.train, resume=paths.last_checkpoint.exists(), callbacks=[recorder])
+        fit(
+            spec.run,
+            out=paths.train,
+            resume=paths.last_checkpoint.exists(),
+            callbacks=[recorder],
+            summary=False,  # the outer compare bar reports progress; no nested lines
+        )
         atomic_write_json({"train_seconds": time.perf_counter() - start}, paths.train_done)
     model, _ = load_model(paths.last_checkpoint)
     return model, float(json.loads(paths.train_done.read_text())["train_seconds"])

@@ -57,7 +57,9 @@ class LastCheckpoint(L.Callback):
     def _save(self, trainer: L.Trainer) -> None:
         if trainer.sanity_checking or trainer.global_step == self._saved_step:
             return
-        trainer.save_checkpoint(self.path)
+        # explicit: a resume checkpoint carries optimiser, loops and callbacks (and saying so
+        # keeps Lightning from logging "`weights_only` was not set" at every save)
+        trainer.save_checkpoint(self.path, weights_only=False)
         self._saved_step = trainer.global_step
 
     def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:

@@ -100,6 +100,7 @@ def fit(
     resume: bool = False,
     overrides: Sequence[str] | None = None,
     callbacks: Sequence[L.Callback] = (),
+    summary: bool = True,
 ) -> Path:
     """Train as configured; returns the path of ``last.ckpt``.
 
@@ -109,6 +110,8 @@ def fit(
         resume: continue from ``out/checkpoints/last.ckpt`` (error if absent).
         overrides: dotted ``key=value`` overrides applied to a file/dict config.
         callbacks: extra Lightning callbacks (tests, custom logging).
+        summary: print the run's start and closing lines (``compare`` turns them off: its
+            own bar is the progress display there).
 
     Raises:
         ConfigError: invalid configuration, or a fresh run into a directory that already
@@ -120,10 +123,12 @@ def fit(
     validate_model_kwargs(model_class(cfg.task), cfg.model)
     out = Path(out or cfg.out or f"runs/{cfg.task}")
     with run_lock(out):
-        return _fit_locked(cfg, out, resume, list(callbacks))
+        return _fit_locked(cfg, out, resume, list(callbacks), summary)
 
 
-def _fit_locked(cfg: RunConfig, out: Path, resume: bool, callbacks: list[L.Callback]) -> Path:
+def _fit_locked(
+    cfg: RunConfig, out: Path, resume: bool, callbacks: list[L.Callback], summary: bool = True
+) -> Path:
     ckpt_dir = out / "checkpoints"
     last = ckpt_dir / "last.ckpt"
     ckpt_path = None
@@ -137,7 +142,7 @@ def _fit_locked(cfg: RunConfig, out: Path, resume: bool, callbacks: list[L.Callb
             "choose another --out (nothing was overwritten)"
         )
 
-    trainer = make_trainer(cfg, out, callbacks)  # bad trainer settings fail here
+    trainer = make_trainer(cfg, out, callbacks, summary)  # bad trainer settings fail here
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -224,7 +229,9 @@ def _write_config(cfg: RunConfig, path: Path) -> None:
     atomic_write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), path)
 
 
-def make_trainer(cfg: RunConfig, out: Path, extra_callbacks: list[Any]) -> L.Trainer:
+def make_trainer(
+    cfg: RunConfig, out: Path, extra_callbacks: list[Any], summary: bool = True
+) -> L.Trainer:
     """A Lightning Trainer with the checkpoint, logging and resumption callbacks, every
     ``trainer`` setting of the run configuration, and the callbacks / loggers / profiler
     given there as ``class_path`` specs (see :class:`~faconvlstm.training.config.TrainerConfig`).
@@ -263,10 +270,11 @@ def make_trainer(cfg: RunConfig, out: Path, extra_callbacks: list[Any]) -> L.Tra
     if isinstance(settings.get("profiler"), dict):
         settings["profiler"] = _instantiate(settings["profiler"], "profiler", "trainer.profiler")
     settings.setdefault("enable_model_summary", False)
+    own = [RNGStateCallback(), best, last, *([RunSummary(out)] if summary else [])]
     return L.Trainer(
         default_root_dir=out,
         logger=loggers or False,
-        callbacks=[RNGStateCallback(), best, last, RunSummary(out), *configured, *extra_callbacks],
+        callbacks=[*own, *configured, *extra_callbacks],
         plugins=[AtomicCheckpointIO()],
         use_distributed_sampler=False,  # GriddedDataModule shards by rank itself
         **settings,
