@@ -11,10 +11,13 @@ models (that is :mod:`faconvlstm.protocol`, behind ``faconvlstm compare``):
   similarity curves of embeddings under them;
 - :mod:`~faconvlstm.evaluation.interpretability` — axial-attention maps, SE/branch
   statistics, occlusion attribution, linear probes of known drivers;
+- :mod:`~faconvlstm.evaluation.indices` — climate indices as probe targets (NAO from the
+  leading EOF of z500, jet strength / latitude; Niño-3.4 is in ``interpretability``);
 - :mod:`~faconvlstm.evaluation.efficiency` — parameters, FLOPs, wall time and peak memory
   of one recurrent layer (shared with ``benchmarks/layer_cost.py``).
 """
 
+from faconvlstm.evaluation.indices import jet_index, nao_index
 from faconvlstm.evaluation.interpretability import (
     attention_map,
     attention_mass_on_region,
@@ -65,11 +68,13 @@ __all__ = [
     "embedding_cosine",
     "embedding_drift",
     "intra_inter_cluster_rmse",
+    "jet_index",
     "kmeans_labels",
     "lat_weighted_rmse",
     "linear_cka",
     "linear_probe_r2",
     "mean_pairwise_cka",
+    "nao_index",
     "nino34_index",
     "occlusion_attribution",
     "pairwise_cka",

@@ -26,6 +26,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from faconvlstm.evaluation._arrays import as_samples, to_numpy
+from faconvlstm.evaluation.quality import _spatial_dims
 
 __all__ = [
     "attention_map",
@@ -272,25 +273,35 @@ def se_branch_statistics(se_weights: Any, branch_energy: Any, times: Any = None)
     return out.sel(group=order)
 
 
+def lon_in_range(lon: xr.DataArray, lon_range: tuple[float, float]) -> xr.DataArray:
+    """Longitudes inside ``lon_range`` = (west, east) edges in degrees east, in either
+    convention (−180…180 or 0…360) whatever the grid's; a box may cross the dateline or the
+    prime meridian (e.g. (−90, 40) on a 0…360 grid, or (160, −160))."""
+    lo0, lo1 = (float(v) % 360.0 for v in lon_range)
+    lon360 = lon % 360.0
+    if lo0 <= lo1:
+        return (lon360 >= lo0) & (lon360 <= lo1)
+    return (lon360 >= lo0) | (lon360 <= lo1)
+
+
 def box_mean_index(
     field: xr.DataArray,
     lat_range: tuple[float, float],
     lon_range: tuple[float, float],
     *,
-    lat_dim: str = "lat",
-    lon_dim: str = "lon",
+    lat_dim: str | None = None,
+    lon_dim: str | None = None,
     anomaly: bool = True,
 ) -> xr.DataArray:
     """Area-weighted (cos φ) mean of a field over a lat-lon box, as a time series.
 
     Longitudes of the box may be given in either convention (−180…180 or 0…360); they are
-    matched to the field's. With ``anomaly=True`` the time mean is removed.
+    matched to the field's. With ``anomaly=True`` the time mean is removed. The latitude /
+    longitude dimensions are ``lat``/``lon`` or WeatherBench2's ``latitude``/``longitude``
+    unless named. Missing values (NaN, e.g. land) are skipped.
     """
-    lon = field[lon_dim]
-    lo0, lo1 = lon_range
-    if float(lon.min()) >= 0:
-        lo0, lo1 = lo0 % 360, lo1 % 360
-    lon_sel = (lon >= lo0) & (lon <= lo1)
+    lat_dim, lon_dim = _spatial_dims(field, lat_dim, lon_dim)
+    lon_sel = lon_in_range(field[lon_dim], lon_range)
     lat = field[lat_dim]
     lat_sel = (lat >= min(lat_range)) & (lat <= max(lat_range))
     box = field.where(lat_sel & lon_sel, drop=True)
@@ -298,6 +309,8 @@ def box_mean_index(
     return idx - idx.mean() if anomaly else idx
 
 
-def nino34_index(sst: xr.DataArray, *, lat_dim: str = "lat", lon_dim: str = "lon") -> xr.DataArray:
+def nino34_index(
+    sst: xr.DataArray, *, lat_dim: str | None = None, lon_dim: str | None = None
+) -> xr.DataArray:
     """Niño-3.4 index: SST anomaly averaged over 5°S–5°N, 170°W–120°W (time mean removed)."""
     return box_mean_index(sst, (-5.0, 5.0), (-170.0, -120.0), lat_dim=lat_dim, lon_dim=lon_dim)
