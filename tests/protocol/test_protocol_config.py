@@ -65,3 +65,13 @@ def test_run_config_sets_seed_cell_overrides_and_the_data_seed():
     )
     assert run.data.synthetic["seed"] == 7
     assert run_config(cfg, "fa", 1).model["embed_dim"] == 8
+
+
+def test_a_model_option_only_fa_accepts_is_refused_at_load_not_after_fa_trained():
+    # train.model.layer_kwargs applies to every learned model: ConvLSTM2D has no
+    # attention_every, which used to fail only when its first run started
+    cfg = {"train": {"model": {"layer_kwargs": {"attention_every": 2}}}}
+    with pytest.raises(ConfigError, match=r"ConvLSTM2D.*'convlstm'.*model_overrides"):
+        load_compare_config(cfg)
+    cfg = {"model_overrides": {"fa": {"layer_kwargs": {"attention_every": 2}}}}
+    assert load_compare_config(cfg).model_overrides["fa"]["layer_kwargs"]["attention_every"] == 2

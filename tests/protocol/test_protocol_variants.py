@@ -18,8 +18,8 @@ NO_ATTENTION = {"name": "no_attention", "model": {"layer_kwargs": {"attention_ev
 
 def _with(*variants, **layer_kwargs):
     cfg = copy.deepcopy(TINY)
-    if layer_kwargs:
-        cfg["train"]["model"]["layer_kwargs"] = layer_kwargs
+    if layer_kwargs:  # FA options: under model_overrides (ConvLSTM2D would refuse them)
+        cfg["model_overrides"] = {"fa": {"layer_kwargs": layer_kwargs}}
     cfg["variants"] = list(variants)
     return cfg
 

@@ -127,9 +127,14 @@ def test_configs_have_one_source_the_packaged_folder():
     repo = Path(__file__).resolve().parents[2]
     assert not (repo / "configs").exists()  # no second copy to drift
     shipped = sorted(p.stem for p in CONFIGS.glob("*.yaml"))
-    assert shipped == sorted([*SHIPPED, "compare_demo", "compare_synthetic"])
+    assert [n for n in shipped if not n.startswith("compare_")] == sorted(SHIPPED)
+    assert {"compare_demo", "compare_synthetic", "compare_sst"} <= set(shipped)
     for name in SHIPPED:
         assert load_config(name).to_dict() == load_config(CONFIGS / f"{name}.yaml").to_dict()
+    from faconvlstm.protocol.config import load_compare_config
+
+    for name in (n for n in shipped if n.startswith("compare_")):
+        assert load_compare_config(name) == load_compare_config(CONFIGS / f"{name}.yaml")
 
 
 def test_synthetic_fa_and_convlstm_configs_differ_only_in_the_cell():

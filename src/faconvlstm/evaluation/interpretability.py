@@ -309,8 +309,12 @@ def box_mean_index(
     return idx - idx.mean() if anomaly else idx
 
 
+#: The Niño-3.4 box: (latitudes, longitudes) in degrees.
+NINO34_BOX = ((-5.0, 5.0), (-170.0, -120.0))
+
+
 def nino34_index(
     sst: xr.DataArray, *, lat_dim: str | None = None, lon_dim: str | None = None
 ) -> xr.DataArray:
     """Niño-3.4 index: SST anomaly averaged over 5°S–5°N, 170°W–120°W (time mean removed)."""
-    return box_mean_index(sst, (-5.0, 5.0), (-170.0, -120.0), lat_dim=lat_dim, lon_dim=lon_dim)
+    return box_mean_index(sst, *NINO34_BOX, lat_dim=lat_dim, lon_dim=lon_dim)

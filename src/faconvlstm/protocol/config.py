@@ -17,7 +17,7 @@ file (defaults in the dataclasses below)::
       - {name: no_attention, model: {layer_kwargs: {attention_every: 0}}}
     eof_n_eofs: null                 # EOFs kept (null: the learned models' embed_dim)
     threads: null                    # PyTorch intra-op threads during the comparison
-    evaluation: {...}                # EvaluationConfig
+    evaluation: {...}                # EvaluationConfig (targets: [TargetConfig], labels)
     cost: {...}                      # CostConfig
 """
 
@@ -27,6 +27,7 @@ import copy
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from faconvlstm.protocol.subjects import SUBJECTS
 from faconvlstm.training.config import (
@@ -42,6 +43,8 @@ __all__ = [
     "CompareConfig",
     "CostConfig",
     "EvaluationConfig",
+    "LabelsConfig",
+    "TargetConfig",
     "VariantConfig",
     "load_compare_config",
     "run_config",
@@ -74,6 +77,42 @@ class EvaluationConfig:
     lobe_radius_deg: float = 20.0
     probe_windows: int = 8
     climatology_smooth_days: int = 31
+    targets: list[TargetConfig] = field(default_factory=list)
+    labels: LabelsConfig | None = None
+
+
+@dataclass
+class TargetConfig:
+    """A probe target of ``evaluation.targets``: a time series the embeddings should predict
+    linearly (R² blocked cross-validated by year, like the built-in probes).
+
+    ``name``: its name in the results and the report (letters, digits, ``_``, ``-``);
+    ``index``: a built-in index computed from data channel ``channel`` (null: the only
+    channel) — ``nino34`` (Niño-3.4 box mean, e.g. of SST), ``nao`` (leading EOF of z500
+    over the North Atlantic, fitted on the training period), ``jet`` (maximum zonal-mean
+    zonal wind, e.g. of ``u@250``) — or ``file``: variable ``variable`` of a NetCDF/Zarr
+    file or a CSV with a ``time`` column, given at the data's time stamps. ``lat_range`` /
+    ``lon_range`` (degrees) replace a built-in index's box, sector or band.
+    """
+
+    name: str
+    index: Literal["nino34", "nao", "jet", "file"] = "file"
+    channel: str | None = None
+    file: str | None = None
+    variable: str | None = None
+    lat_range: list[float] | None = None
+    lon_range: list[float] | None = None
+
+
+@dataclass
+class LabelsConfig:
+    """``evaluation.labels``: known regime (cluster) labels per time step, scored like the
+    synthetic climate's planted regimes (ARI / NMI of the k-means regimes against them).
+    ``variable`` of a NetCDF/Zarr file or a CSV with a ``time`` column, integer or string
+    labels, given at the data's time stamps."""
+
+    file: str
+    variable: str
 
 
 @dataclass
@@ -164,10 +203,16 @@ def load_compare_config(
             "compare config key 'variants': expected a list of {name, base, model, train} "
             f"mappings, got {type(variants).__name__}"
         )
+    evaluation = raw.get("evaluation") if isinstance(raw.get("evaluation"), dict) else {}
+    targets = evaluation.pop("targets", None) or []
+    labels = evaluation.pop("labels", None)
     cfg = build_dataclass(CompareConfig, raw)
     cfg.variants = [
         build_dataclass(VariantConfig, v, f"variants[{i}]") for i, v in enumerate(variants)
     ]
+    cfg.evaluation.targets = _targets(targets)
+    if labels is not None:
+        cfg.evaluation.labels = build_dataclass(LabelsConfig, labels, "evaluation.labels")
     bad = [m for m in cfg.models if m not in SUBJECTS]
     if bad:
         raise ConfigError(
@@ -177,6 +222,7 @@ def load_compare_config(
     if len(cfg.seeds) < 2:
         raise ConfigError("compare config key 'seeds': stability needs at least 2 seeds")
     _check_variants(cfg)
+    _check_models(cfg)
     reference = run_config(cfg, REFERENCE_SUBJECT, cfg.seeds[0])
     if reference.task != "autoencoder":
         raise ConfigError(
@@ -187,6 +233,58 @@ def load_compare_config(
 
 
 _NAME = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _targets(raw: object) -> list[TargetConfig]:
+    """``evaluation.targets`` validated: a list of :class:`TargetConfig` mappings with
+    unique path-safe names, ``file`` + ``variable`` for file targets, ranges of 2 numbers."""
+    if not isinstance(raw, list):
+        raise ConfigError(
+            "compare config key 'evaluation.targets': expected a list of {name, index, "
+            f"channel, file, variable}} mappings, got {type(raw).__name__}"
+        )
+    out: list[TargetConfig] = []
+    for i, item in enumerate(raw):
+        key = f"evaluation.targets[{i}]"
+        t = build_dataclass(TargetConfig, item, key)
+        if not _NAME.fullmatch(t.name) or t.name in {o.name for o in out}:
+            raise ConfigError(
+                f"compare config key '{key}.name': {t.name!r} must be unique and made of "
+                "letters, digits, '_' or '-'"
+            )
+        if t.index == "file" and (t.file is None or t.variable is None):
+            raise ConfigError(
+                f"compare config key '{key}': a file target needs 'file' and 'variable' "
+                "(or set 'index' to nino34, nao or jet)"
+            )
+        for name in ("lat_range", "lon_range"):
+            value = getattr(t, name)
+            if value is not None and len(value) != 2:
+                raise ConfigError(
+                    f"compare config key '{key}.{name}': expected [first, last] in degrees, "
+                    f"got {value}"
+                )
+        out.append(t)
+    return out
+
+
+def _check_models(cfg: CompareConfig) -> None:
+    """Every learned subject's and variant's run configuration, including its ``model``
+    section against the model's and layer's signatures, is valid before anything runs."""
+    from faconvlstm.training.config import validate_model_kwargs
+    from faconvlstm.training.fit import model_class
+
+    learned = [m for m in cfg.models if SUBJECTS[m].learned]
+    for name in [*learned, *(v.name for v in cfg.variants)]:
+        try:
+            run = run_config(cfg, name, cfg.seeds[0])
+            validate_model_kwargs(model_class(run.task), run.model)
+        except ConfigError as err:
+            where = "model_overrides" if variant(cfg, name) is None else "variants[].model"
+            raise ConfigError(
+                f"{err} (in the run configuration of {name!r}: options of one model belong "
+                f"under {where})"
+            ) from None
 
 
 def _check_variants(cfg: CompareConfig) -> None:

@@ -13,7 +13,8 @@ along: the planted regimes, the oscillator driving them and the teleconnection l
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -23,8 +24,12 @@ from faconvlstm import data as fdata
 from faconvlstm.data.stats import compute_climatology
 from faconvlstm.data.time import as_time_array, day_of_year
 from faconvlstm.evaluation.interpretability import box_mean_index
+from faconvlstm.protocol.targets import read_labels, target_series
 from faconvlstm.training.config import RunConfig
 from faconvlstm.training.datamodule import GriddedDataModule
+
+if TYPE_CHECKING:  # the config imports the subjects, which import this module
+    from faconvlstm.protocol.config import LabelsConfig, TargetConfig
 
 __all__ = ["EvalData", "driver_index", "n_clusters", "prepare_data", "year_of"]
 
@@ -41,7 +46,10 @@ class EvalData:
     T, ...), which the linear probes' blocked cross-validation by year adds to the held-out
     windows (:func:`probe_years`). Truth (None without): ``regime`` and ``oscillator`` (N·T,),
     ``train_oscillator``, ``lobes`` ``{"tropical": (lat, lon), "remote": (lat, lon)}`` in
-    degrees, ``index_channel`` (the variable carrying the tropical lobe).
+    degrees, ``index_channel`` (the variable carrying the tropical lobe). User-given
+    (``evaluation.targets`` / ``labels``): ``targets`` ``{name: (N_train·T + N·T,)}`` over
+    the probe period (training windows, then held-out windows); ``regime`` from the labels
+    file, named by ``labels_source``.
     """
 
     x: torch.Tensor
@@ -63,6 +71,8 @@ class EvalData:
     lobes: dict[str, tuple[float, float]] | None = None
     index_channel: int | None = None
     source: str = ""
+    targets: dict[str, np.ndarray] = field(default_factory=dict)
+    labels_source: str | None = None
 
     @property
     def flat_times(self) -> np.ndarray:
@@ -75,12 +85,19 @@ class EvalData:
         ).astype(int)
 
 
-def prepare_data(run: RunConfig, climatology_smooth_days: int) -> EvalData:
+def prepare_data(
+    run: RunConfig,
+    climatology_smooth_days: int,
+    targets: list[TargetConfig] | None = None,
+    labels: LabelsConfig | None = None,
+) -> EvalData:
     """Open the data of run configuration ``run``; cut the held-out period into windows.
 
     Args:
         run: the reference run configuration (its ``data`` section and ``seed``).
         climatology_smooth_days: pooling window (days) of the ACC climatology.
+        targets, labels: ``evaluation.targets`` / ``evaluation.labels``
+            (:mod:`faconvlstm.protocol.targets`); given labels replace planted regimes.
     """
     dm = GriddedDataModule(run.data, seed=run.seed)
     dm.setup("fit")
@@ -124,6 +141,24 @@ def prepare_data(run: RunConfig, climatology_smooth_days: int) -> EvalData:
         out.train_oscillator = _truth_series(truth, "oscillator", train_batch["time"].ravel())
         out.lobes = _lobes(truth)
         out.index_channel = _index_channel(truth, out.channels)
+    if targets:
+        shape = out.x.shape[-3:]
+
+        def flat(b: dict) -> np.ndarray:
+            return np.where(b["mask"], b["x"], np.nan).reshape(-1, *shape)
+
+        out.targets = target_series(
+            targets,
+            np.concatenate([flat(train_batch), flat(batch)]),
+            int(np.asarray(train_batch["time"]).size),
+            np.concatenate([np.asarray(train_batch["time"]).ravel(), out.flat_times]),
+            out.lat,
+            out.lon,
+            out.channels,
+        )
+    if labels is not None:
+        out.regime = read_labels(labels, out.flat_times)
+        out.labels_source = f"{labels.file}:{labels.variable}"
     return out
 
 

@@ -105,8 +105,9 @@ def regimes(z: np.ndarray, labels: np.ndarray, data: EvalData) -> Regimes:
 
 
 def probes(subject: Embedder, z: np.ndarray, data: EvalData) -> Probes:
-    """R² of linear probes of the generator's oscillator and of the tropical box index
-    computed from the fields, blocked cross-validated by calendar year.
+    """R² of linear probes of the generator's oscillator, of the tropical box index
+    computed from the fields and of every user-given target (``evaluation.targets``),
+    blocked cross-validated by calendar year.
 
     The probe period is the training windows followed by the held-out windows (the
     encoder is frozen; only the linear readout is fitted). Each calendar year is one fold:
@@ -130,6 +131,11 @@ def probes(subject: Embedder, z: np.ndarray, data: EvalData) -> Probes:
     index = driver_index(data, fields)
     if index is not None:
         out.probe_r2_index = linear_probe_r2(z_all, index, groups=years)
+    if data.targets:
+        out.probe_r2_targets = {
+            name: linear_probe_r2(z_all, series, groups=years)
+            for name, series in data.targets.items()
+        }
     return out
 
 

@@ -40,7 +40,14 @@ from scipy.optimize import linear_sum_assignment
 
 from faconvlstm.files import atomic_output, atomic_write_text
 from faconvlstm.protocol.plan import Layout
-from faconvlstm.protocol.results import METRICS, ModelResult, ModelSummary, Results
+from faconvlstm.protocol.results import (
+    METRICS,
+    DataInfo,
+    ModelResult,
+    ModelSummary,
+    Results,
+    metrics_of,
+)
 from faconvlstm.protocol.subjects import SUBJECTS, subject_label
 
 __all__ = ["FIGURES", "write_report"]
@@ -485,7 +492,7 @@ def _verdicts(results: Results) -> list[str]:
     if fa is None:
         return []
     lines = []
-    for m in METRICS:
+    for m in metrics_of(results.models):
         a = fa.summary.get(m.key) if m.headline else None
         if a is None:
             continue
@@ -555,6 +562,13 @@ def _probe_sentence(results: Results) -> list[str]:
     ]
 
 
+def _regimes_phrase(info: DataInfo) -> str:
+    """Where the regimes scored by ARI / NMI come from."""
+    if info.labels:
+        return f"{info.n_regimes} regimes labelled in {info.labels}"
+    return f"{info.n_regimes or 'no'} ground-truth regimes"
+
+
 def write_report(results: Results, layout: Layout) -> Path:
     """Write ``report.md`` and ``figures/*.png`` of ``layout``; returns the report's path."""
     layout.figures.mkdir(parents=True, exist_ok=True)
@@ -570,8 +584,7 @@ def write_report(results: Results, layout: Layout) -> Path:
         f"Data: {info.source}, channels {', '.join(info.channels)}, "
         f"grid {info.height}×{info.width}, {info.n_train_steps} training "
         f"and {info.n_eval_steps} evaluation time steps "
-        f"({' to '.join(info.eval_period)}); "
-        f"{info.n_regimes or 'no'} ground-truth regimes, k-means with "
+        f"({' to '.join(info.eval_period)}); {_regimes_phrase(info)}, k-means with "
         f"k = {info.n_clusters}. Seeds {results.seeds}; the same budget for "
         f"every learned model: {budget.max_epochs} epochs, batch "
         f"{budget.batch_size}, windows of {budget.window} steps, learning rate "
@@ -582,8 +595,8 @@ def write_report(results: Results, layout: Layout) -> Path:
         "| metric | " + " | ".join(subject_label(m) for m in models) + " |",
         "|---|" + "---|" * len(models),
     ]
-    for m in METRICS:
-        if m.headline:
+    for m in metrics_of(results.models):
+        if m.headline and any(r.summary.get(m.key) is not None for r in results.models.values()):
             lines.append(
                 f"| {m.label} | "
                 + " | ".join(_mean_sd(results.models[name].summary, m.key) for name in models)

@@ -22,12 +22,13 @@ metric is added with one :class:`Metric` entry (and the code that measures it).
                     "ari_truth", "nmi_truth", "silhouette", "davies_bouldin",
                     "calinski_harabasz", "cluster_rmse_ratio", "cluster_intra_rmse",
                     "cluster_inter_rmse", "cluster_spatial_correlation", "probe_r2",
-                    "probe_r2_index", "probe_years",
+                    "probe_r2_index", "probe_years", "probe_r2_targets": {"<name>": R²},
                     "robustness": {"noise" | "random_mask" | "block_mask":
                     {"level": [...], "cosine": [...], "ari": [...]}}, "attribution",
                     "attention_*", "attention_gamma", "se_branch" (FA only)}, ...],
          "summary": {"stability_cka", "stability_ari", "stability_nmi", "ari_truth",
                      "silhouette", "recon_rmse", "robustness_cos": {"σ": mean cosine}, ...,
+                     "probe_r2_target:<name>" (one per evaluation.targets entry),
                      and "<metric>_sd" (sd over seeds) for every averaged scalar}}},
      "variants": {"<variant name>": {"cost", "seeds", "summary"} as a model, ...}}
 
@@ -51,6 +52,7 @@ from faconvlstm.evaluation.stability import cluster_agreement, mean_pairwise_cka
 __all__ = [
     "METRICS",
     "SCHEMA_VERSION",
+    "TARGET_PREFIX",
     "AttentionMass",
     "Budget",
     "DataInfo",
@@ -71,7 +73,9 @@ __all__ = [
     "TrainingRecord",
     "attention_key",
     "metric",
+    "metrics_of",
     "summarise",
+    "target_metric",
 ]
 
 SCHEMA_VERSION = 1
@@ -178,6 +182,32 @@ def metric(key: str) -> Metric:
         raise KeyError(f"no metric {key!r} in the registry; known: {', '.join(_BY_KEY)}") from None
 
 
+#: Summary keys of the user-given probe targets: ``probe_r2_target:<name>``.
+TARGET_PREFIX = "probe_r2_target:"
+
+
+def target_metric(name: str) -> Metric:
+    """The registry-style entry of user-given probe target ``name`` (``evaluation.targets``):
+    a per-seed, higher-is-better headline metric whose summary key is
+    ``probe_r2_target:<name>``."""
+    return Metric(
+        f"{TARGET_PREFIX}{name}",
+        f"linear-probe R² of {name} (given target, blocked CV by year)",
+        True,
+        headline=True,
+    )
+
+
+def metrics_of(models: dict[str, Any]) -> tuple[Metric, ...]:
+    """:data:`METRICS` followed by the target metrics present in any model's summary."""
+    names: dict[str, None] = {}
+    for m in models.values():
+        for key in m.summary.scalars:
+            if key.startswith(TARGET_PREFIX) and not key.endswith("_sd"):
+                names[key[len(TARGET_PREFIX) :]] = None
+    return (*METRICS, *(target_metric(n) for n in names))
+
+
 def attention_key(quantity: str, hops: int) -> str:
     """Flat key of an attention quantity (``remote_mass``, ``remote_ratio``, ``chance``):
     ``attention_<quantity>`` for 1 hop, ``attention_<quantity>_<hops>hop`` otherwise."""
@@ -267,6 +297,7 @@ class Probes:
     probe_r2: float | None = None
     probe_r2_index: float | None = None
     probe_years: int | None = None
+    probe_r2_targets: dict[str, float] | None = None
 
 
 @dataclass
@@ -493,6 +524,10 @@ def summarise(seeds: list[SeedResult], embeddings: list[np.ndarray], k: int) -> 
         values = [s[m.key] for s in flat if s.get(m.key) is not None]
         if values:
             out[m.key], out[f"{m.key}_sd"] = float(np.mean(values)), float(np.std(values))
+    for name in flat[0].get("probe_r2_targets") or {}:
+        values = [s["probe_r2_targets"][name] for s in flat if s.get("probe_r2_targets")]
+        key = f"{TARGET_PREFIX}{name}"
+        out[key], out[f"{key}_sd"] = float(np.mean(values)), float(np.std(values))
 
     def curve(kind: str, what: str) -> dict[str, float]:
         curves = [s["robustness"][kind] for s in flat]
@@ -561,6 +596,8 @@ class DataInfo:
     eval_period: list[str]
     n_regimes: int | None
     n_clusters: int
+    targets: list[str] = field(default_factory=list)
+    labels: str | None = None
 
 
 @dataclass

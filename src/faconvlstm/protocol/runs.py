@@ -94,7 +94,8 @@ def compare(
 def _compare(plan: Plan, command: str | None, progress: bool) -> Path:
     cfg, layout = plan.cfg, plan.layout
     atomic_write_text(yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False), layout.config)
-    data = prepare_data(plan.reference, cfg.evaluation.climatology_smooth_days)
+    ev = cfg.evaluation
+    data = prepare_data(plan.reference, ev.climatology_smooth_days, ev.targets, ev.labels)
     print(_start_line(plan, data), flush=True)
     cost_config, scaling = _cost_sweep(plan)
 
@@ -133,6 +134,8 @@ def _compare(plan: Plan, command: str | None, progress: bool) -> Path:
             eval_period=[str(data.flat_times[0])[:10], str(data.flat_times[-1])[:10]],
             n_regimes=int(np.unique(data.regime).size) if data.regime is not None else None,
             n_clusters=k,
+            targets=list(data.targets),
+            labels=data.labels_source,
         ),
         cost_config=cost_config,
         scaling=scaling,
@@ -152,13 +155,18 @@ def _start_line(plan: Plan, data: EvalData) -> str:
     data, and the layer-cost phase that comes first."""
     cfg, grid = plan.cfg, f"{data.lat.size}x{data.lon.size}"
     cost = cfg.cost
-    cost_phase = (
-        "layer cost already measured (cost.json)"
-        if plan.layout.cost.exists()
-        else f"first the layer cost: one {' and one '.join(plan.learned_models)} layer "
-        f"(filters {cost.filters}) timed side by side on grids "
-        + ", ".join(f"{h}x{w}" for h, w in cost.grids)
-    )
+    if not cost.enabled or not plan.learned_models:
+        cost_phase = "no layer-cost timing (" + (
+            "cost.enabled is false)" if not cost.enabled else "no learned model)"
+        )
+    elif plan.layout.cost.exists():
+        cost_phase = "layer cost already measured (cost.json)"
+    else:
+        cost_phase = (
+            f"first the layer cost: one {' and one '.join(plan.learned_models)} layer "
+            f"(filters {cost.filters}) timed side by side on grids "
+            + ", ".join(f"{h}x{w}" for h, w in cost.grids)
+        )
     return (
         f"faconvlstm compare: {len(plan.specs)} runs ({', '.join(cfg.models)}"
         + (f" + {len(plan.variants)} variants" if plan.variants else "")

@@ -285,6 +285,16 @@ def _build(cls: type, raw: Any, prefix: str) -> Any:
             f"unknown config key '{_join(prefix, unknown[0])}' in {where}; "
             f"accepted keys: {', '.join(fields)}"
         )
+    missing = [
+        n
+        for n, f in fields.items()
+        if f is not None
+        and f.default is dataclasses.MISSING
+        and f.default_factory is dataclasses.MISSING
+        and n not in raw
+    ]
+    if missing:
+        raise ConfigError(f"config key '{_join(prefix, missing[0])}' is required; it is missing")
     kwargs = {}
     for name, value in raw.items():
         tp = hints[name]
