@@ -132,5 +132,8 @@ def test_a_given_series_scores_as_the_builtin_probe_and_given_labels_as_the_trut
     report = (tmp_path / "given" / "report.md").read_text()
     assert "| linear-probe R² of osc (given target, blocked CV by year) |" in report
     assert "regimes labelled in" in report
+    # the climatology baseline is the RMS of the held-out anomalies: EOFs must beat it
+    clim = given["data"]["recon_rmse_climatology"]
+    assert b["recon_rmse"] < clim and f"reconstruction RMSE {clim:.3f}" in report
     # a headline metric no model has (FA internals, with EOF only) is not a row of dashes
     assert "| embedding drift in the last epoch" not in report

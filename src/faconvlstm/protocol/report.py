@@ -602,6 +602,14 @@ def write_report(results: Results, layout: Layout) -> Path:
                 + " | ".join(_mean_sd(results.models[name].summary, m.key) for name in models)
                 + " |"
             )
+    if info.recon_rmse_climatology is not None:
+        lines += [
+            "",
+            "Climatology baseline: the training period's day-of-year climatology, taken as "
+            "the reconstruction of every held-out window, has reconstruction RMSE "
+            f"{info.recon_rmse_climatology:.3f} (normalised units) on the same windows; a "
+            "model above it has learned nothing about the anomalies.",
+        ]
     fa = results.models.get("fa")
     if fa is not None and fa.summary.get("attention_remote_mass") is not None:
         lines += ["", *_attention_lines(fa)]

@@ -585,7 +585,10 @@ class Budget:
 
 @dataclass
 class DataInfo:
-    """The data of the comparison: grid, period lengths (time steps), regimes, k."""
+    """The data of the comparison: grid, period lengths (time steps), regimes, k, the given
+    targets / labels, and the reconstruction RMSE of the climatology baseline (every held-out
+    window "reconstructed" as the training period's day-of-year climatology, normalised
+    units: what a model must beat to know anything of the anomalies)."""
 
     source: str
     channels: list[str]
@@ -598,6 +601,7 @@ class DataInfo:
     n_clusters: int
     targets: list[str] = field(default_factory=list)
     labels: str | None = None
+    recon_rmse_climatology: float | None = None
 
 
 @dataclass

@@ -31,7 +31,13 @@ from faconvlstm.evaluation.stability import embedding_drift
 from faconvlstm.files import atomic_savez, atomic_write_json, atomic_write_text
 from faconvlstm.protocol.config import CompareConfig, load_compare_config
 from faconvlstm.protocol.heldout import EvalData, n_clusters, prepare_data
-from faconvlstm.protocol.measure import evaluate, fa_internals, layer_cost_sweep, model_step_ms
+from faconvlstm.protocol.measure import (
+    evaluate,
+    fa_internals,
+    layer_cost_sweep,
+    model_step_ms,
+    reconstruction,
+)
 from faconvlstm.protocol.plan import Plan, RunSpec, make_plan
 from faconvlstm.protocol.report import write_report
 from faconvlstm.protocol.results import (
@@ -136,6 +142,7 @@ def _compare(plan: Plan, command: str | None, progress: bool) -> Path:
             n_clusters=k,
             targets=list(data.targets),
             labels=data.labels_source,
+            recon_rmse_climatology=reconstruction(data.clim, data).recon_rmse,
         ),
         cost_config=cost_config,
         scaling=scaling,
