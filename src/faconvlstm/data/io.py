@@ -152,7 +152,8 @@ def _check_suffix(path: Path) -> Path:
 def _write_one(ds: xr.Dataset, path: Path, tmp: Path) -> None:
     """Write ``ds`` to the temporary ``tmp`` (format of ``path``), in chunks of ≈16 MiB.
 
-    Coordinates get no ``_FillValue`` (CF: coordinate values are never missing)."""
+    Coordinates get no ``_FillValue`` (CF: coordinate values are never missing); NetCDF
+    files get CF-1.8 data types (:func:`_cf18_dtypes`)."""
     ds = _chunked(ds).copy()
     for name in ds.coords:
         ds[name].encoding["_FillValue"] = None
@@ -164,9 +165,46 @@ def _write_one(ds: xr.Dataset, path: Path, tmp: Path) -> None:
                 warnings.filterwarnings("ignore", message="Consolidated metadata")
                 ds.to_zarr(tmp, mode="w")
         else:
+            _cf18_dtypes(ds)
             ds.to_netcdf(tmp)
     except (OSError, RuntimeError) as err:
         raise _write_error(path, err, ds.nbytes) from err
+
+
+_INT32 = np.iinfo("int32")
+
+
+def _cf18_dtypes(ds: xr.Dataset) -> None:
+    """Encode ``ds``'s 64-bit integers in the types CF-1.8 allows (§2.2: no ``int64``).
+
+    xarray writes times (``datetime64``, cftime) and leads (``timedelta64``) as ``int64``
+    counts of the coarsest exact unit (``days since …``), and ``np.arange`` indices as
+    ``int64``. Times and leads are encoded as ``float64`` instead, exact for counts below
+    2**53 (``int32`` silently wraps: seconds since 1900 overflow it by 1968); 64-bit
+    integers whose values all fit in ``int32`` are encoded as ``int32``, larger ones are
+    left as they are. Packed variables (``scale_factor``/``add_offset``) and encodings
+    that are not 64-bit are kept. Changes ``encoding`` in place; values are unchanged.
+    """
+    for var in ds.variables.values():
+        enc = var.encoding
+        if "scale_factor" in enc or "add_offset" in enc:
+            continue
+        target = np.dtype(enc.get("dtype", var.dtype))
+        if var.dtype.kind in "mM" or (var.dtype == object and _holds_cftime(var)):
+            if "dtype" not in enc or (target.kind in "iu" and target.itemsize == 8):
+                enc["dtype"] = "float64"
+        elif target.kind in "iu" and target.itemsize == 8 and var.dtype.kind in "iu":
+            if var.size == 0 or (
+                int(var.min().values) >= _INT32.min and int(var.max().values) <= _INT32.max
+            ):
+                enc["dtype"] = "int32"
+
+
+def _holds_cftime(var: xr.Variable) -> bool:
+    import cftime
+
+    first = np.ravel(var.values)[:1]
+    return first.size == 1 and isinstance(first[0], cftime.datetime)
 
 
 def _write_error(path: Path, err: Exception, nbytes: int) -> OSError:

@@ -330,7 +330,8 @@ def _coarse_coords(coord: np.ndarray, size: int) -> np.ndarray:
 def _attention_dataset(dataset, starts, window, temporal, rows, cols, attrs) -> xr.Dataset:
     """Attention maps with coordinates on every axis: ``time`` (each window's last step),
     ``query_step``/``key_step`` (0 … T−1 within the window), ``lat``/``lon`` and their
-    ``*_query``/``*_key`` copies (degrees; block means on a pooled grid)."""
+    ``*_query``/``*_key`` copies (degrees, CF ``standard_name`` latitude / longitude; block
+    means on a pooled grid)."""
     end_times = dataset.times[np.asarray(starts) + window - 1]
     variables: dict[str, Any] = {}
     coords: dict[str, Any] = {
@@ -371,13 +372,16 @@ def _attention_dataset(dataset, starts, window, temporal, rows, cols, attrs) -> 
         lon = _coarse_coords(dataset.lon, col.shape[1])
         for dim, values, axis in (("lat", lat, "latitude"), ("lon", lon, "longitude")):
             units = "degrees_north" if dim == "lat" else "degrees_east"
-            for suffix in ("", "_query", "_key"):
+            for suffix in ("", "_query", "_key"):  # all three hold latitudes (longitudes)
                 coords[dim + suffix] = (
                     dim + suffix,
                     values,
-                    {"long_name": f"{axis}{suffix.replace('_', ' of the ')}", "units": units},
+                    {
+                        "standard_name": axis,
+                        "long_name": f"{axis}{suffix.replace('_', ' of the ')}",
+                        "units": units,
+                    },
                 )
-            coords[dim][2]["standard_name"] = axis
     if not variables:
         raise ValueError("this model exposes no attention maps")
     return xr.Dataset(
