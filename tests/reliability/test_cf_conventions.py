@@ -290,22 +290,16 @@ def test_the_checkpoint_calendar_is_recorded(outputs, kind, calendar, first, cou
             assert cftime.datetime(2000, 2, 30, calendar=calendar) in set(stamps)
 
 
-# The checkpoint's own record, meta["data"]["calendar"], comes from time.attrs["calendar"]
-# in training/datamodule.py; xarray keeps a decoded calendar in .encoding (and synthetic
-# cftime stamps have neither), so cftime runs record "standard". The files above are right
-# regardless (they take the calendar from the stamps). strict: the fix turns these into
-# failures, the cue to drop the mark.
-CKPT_CALENDAR_BUG = pytest.mark.xfail(
-    strict=True, reason="datamodule records time.attrs['calendar'], absent for cftime stamps"
-)
-
-
+# The checkpoint's own record, meta["data"]["calendar"], used to come from
+# time.attrs["calendar"], which xarray leaves empty for cftime stamps (it keeps a decoded
+# calendar in .encoding, and synthetic cftime stamps have neither): cftime runs recorded
+# "standard". It now comes from the stamps themselves (fails before: noleap != standard).
 @pytest.mark.parametrize(
     ("run", "calendar"),
     [
         ("autoencoder", "standard"),
-        pytest.param("forecaster", "noleap", marks=CKPT_CALENDAR_BUG),
-        pytest.param("360_day", "360_day", marks=CKPT_CALENDAR_BUG),
+        ("forecaster", "noleap"),
+        ("360_day", "360_day"),
     ],
 )
 def test_the_checkpoint_metadata_records_the_training_calendar(outputs, run, calendar):

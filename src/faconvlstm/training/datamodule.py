@@ -149,5 +149,8 @@ class GriddedDataModule(L.LightningDataModule):
             "periodic_lon": bool(ds.periodic_lon),
             "window": self.cfg.window,
             "horizon": self.cfg.horizon,
-            "calendar": str(self.array["time"].attrs.get("calendar", "standard")),
+            "calendar": str(
+                getattr(self.array["time"].values[0], "calendar", None)  # cftime stamps
+                or self.array["time"].encoding.get("calendar", "standard")
+            ),
         }
