@@ -121,13 +121,14 @@ def training_climatology(
     if stats is not None and stats.climatology:
         kind = stats.climatology_kind or "dayofyear"
         width = f", {stats.climatology_window}-day window" if kind == "dayofyear" else ""
+        name = {"dayofyear": "day-of-year", "month": "monthly"}.get(kind, kind)
 
         def zero_anomaly(times: Any) -> np.ndarray:
             times = np.asarray(times)
             return stats.denormalize_array(np.zeros((times.size, *shape), "float32"), times)
 
         return zero_anomaly, (
-            f"zero anomaly: the data normalisation's {kind} climatology of the training "
+            f"zero anomaly: the data normalisation's {name} climatology of the training "
             f"period{width}, plus its mean anomaly"
         )
     clim = dayofyear_climatology(

@@ -78,7 +78,8 @@ def _figure_scorecard(fc: ForecastResults, path: Path) -> bool:
         im = ax.imshow(c, cmap="RdBu_r", vmin=-vmax, vmax=vmax, aspect="auto")
         for (i, j), v in np.ndenumerate(c):
             text = "–" if not np.isfinite(v) else f"{v:+.1f}%" if abs(v) < 10 else f"{v:+.0f}%"
-            ax.text(j, i, text, ha="center", va="center", fontsize=8)
+            dark = np.isfinite(v) and abs(v) > 0.6 * vmax  # white on the saturated colours
+            ax.text(j, i, text, ha="center", va="center", fontsize=8, color="w" if dark else "k")
         ax.set_xticks(range(n_l), leads)
         ax.set_yticks(range(n_c), fc.channels)
         ax.set_title(subject_label(model), fontsize=10)
