@@ -12,7 +12,8 @@ def test_config_errors_name_the_key():
         load_compare_config({**TINY, "evaluation": {"sigmas": [1.0]}})
     with pytest.raises(ConfigError, match="at least 2 seeds"):
         load_compare_config({**TINY, "seeds": [0]})
-    with pytest.raises(ConfigError, match="autoencoders"):
+    # a forecast compare is accepted since issue 12, but not with the EOF baseline in it
+    with pytest.raises(ConfigError, match=r"'models': 'eof'"):
         load_compare_config(
             {
                 **TINY,

@@ -12,6 +12,10 @@ work flows (see ``docs/protocol.md``)::
     results   typed results, results.json, and the one metric registry METRICS
     report    report.md and figures from the typed results
 
+With ``train.task: forecast`` the learned subjects are forecasters instead (rooms
+``forecast`` — baselines, WeatherBench2 scores, typed results —, ``forecast_runs`` and
+``forecast_report``).
+
 The names below are imported on first use, so ``import faconvlstm.protocol`` stays light.
 """
 

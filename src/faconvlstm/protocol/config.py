@@ -11,7 +11,8 @@ file (defaults in the dataclasses below)::
     seeds: [0, 1, 2]                 # >= 2: seed stability is a headline metric
     models: [fa, convlstm, eof]      # names of faconvlstm.protocol.subjects.SUBJECTS
     data_seed: 0                     # fixes the synthetic data; only the model seed varies
-    train: {...}                     # a `faconvlstm fit` run configuration (task autoencoder)
+    train: {...}                     # a `faconvlstm fit` run configuration (task autoencoder,
+                                     # or forecast: see faconvlstm.protocol.forecast)
     model_overrides: {fa: {...}}     # merged into train.model per subject
     variants:                        # ablations: each one more learned subject
       - {name: no_attention, model: {layer_kwargs: {attention_every: 0}}}
@@ -191,8 +192,10 @@ def load_compare_config(
     or a dict; ``overrides`` are dotted ``key=value`` strings (``train.trainer.max_epochs=2``).
 
     Besides keys and types this checks what the protocol needs: known subject names, at
-    least 2 seeds, and a ``train`` section that is a valid autoencoder run configuration
-    (checked now, before any data is opened or any model trained).
+    least 2 seeds, and a ``train`` section that is a valid run configuration (checked now,
+    before any data is opened or any model trained). With ``train.task: forecast`` the
+    comparison scores forecasters (:mod:`faconvlstm.protocol.forecast`): ``eof`` is refused
+    (it does not forecast) and ``train.data.test_years`` must be named.
     """
     raw = read_config_mapping(
         copy.deepcopy(source) if isinstance(source, dict) else source, overrides
@@ -224,12 +227,32 @@ def load_compare_config(
     _check_variants(cfg)
     _check_models(cfg)
     reference = run_config(cfg, REFERENCE_SUBJECT, cfg.seeds[0])
-    if reference.task != "autoencoder":
-        raise ConfigError(
-            "compare config key 'train.task': the comparison evaluates representations, "
-            f"so it trains autoencoders; got {reference.task!r}"
-        )
+    if reference.task == "forecast":
+        _check_forecast(cfg, reference)
     return cfg
+
+
+def _check_forecast(cfg: CompareConfig, reference: RunConfig) -> None:
+    """A forecast comparison (``train.task: forecast``, :mod:`faconvlstm.protocol.forecast`)
+    scores forecasters on the test years: no closed-form subject, test years named, every
+    variant a forecaster too."""
+    if "eof" in cfg.models:
+        raise ConfigError(
+            "compare config key 'models': 'eof' is a representation baseline and does not "
+            "forecast; with train.task: forecast list learned subjects only (e.g. [fa, "
+            "convlstm]): persistence and climatology are the forecast baselines, always scored"
+        )
+    if reference.data.test_years is None:
+        raise ConfigError(
+            "compare config key 'train.data.test_years': the forecast comparison scores the "
+            "held-out test years; name them (e.g. [2007, 2007])"
+        )
+    for i, v in enumerate(cfg.variants):
+        if run_config(cfg, v.name, cfg.seeds[0]).task != "forecast":
+            raise ConfigError(
+                f"compare config key 'variants[{i}].train.task': a forecast comparison "
+                "compares forecasters; remove the task override"
+            )
 
 
 _NAME = re.compile(r"[A-Za-z0-9_-]+")

@@ -13,6 +13,8 @@ its figures) asks it for the path::
     out/runs/<model>/seed<s>/epochs/       per-epoch losses and probe embeddings (drift)
     out/runs/<model>/seed<s>/arrays.npz    evaluation embeddings, labels, attention map
     out/runs/<model>/seed<s>/result.json   that run's metrics; its presence = run finished
+    out/forecasts/<model>_seed<s>.nc       forecast comparison: the run's test-period
+                                           forecast, WeatherBench2 layout
 
 A variant (``variants`` in the compare config) is one more learned subject: its runs are
 ``out/runs/<variant name>/seed<s>/``. :func:`make_plan` derives each learned run's `fit`
@@ -116,6 +118,16 @@ class Layout:
 
     def run(self, model: str, seed: int) -> RunPaths:
         return RunPaths(self.root / "runs" / model / f"seed{seed}")
+
+    @property
+    def forecasts(self) -> Path:
+        """The forecast files of a forecast comparison (``train.task: forecast``)."""
+        return self.root / "forecasts"
+
+    def forecast(self, model: str, seed: int) -> Path:
+        """``forecasts/<model>_seed<s>.nc``: the test-period forecast of one learned run, in
+        the WeatherBench2 layout (written by :func:`faconvlstm.training.infer.predict`)."""
+        return self.forecasts / f"{model}_seed{seed}.nc"
 
 
 @dataclass(frozen=True)

@@ -570,7 +570,14 @@ def _regimes_phrase(info: DataInfo) -> str:
 
 
 def write_report(results: Results, layout: Layout) -> Path:
-    """Write ``report.md`` and ``figures/*.png`` of ``layout``; returns the report's path."""
+    """Write ``report.md`` and ``figures/*.png`` of ``layout``; returns the report's path.
+
+    A forecast comparison (``results.forecast``) gets the forecast report of
+    :mod:`faconvlstm.protocol.forecast_report` instead."""
+    if results.forecast is not None:
+        from faconvlstm.protocol.forecast_report import write_forecast_report  # imports this
+
+        return write_forecast_report(results, layout)
     layout.figures.mkdir(parents=True, exist_ok=True)
     drawn = {name: _DRAW[name](results, layout, layout.figure(name)) for name in FIGURES}
     models = list(results.models)

@@ -30,7 +30,9 @@ metric is added with one :class:`Metric` entry (and the code that measures it).
                      "silhouette", "recon_rmse", "robustness_cos": {"σ": mean cosine}, ...,
                      "probe_r2_target:<name>" (one per evaluation.targets entry),
                      and "<metric>_sd" (sd over seeds) for every averaged scalar}}},
-     "variants": {"<variant name>": {"cost", "seeds", "summary"} as a model, ...}}
+     "variants": {"<variant name>": {"cost", "seeds", "summary"} as a model, ...},
+     "forecast": {...}}       # forecast comparisons only (train.task: forecast), see
+                              # faconvlstm.protocol.forecast; "models" is then empty
 
 A per-seed key is absent where it does not apply (no ground truth, not FA, EOF has no
 training history). Units: RMSE in normalised units (per-channel standard deviations of the
@@ -43,11 +45,14 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from faconvlstm.evaluation.stability import cluster_agreement, mean_pairwise_cka
+
+if TYPE_CHECKING:
+    from faconvlstm.protocol.forecast import ForecastResults
 
 __all__ = [
     "METRICS",
@@ -616,13 +621,14 @@ class Results:
     scaling: list[ScalingRow]
     models: dict[str, ModelResult]
     variants: dict[str, ModelResult] = field(default_factory=dict)
+    forecast: ForecastResults | None = None
     command: str | None = None
     created: str = ""
     faconvlstm_version: str = ""
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "schema_version": self.schema_version,
             "faconvlstm_version": self.faconvlstm_version,
             "created": self.created,
@@ -636,6 +642,9 @@ class Results:
             "models": {name: _model_dict(m) for name, m in self.models.items()},
             "variants": {name: _model_dict(m) for name, m in self.variants.items()},
         }
+        if self.forecast is not None:  # absent from autoencoder comparisons
+            out["forecast"] = self.forecast.to_dict()
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Results:
@@ -657,6 +666,11 @@ class Results:
             }
 
         models = read("models")
+        forecast = None
+        if d.get("forecast") is not None:
+            from faconvlstm.protocol.forecast import ForecastResults  # imports this module
+
+            forecast = ForecastResults.from_dict(d["forecast"])
         return cls(
             config=d["config"],
             seeds=d["seeds"],
@@ -666,6 +680,7 @@ class Results:
             scaling=[ScalingRow(**r) for r in d["scaling"]],
             models=models,
             variants=read("variants"),
+            forecast=forecast,
             command=d.get("command"),
             created=d.get("created", ""),
             faconvlstm_version=d.get("faconvlstm_version", ""),

@@ -9,6 +9,10 @@ Resuming: rerunning the same command into the same folder skips every finished r
 ``result.json`` is written atomically, after everything else of that run), continues an
 interrupted training from its ``last.ckpt``, and reuses the cached layer cost sweep. The
 file layout is :class:`faconvlstm.protocol.plan.Layout`.
+
+With ``train.task: forecast`` the learned subjects are trained as forecasters and scored
+per lead against persistence and climatology instead
+(:mod:`faconvlstm.protocol.forecast_runs`).
 """
 
 from __future__ import annotations
@@ -100,6 +104,10 @@ def compare(
 def _compare(plan: Plan, command: str | None, progress: bool) -> Path:
     cfg, layout = plan.cfg, plan.layout
     atomic_write_text(yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False), layout.config)
+    if plan.reference.task == "forecast":  # forecasters, scored per lead (WeatherBench2)
+        from faconvlstm.protocol.forecast_runs import compare_forecast  # imports this module
+
+        return compare_forecast(plan, command, progress)
     ev = cfg.evaluation
     data = prepare_data(plan.reference, ev.climatology_smooth_days, ev.targets, ev.labels)
     print(_start_line(plan, data), flush=True)
