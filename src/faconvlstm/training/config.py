@@ -65,6 +65,11 @@ class DataConfig:
     ``dims``: which dimension of the source is which, for names that are not recognised
     (e.g. ``{time: valid_time, lat: y, lon: x}``); passed to
     :func:`faconvlstm.data.open_gridded`.
+    ``detrend``: also remove a per-channel, per-grid-point linear trend in time (least
+    squares on the training period) before standardising; ``standardize``: ``"global"``
+    (one σ per channel) or ``"season"`` (one per channel and DJF/MAM/JJA/SON, training
+    period). Both are stored in the checkpoint's statistics and undone by
+    ``denormalize_array`` (see :mod:`faconvlstm.data.stats` and docs/training.md).
     """
 
     source: str = "synthetic"
@@ -80,6 +85,9 @@ class DataConfig:
     test_years: list[int] | None = None
     val_fraction: float = 0.2
     climatology: Union[bool, Literal["dayofyear", "month"]] = False  # noqa: UP007
+    # non-stationarity options (issue 14), fitted on the training period
+    detrend: bool = False
+    standardize: Literal["global", "season"] = "global"
     batch_size: int = 8
     num_workers: int = 0
     shuffle: bool = True
