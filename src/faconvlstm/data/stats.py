@@ -536,7 +536,7 @@ class NormStats:
             )
         else:
             std = xr.DataArray(self.std, dims="channel", coords={"channel": da["channel"]})
-        return ((da - mean) / std).transpose("time", "channel", "lat", "lon")
+        return (da - mean) / std  # the dims of da, in its order
 
 
 def _warn_dominating_values(
