@@ -11,6 +11,24 @@ where ``x̄_c(k)`` is the (optional) climatology for the calendar key ``k(t)`` o
 mean and standard deviation of ``x − x̄`` over the training period, all grid points pooled.
 Without a climatology ``x̄ = 0``.
 
+Two options handle a non-stationary record (both fitted on the training period only):
+
+.. math::
+
+    z_c(t) = \\frac{x_c(t) - \\bar x_c(k(t)) - b_c\\,(\\tau(t) - \\bar\\tau) - \\mu_c}
+                   {\\sigma_{c, s(t)}}
+
+* ``detrend``: ``b_c`` (units of ``x`` per day, one value per channel and grid point) is the
+  least-squares slope of the anomaly ``x − x̄`` against ``τ(t)``, the time in days since
+  1970-01-01 in the data's own calendar (cftime ``noleap``/``360_day`` stamps use their
+  calendar, as the climatology does), and ``τ̄`` the mean time of the training period. Only
+  the slope is removed: each grid point keeps its training-period mean, and the residual has
+  no linear trend over the training period. Without ``detrend`` ``b = 0``.
+* ``standardize="season"``: ``σ_{c,s}`` is the root-mean-square deviation from ``μ_c`` of
+  the (anomaly, detrended) field over the training samples of season ``s(t)`` ∈ {DJF, MAM,
+  JJA, SON}, all grid points pooled; a season absent from the training period falls back
+  to ``σ_c``. With ``"global"`` (the default) ``σ_{c,s} = σ_c``.
+
 The day-of-year climatology follows WeatherBench2: for each day of year ``k`` the mean pools
 every training sample whose day of year lies within ±``window``/2 days of ``k`` (circularly,
 so late December and early January share samples):
@@ -49,10 +67,104 @@ __all__ = [
     "climatology_keys",
     "compute_climatology",
     "compute_stats",
+    "days_since_epoch",
+    "fit_trend",
+    "season_index",
     "subtract_climatology",
 ]
 
 _CLIM_LENGTH = {"dayofyear": 366, "month": 12}
+
+#: Season names in the order of :attr:`NormStats.season_std` (index = ``month % 12 // 3``).
+SEASONS = ("DJF", "MAM", "JJA", "SON")
+
+#: ``standardize`` values accepted by :func:`compute_stats`.
+STANDARDIZE = ("global", "season")
+
+
+def days_since_epoch(times: Any) -> np.ndarray:
+    """``τ``: time in days since 1970-01-01 00:00 in the stamps' own calendar (float64).
+
+    ``datetime64`` stamps count proleptic Gregorian days; ``cftime`` stamps count days of
+    their calendar (a ``noleap`` year is 365 days, a ``360_day`` year 360), so a trend per
+    day means the same thing in every calendar.
+
+    Returns
+    -------
+    numpy.ndarray of float64, the shape of ``times`` ((T,) or batched (B, T))
+    """
+    shape = np.shape(getattr(times, "values", times))
+    arr = as_time_array(times)
+    if arr.size == 0:
+        return np.zeros(shape)
+    if arr.dtype == object:  # cftime stamps
+        import cftime
+
+        days = cftime.date2num(
+            list(arr), "days since 1970-01-01 00:00:00", calendar=arr[0].calendar
+        )
+        days = np.asarray(days, dtype="float64")
+    else:
+        days = (arr - np.datetime64("1970-01-01T00:00:00", "ns")).astype("int64") / 86400e9
+    return days.reshape(shape)
+
+
+def season_index(times: Any) -> np.ndarray:
+    """Season of each stamp: 0 DJF, 1 MAM, 2 JJA, 3 SON (shape of ``times``)."""
+    shape = np.shape(getattr(times, "values", times))
+    return (month_of_year(as_time_array(times)) % 12 // 3).reshape(shape)
+
+
+def fit_trend(da: xr.DataArray, tau: np.ndarray) -> tuple[np.ndarray, float]:
+    """Least-squares linear trend in time per channel and grid point, NaN-aware.
+
+    .. math::
+
+        b = \\frac{\\sum_t m_t (\\tau_t - \\bar\\tau_m)(x_t - \\bar x_m)}
+                 {\\sum_t m_t (\\tau_t - \\bar\\tau_m)^2}
+
+    with ``m_t`` = 1 for valid (finite) values and ``τ̄_m``, ``x̄_m`` the means over them.
+    Streamed over the dask time chunks (five (C, H, W) accumulators in memory).
+
+    Parameters
+    ----------
+    da : xarray.DataArray, dims (time, channel, lat, lon)
+    tau : numpy.ndarray, shape (T,)
+        Times in days (:func:`days_since_epoch`).
+
+    Returns
+    -------
+    (slope, center)
+        ``slope`` (C, H, W) float64 in units of ``da`` per day (0 where fewer than two
+        valid times); ``center`` the mean of ``tau`` (days), the time the removed trend
+        crosses zero.
+    """
+    da = da.transpose("time", "channel", "lat", "lon")
+    center = float(np.mean(tau))
+    t = np.asarray(tau, dtype="float64") - center  # centred: no cancellation in the sums
+    shape = da.shape[1:]
+    n, st, stt, sx, stx = (np.zeros(shape) for _ in range(5))
+    step = da.chunks[0] if da.chunks is not None else (da.sizes["time"],)
+    start = 0
+    with dask.config.set(scheduler="synchronous"):
+        for size in step:
+            block = np.asarray(da.isel(time=slice(start, start + size)).values, dtype="float64")
+            tb = t[start : start + size, None, None, None]
+            valid = np.isfinite(block)
+            xb = np.where(valid, block, 0.0)
+            m = valid.astype("float64")
+            n += m.sum(0)
+            st += (m * tb).sum(0)
+            stt += (m * tb * tb).sum(0)
+            sx += xb.sum(0)
+            stx += (xb * tb).sum(0)
+            start += size
+    with np.errstate(invalid="ignore", divide="ignore"):
+        nn = np.maximum(n, 1.0)
+        var = stt - st * st / nn
+        cov = stx - st * sx / nn
+        slope = np.where((n >= 2) & (var > 0), cov / np.where(var > 0, var, 1.0), 0.0)
+    return slope, center
 
 
 def climatology_keys(times: Any, kind: str) -> np.ndarray:
@@ -187,6 +299,16 @@ class NormStats:
         Human-readable training period the statistics come from (provenance).
     climatology_values : xarray.DataArray or None
         dims (key, channel, lat, lon); saved beside the JSON as NetCDF.
+    detrend : bool
+        Whether the linear trend ``b (τ − τ̄)`` is removed (see the module doc).
+    trend_slope : numpy.ndarray of float64, shape (C, H, W), or None
+        ``b`` in units of the data per day (with ``detrend``).
+    trend_center : float or None
+        ``τ̄`` in days since 1970-01-01 (with ``detrend``).
+    standardize : {"global", "season"}
+        Whether ``σ`` is one value per channel or one per channel and season.
+    season_std : numpy.ndarray of float64, shape (4, C), or None
+        ``σ_{c,s}`` for DJF, MAM, JJA, SON (with ``standardize="season"``).
     """
 
     channels: list[str]
@@ -197,6 +319,11 @@ class NormStats:
     climatology_window: int | None = None
     period: str | None = None
     climatology_values: xr.DataArray | None = field(default=None, repr=False)
+    detrend: bool = False
+    trend_slope: np.ndarray | None = field(default=None, repr=False)
+    trend_center: float | None = None
+    standardize: str = "global"
+    season_std: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.channels = [str(c) for c in self.channels]
@@ -217,6 +344,33 @@ class NormStats:
                 "climatology=True needs climatology_values (key, channel, lat, "
                 "lon); use compute_stats(..., climatology=True)"
             )
+        self.detrend = bool(self.detrend)
+        if self.detrend:
+            if self.trend_slope is None or self.trend_center is None:
+                raise ValueError(
+                    "detrend=True needs trend_slope (channel, lat, lon) and trend_center; "
+                    "use compute_stats(..., detrend=True)"
+                )
+            self.trend_slope = np.asarray(self.trend_slope, dtype="float64")
+            if self.trend_slope.ndim != 3 or self.trend_slope.shape[0] != len(self.channels):
+                raise ValueError(
+                    f"trend_slope must have shape (channel, lat, lon) with {len(self.channels)} "
+                    f"channels, got {self.trend_slope.shape}"
+                )
+            self.trend_center = float(self.trend_center)
+        if self.standardize not in STANDARDIZE:
+            raise ValueError(
+                f"standardize must be one of {', '.join(STANDARDIZE)}, got {self.standardize!r}"
+            )
+        if self.standardize == "season":
+            if self.season_std is None:
+                raise ValueError(
+                    "standardize='season' needs season_std (4 seasons × channels); use "
+                    "compute_stats(..., standardize='season')"
+                )
+            self.season_std = np.asarray(self.season_std, dtype="float64").reshape(
+                len(SEASONS), len(self.channels)
+            )
 
     # ---------------------------------------------------------------- serialisation
     def to_dict(self) -> dict[str, Any]:
@@ -229,6 +383,11 @@ class NormStats:
             "climatology_kind": self.climatology_kind,
             "climatology_window": self.climatology_window,
             "period": self.period,
+            "detrend": self.detrend,
+            "trend_slope": None if self.trend_slope is None else self.trend_slope.tolist(),
+            "trend_center": self.trend_center,
+            "standardize": self.standardize,
+            "season_std": None if self.season_std is None else self.season_std.tolist(),
         }
 
     @classmethod
@@ -245,6 +404,12 @@ class NormStats:
             climatology_window=d.get("climatology_window"),
             period=d.get("period"),
             climatology_values=climatology_values,
+            # absent from statistics written before these options existed: the old behaviour
+            detrend=bool(d.get("detrend", False)),
+            trend_slope=d.get("trend_slope"),
+            trend_center=d.get("trend_center"),
+            standardize=d.get("standardize") or "global",
+            season_std=d.get("season_std"),
         )
 
     @staticmethod
@@ -299,25 +464,55 @@ class NormStats:
         table = values.values[keys - int(values["key"].values[0])]
         return table.reshape(shape + table.shape[1:])
 
+    def _trend_for(self, times: Any, shape: tuple[int, ...]) -> np.ndarray:
+        """``b (τ(t) − τ̄)`` for each stamp: shape ``times.shape + (C, H, W)``."""
+        if times is None:
+            raise ValueError(
+                "these statistics remove a linear trend: pass the time stamps of the block "
+                "(e.g. item['time'] or batch['time'])"
+            )
+        tau = days_since_epoch(times) - self.trend_center
+        slope = self.trend_slope
+        if tuple(shape[-3:]) != slope.shape:
+            raise ValueError(
+                f"trend grid {slope.shape} (channel, lat, lon) does not match the data "
+                f"{tuple(shape[-3:])}; recompute the statistics on this grid"
+            )
+        return tau[..., None, None, None] * slope
+
+    def _std_for(self, times: Any) -> np.ndarray:
+        """σ broadcastable to the block: (C, 1, 1), or ``times.shape + (C, 1, 1)`` per season."""
+        if self.standardize != "season":
+            return self.std[:, None, None]
+        if times is None:
+            raise ValueError(
+                "these statistics standardise per season: pass the time stamps of the block "
+                "(e.g. item['time'] or batch['time'])"
+            )
+        return self.season_std[season_index(times)][..., None, None]
+
     def normalize_array(self, x: np.ndarray, times: Any = None) -> np.ndarray:
-        """``z = (x − x̄(t) − μ)/σ`` for a block x of shape (T, C, H, W); NaN stays NaN."""
+        """``z = (x − x̄(t) − b(τ(t) − τ̄) − μ)/σ_s(t)`` for a block x of shape (T, C, H, W)
+        (or (B, T, C, H, W) with ``times`` (B, T)); NaN stays NaN."""
         x = np.asarray(x, dtype="float32")
         if self.climatology:
             x = x - self._climatology_for(times)
-        return (x - self.mean[:, None, None].astype("float32")) / self.std[:, None, None].astype(
+        if self.detrend:
+            x = x - self._trend_for(times, x.shape).astype("float32")
+        return (x - self.mean[:, None, None].astype("float32")) / self._std_for(times).astype(
             "float32"
         )
 
     def denormalize_array(self, z: np.ndarray, times: Any = None) -> np.ndarray:
-        """Inverse of :meth:`normalize_array`: ``x = z·σ + μ + x̄(t)``.
+        """Inverse of :meth:`normalize_array`: ``x = z·σ_s(t) + μ + b(τ(t) − τ̄) + x̄(t)``.
 
         ``z`` is (T, C, H, W) with ``times`` (T,), or a batch (B, T, C, H, W) with ``times``
         (B, T) as :func:`~faconvlstm.data.collate_windows` returns them.
         """
         z = np.asarray(z, dtype="float32")
-        x = z * self.std[:, None, None].astype("float32") + self.mean[:, None, None].astype(
-            "float32"
-        )
+        x = z * self._std_for(times).astype("float32") + self.mean[:, None, None].astype("float32")
+        if self.detrend:
+            x = x + self._trend_for(times, x.shape).astype("float32")
         if self.climatology:
             x = x + self._climatology_for(times)
         return x
@@ -327,9 +522,21 @@ class NormStats:
         self.check_channels(da["channel"].values)
         if self.climatology:
             da = subtract_climatology(da, self.climatology_values)
+        times = da["time"].values
+        if self.detrend:
+            tau = xr.DataArray(days_since_epoch(times) - self.trend_center, dims="time")
+            slope = xr.DataArray(self.trend_slope, dims=("channel", "lat", "lon"))
+            da = da - tau * slope
         mean = xr.DataArray(self.mean, dims="channel", coords={"channel": da["channel"]})
-        std = xr.DataArray(self.std, dims="channel", coords={"channel": da["channel"]})
-        return (da - mean) / std
+        if self.standardize == "season":
+            std = xr.DataArray(
+                self.season_std[season_index(times)],
+                dims=("time", "channel"),
+                coords={"channel": da["channel"]},
+            )
+        else:
+            std = xr.DataArray(self.std, dims="channel", coords={"channel": da["channel"]})
+        return (da - mean) / std  # the dims of da, in its order
 
 
 def _warn_dominating_values(
@@ -374,6 +581,8 @@ def compute_stats(
     *,
     climatology: bool | str = False,
     climatology_window: int = 61,
+    detrend: bool = False,
+    standardize: str = "global",
 ) -> NormStats:
     """Per-channel NaN-aware mean and standard deviation over a training period.
 
@@ -390,6 +599,12 @@ def compute_stats(
         finer than ~monthly (median step < 28 days) and ``"month"`` otherwise.
     climatology_window : int
         Day-of-year smoothing window in days (WeatherBench2 uses 61).
+    detrend : bool
+        Also remove the per-channel, per-grid-point least-squares linear trend in time of
+        the (anomaly) field, fitted on the training period (:func:`fit_trend`).
+    standardize : {"global", "season"}
+        One ``σ`` per channel, or one per channel and season (DJF, MAM, JJA, SON), both
+        on the training period (see the module doc).
 
     Returns
     -------
@@ -400,6 +615,10 @@ def compute_stats(
     ValueError
         Empty period, or a channel with no valid value in the period (all NaN).
     """
+    if standardize not in STANDARDIZE:
+        raise ValueError(
+            f"standardize must be one of {', '.join(STANDARDIZE)}, got {standardize!r}"
+        )
     sub = _select_period(da, time_slice_or_years)
     if sub.sizes["time"] == 0:
         raise ValueError(
@@ -416,6 +635,15 @@ def compute_stats(
             kind = str(climatology)
         clim = compute_climatology(sub, kind, climatology_window)
         sub = subtract_climatology(sub, clim)
+    times = sub["time"].values
+    slope = center = None
+    if detrend:
+        sub = sub.transpose("time", "channel", "lat", "lon")
+        tau = days_since_epoch(times)
+        slope, center = fit_trend(sub, tau)
+        sub = sub - xr.DataArray(tau - center, dims="time") * xr.DataArray(
+            slope, dims=("channel", "lat", "lon")
+        )
     x = sub.astype("float64")
     dims = ("time", "lat", "lon")
     mean, std, count, high, low = dask.compute(
@@ -445,7 +673,7 @@ def compute_stats(
         )
         std[flat] = 1.0
     _warn_dominating_values(sub, channels, mean.values, std, high.values, low.values, count.values)
-    times = sub["time"].values
+    season_std = _season_std(x, mean.values, std, times) if standardize == "season" else None
     return NormStats(
         channels=channels,
         mean=mean.values,
@@ -455,4 +683,45 @@ def compute_stats(
         climatology_window=climatology_window if kind == "dayofyear" else None,
         period=f"{times[0]} … {times[-1]}",
         climatology_values=clim,
+        detrend=bool(detrend),
+        trend_slope=slope,
+        trend_center=center,
+        standardize=standardize,
+        season_std=season_std,
     )
+
+
+def _season_std(x: xr.DataArray, mean: np.ndarray, std: np.ndarray, times: Any) -> np.ndarray:
+    """σ_{c,s}: RMS deviation from μ_c over the samples of each season (4, C).
+
+    A season with no valid value in the training period (a period shorter than a year)
+    takes the global σ_c, with a warning; a season of constant values (σ 0) likewise.
+    """
+    seasons = season_index(times)
+    dev2 = (x - xr.DataArray(mean, dims="channel")) ** 2
+    dims = ("time", "lat", "lon")
+    parts = []
+    for s in range(len(SEASONS)):
+        idx = np.flatnonzero(seasons == s)
+        parts.append(dev2.isel(time=idx).mean(dims, skipna=True) if idx.size else None)
+    computed = dask.compute(*[p for p in parts if p is not None])
+    out = np.tile(std, (len(SEASONS), 1)).astype("float64")
+    it = iter(computed)
+    missing = []
+    for s, part in enumerate(parts):
+        if part is None:
+            missing.append(SEASONS[s])
+            continue
+        rms = np.sqrt(np.asarray(next(it).values, dtype="float64"))
+        ok = np.isfinite(rms) & (rms > 0)
+        out[s, ok] = rms[ok]
+        if not ok.all():
+            missing.append(SEASONS[s])
+    if missing:
+        warnings.warn(
+            f"season(s) {missing} have no (or constant) values in the training period: they "
+            f"are standardised with the global std; train on whole years for "
+            f"standardize='season'",
+            stacklevel=3,
+        )
+    return out

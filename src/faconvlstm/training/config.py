@@ -65,6 +65,11 @@ class DataConfig:
     ``dims``: which dimension of the source is which, for names that are not recognised
     (e.g. ``{time: valid_time, lat: y, lon: x}``); passed to
     :func:`faconvlstm.data.open_gridded`.
+    ``detrend``: also remove a per-channel, per-grid-point linear trend in time (least
+    squares on the training period) before standardising; ``standardize``: ``"global"``
+    (one σ per channel) or ``"season"`` (one per channel and DJF/MAM/JJA/SON, training
+    period). Both are stored in the checkpoint's statistics and undone by
+    ``denormalize_array`` (see :mod:`faconvlstm.data.stats` and docs/training.md).
     """
 
     source: str = "synthetic"
@@ -80,6 +85,9 @@ class DataConfig:
     test_years: list[int] | None = None
     val_fraction: float = 0.2
     climatology: Union[bool, Literal["dayofyear", "month"]] = False  # noqa: UP007
+    # non-stationarity options (issue 14), fitted on the training period
+    detrend: bool = False
+    standardize: Literal["global", "season"] = "global"
     batch_size: int = 8
     num_workers: int = 0
     shuffle: bool = True
@@ -97,6 +105,31 @@ class OptimConfig:
 
 
 @dataclass
+class MaskingConfig:
+    """Masked spatio-temporal objective of the autoencoder task (``loss.masking``).
+
+    During training a share ``fraction`` of the (t, lat, lon) cells of every window is
+    hidden from the model's input (all channels of a cell; set to 0 in normalised units,
+    i.e. the training mean, and passed to the model as invalid through its ``mask``
+    argument), and the reconstruction loss is taken on the hidden cells only
+    (``loss_on: hidden``) or on every valid cell (``all``). ``kind: random`` hides
+    ``round(fraction·H·W)`` cells drawn uniformly at each time step; ``kind: block`` hides
+    ``block = [h, w]`` rectangles of grid cells at random positions at each time step until
+    at least ``fraction·H·W`` cells are hidden. ``fraction: 0`` (the default) is off: the
+    objective is exactly the plain reconstruction. Masks come from a private generator
+    seeded by (run seed, ``seed``, global step, micro-batch, rank), so a resumed run draws the
+    same masks. Validation keeps the plain loss (``val/loss``) and logs the masked loss
+    of fixed masks as ``val/masked_mse``. See docs/training.md.
+    """
+
+    fraction: float = 0.0
+    kind: Literal["random", "block"] = "random"
+    block: list[int] = field(default_factory=lambda: [4, 4])
+    loss_on: Literal["hidden", "all"] = "hidden"
+    seed: int = 0
+
+
+@dataclass
 class LossConfig:
     """Training objective: latitude-weighted masked MSE + model regularisation.
 
@@ -107,6 +140,12 @@ class LossConfig:
     latitude_weighted: bool = True
     regularization_weight: float = 1.0
     teacher_forcing: float = 0.0
+    # masked spatio-temporal objective (autoencoder task; issue 14), see MaskingConfig
+    masking: MaskingConfig = field(default_factory=MaskingConfig)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.masking, dict):  # rebuilt from checkpoint hyperparameters
+            self.masking = MaskingConfig(**self.masking)
 
 
 @dataclass
@@ -531,6 +570,7 @@ def _check_consistency(cfg: RunConfig) -> None:
         raise ConfigError(f"config key 'threads': must be >= 1 or null, got {cfg.threads}")
     if not 0.0 <= cfg.loss.teacher_forcing <= 1.0:
         raise ConfigError("config key 'loss.teacher_forcing': must lie in [0, 1]")
+    _check_masking(cfg)
     if not 0.0 < d.val_fraction < 1.0:
         raise ConfigError(
             f"config key 'data.val_fraction': the share of the training period held out for "
@@ -545,6 +585,26 @@ def _check_consistency(cfg: RunConfig) -> None:
     _check_signature(
         _synthetic_fn(), d.synthetic, "data.synthetic", "faconvlstm.data.synthetic", skip=()
     )
+
+
+def _check_masking(cfg: RunConfig) -> None:
+    """``loss.masking``: a share in [0, 1), a block of two sizes >= 1, autoencoder only."""
+    m = cfg.loss.masking
+    if not 0.0 <= m.fraction < 1.0:
+        raise ConfigError(
+            f"config key 'loss.masking.fraction': the share of input cells hidden must lie "
+            f"in [0, 1) (0 = off), got {m.fraction}"
+        )
+    if len(m.block) != 2 or min(m.block) < 1:
+        raise ConfigError(
+            f"config key 'loss.masking.block': expected [h, w], two grid-cell counts >= 1, "
+            f"got {m.block}"
+        )
+    if m.fraction > 0 and cfg.task != "autoencoder":
+        raise ConfigError(
+            f"config key 'loss.masking.fraction': masking is an objective of the autoencoder "
+            f"task; set it to 0 for task {cfg.task!r}"
+        )
 
 
 def _check_budget(t: TrainerConfig) -> None:

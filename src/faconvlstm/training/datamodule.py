@@ -62,7 +62,12 @@ class GriddedDataModule(L.LightningDataModule):
         cfg = self.cfg
         self.array = open_source(cfg, self.seed)
         train, val = self._split(self.array)
-        self.stats = fdata.compute_stats(train, climatology=cfg.climatology)
+        self.stats = fdata.compute_stats(
+            train,
+            climatology=cfg.climatology,
+            detrend=cfg.detrend,
+            standardize=cfg.standardize,
+        )
         need = cfg.window + cfg.horizon
         for name, part in (("train", train), ("val", val)):
             if part.sizes["time"] < need:

@@ -1,7 +1,9 @@
 """LightningModules: the two training tasks around the models of :mod:`faconvlstm.models`.
 
 * :class:`AutoencoderTask` — representation learning: reconstruct the input window,
-  ``loss = wMSE(recon, x) + λ · model.regularization_loss()``.
+  ``loss = wMSE(recon, x) + λ · model.regularization_loss()``; with ``loss.masking`` a
+  share of the (t, lat, lon) cells is hidden from the input during training and the wMSE
+  is taken on the hidden cells (:func:`draw_hidden`, :func:`masked_batch`).
 * :class:`ForecastTask` — predict the next N steps from the window,
   ``loss = wMSE(forecast, y) + λ · model.regularization_loss()``.
 
@@ -30,16 +32,25 @@ import dataclasses
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 from torch import nn
 
 from faconvlstm import models
 from faconvlstm.losses import latitude_weights, weighted_mse
 from faconvlstm.training.checkpoint import META_KEY, make_metadata
-from faconvlstm.training.config import LossConfig, OptimConfig
+from faconvlstm.training.config import LossConfig, MaskingConfig, OptimConfig
 from faconvlstm.training.schedules import CosineSchedule
 
-__all__ = ["TASKS", "AutoencoderTask", "ForecastTask", "NonFiniteLossError"]
+__all__ = [
+    "TASKS",
+    "AutoencoderTask",
+    "ForecastTask",
+    "NonFiniteLossError",
+    "draw_hidden",
+    "masked_batch",
+    "masking_rng",
+]
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -187,14 +198,72 @@ class _Task(L.LightningModule):
 
 
 class AutoencoderTask(_Task):
-    """Reconstruct the input window (representation learning)."""
+    """Reconstruct the input window (representation learning).
+
+    With ``loss.masking.fraction > 0`` training hides cells of the input and scores the
+    reconstruction there (see :class:`~faconvlstm.training.config.MaskingConfig`); the
+    validation loss stays the plain reconstruction, and ``val/masked_mse`` is the masked
+    loss of masks fixed by (seed, batch index), the same every epoch.
+    """
 
     model_class_name = "SequenceAutoencoder"
     task_name = "autoencoder"
 
     def _predict(self, batch: dict, train: bool):
-        out = self.model(batch["x"], times=batch["phase"], mask=batch.get("mask"))
-        return out["recon"], batch["x"], batch.get("mask")
+        hidden = self._training_hidden(batch) if train else None
+        return self._reconstruct(batch, hidden)
+
+    def _reconstruct(self, batch: dict, hidden: torch.Tensor | None):
+        if hidden is None:
+            out = self.model(batch["x"], times=batch["phase"], mask=batch.get("mask"))
+            return out["recon"], batch["x"], batch.get("mask")
+        model_mask, loss_mask = masked_batch(batch, hidden, self.loss_cfg.masking.loss_on)
+        out = self.model(batch["x"], times=batch["phase"], mask=model_mask)
+        return out["recon"], batch["x"], loss_mask
+
+    # -- masked objective ------------------------------------------------------------------
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        self._mask_batch_idx = batch_idx  # keys the mask generator (micro-batch)
+        return super().training_step(batch, batch_idx)
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        super().validation_step(batch, batch_idx)
+        m = self.loss_cfg.masking
+        if m.fraction <= 0:
+            return
+        rng = masking_rng(1, self._run_seed(), m.seed, batch_idx, self.global_rank)
+        hidden = draw_hidden(_grid_shape(batch["x"]), m, rng).to(batch["x"].device)
+        pred, target, mask = self._reconstruct(batch, hidden)
+        weights = self.lat_weights if self.lat_weights.numel() else None
+        self.log(
+            "val/masked_mse",
+            weighted_mse(pred, target, weights, mask),
+            sync_dist=True,
+            batch_size=batch["x"].shape[0],
+        )
+
+    def _training_hidden(self, batch: dict) -> torch.Tensor | None:
+        """Hidden cells ``(B, T, 1, H, W)`` of this training batch, or None (masking off).
+
+        Drawn from a generator keyed by (run seed, ``loss.masking.seed``, global step,
+        micro-batch within gradient accumulation, rank): never the global RNG, so dropout
+        and shuffling draw what they would without masking and a resumed run (which
+        restores the global step) draws the same masks.
+        """
+        m = self.loss_cfg.masking
+        if m.fraction <= 0:
+            return None
+        accumulate = getattr(self._trainer, "accumulate_grad_batches", 1) if self._trainer else 1
+        micro = getattr(self, "_mask_batch_idx", 0) % max(int(accumulate), 1)
+        rng = masking_rng(0, self._run_seed(), m.seed, self.global_step, micro, self.global_rank)
+        return draw_hidden(_grid_shape(batch["x"]), m, rng).to(batch["x"].device)
+
+    def _run_seed(self) -> int:
+        """The run's ``seed`` (from the checkpoint metadata, else the datamodule, else 0)."""
+        seed = (self.metadata.get("config") or {}).get("seed")
+        if seed is None and self._trainer is not None:
+            seed = getattr(getattr(self._trainer, "datamodule", None), "seed", None)
+        return int(seed or 0)
 
 
 class ForecastTask(_Task):
@@ -237,6 +306,86 @@ def target_channels(model: nn.Module) -> list[int]:
             "model.target_channels (indices of the input channels) in the config"
         )
     return list(range(n_in))
+
+
+def masking_rng(*keys: int) -> np.random.Generator:
+    """A private generator for masks, keyed by integers (stream, seeds, step, ...).
+
+    Keys are reduced modulo 2**32 (a negative seed is fine); equal keys give equal draws.
+    """
+    return np.random.default_rng(np.random.SeedSequence([int(k) % 2**32 for k in keys]))
+
+
+def _grid_shape(x: torch.Tensor) -> tuple[int, int, int, int]:
+    b, t, _, h, w = x.shape
+    return b, t, h, w
+
+
+def draw_hidden(
+    shape: tuple[int, int, int, int], masking: MaskingConfig, rng: np.random.Generator
+) -> torch.Tensor:
+    """Cells hidden from the input: bool ``(B, T, 1, H, W)``, True = hidden (all channels).
+
+    * ``kind="random"``: at each (b, t) exactly ``k = max(1, round(f·H·W))`` grid cells,
+      drawn uniformly without replacement (share ``k/(H·W) ≈ f``);
+    * ``kind="block"``: at each (b, t), rectangles of ``h × w`` grid cells with top-left
+      corners uniform over the grid (inside it), added until at least ``f·H·W`` cells are
+      hidden (blocks may overlap; the share lies in ``[f, f + h·w/(H·W))``).
+
+    Args:
+        shape: ``(B, T, H, W)``.
+        masking: the ``loss.masking`` section (``fraction`` > 0).
+        rng: e.g. :func:`masking_rng`.
+
+    Raises:
+        ValueError: a block larger than the grid (names ``loss.masking.block``).
+    """
+    b, t, h, w = shape
+    f = float(masking.fraction)
+    if masking.kind == "random":
+        k = max(1, round(f * h * w))
+        order = np.argsort(rng.random((b, t, h * w)), axis=-1)[..., :k]
+        hidden = np.zeros((b, t, h * w), dtype=bool)
+        np.put_along_axis(hidden, order, True, axis=-1)
+        hidden = hidden.reshape(b, t, h, w)
+    else:
+        bh, bw = (int(v) for v in masking.block)
+        if bh > h or bw > w:
+            raise ValueError(
+                f"config key 'loss.masking.block': a {bh}×{bw} block does not fit the "
+                f"{h}×{w} grid; use a smaller block"
+            )
+        target = f * h * w
+        hidden = np.zeros((b, t, h, w), dtype=bool)
+        for cell in hidden.reshape(b * t, h, w):
+            while cell.sum() < target:
+                i = int(rng.integers(0, h - bh + 1))
+                j = int(rng.integers(0, w - bw + 1))
+                cell[i : i + bh, j : j + bw] = True
+    return torch.from_numpy(hidden)[:, :, None]
+
+
+def masked_batch(
+    batch: dict, hidden: torch.Tensor, loss_on: str = "hidden"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(model input mask, loss mask) for hidden cells ``(B, T, 1, H, W)``.
+
+    The model mask is the batch's validity mask with the hidden cells set invalid (the
+    model zeroes invalid input cells, :func:`~faconvlstm.models.encoder.prepare_input`);
+    the loss mask is valid ∧ hidden (``loss_on="hidden"``) or the validity mask
+    (``"all"``), both ``(B, T, C, H, W)``.
+    """
+    x = batch["x"]
+    valid = batch.get("mask")
+    valid = (
+        torch.ones_like(x, dtype=torch.bool)
+        if valid is None
+        else valid.to(device=x.device, dtype=torch.bool).expand_as(x)
+    )
+    hidden = hidden.to(device=x.device, dtype=torch.bool)
+    model_mask = valid & ~hidden
+    loss_mask = valid & hidden if loss_on == "hidden" else valid
+    return model_mask, loss_mask
 
 
 def _first_time(batch: dict) -> Any:
