@@ -13,7 +13,6 @@ import pytest
 import torch
 import xarray as xr
 
-from conftest import TINY
 from faconvlstm.training import embed, fit, load_checkpoint
 from faconvlstm.training.config import ConfigError, config_from_dict
 from faconvlstm.training.datamodule import GriddedDataModule
@@ -22,6 +21,34 @@ from faconvlstm.training.modules import AutoencoderTask
 
 WEIGHT = 0.1
 STEPS = 6  # 2 epochs x 3 batches: epoch 0 is the warm-up
+
+#: the tiny run of tests/training/conftest.py (8x16 grid, 3 batches an epoch), spelled out:
+#: importing `conftest` by name is ambiguous when several test folders run together
+TINY = {
+    "seed": 0,
+    "task": "autoencoder",
+    "data": {
+        "source": "synthetic",
+        "synthetic": {"n_years": 2, "nlat": 8, "nlon": 16},
+        "window": 6,
+        "stride": 8,
+        "train_years": [2000, 2000],
+        "val_years": [2001, 2001],
+        "batch_size": 4,
+    },
+    "model": {"cell": "fa", "filters": [4], "embed_dim": 8, "layer_kwargs": {"attention_every": 3}},
+    "optim": {"lr": 0.01},
+    "trainer": {
+        "accelerator": "cpu",
+        "devices": 1,
+        "max_epochs": 2,
+        "limit_train_batches": 3,
+        "limit_val_batches": 2,
+        "enable_progress_bar": False,
+        "log_every_n_steps": 1,
+    },
+    "checkpoint": {"every_n_train_steps": 1},
+}
 
 
 def clustered(**clustering):
@@ -126,11 +153,12 @@ def test_warm_up_is_pure_reconstruction_then_the_kl_term_is_added(clustered_run)
 
 def test_centroids_start_at_kmeans_of_the_training_embeddings(tmp_path):
     """With lr = 0 nothing moves, so the final centroids are the initial k-means centres of
-    the embeddings of every training window, and the stored target is P of their Q."""
+    the embeddings of every training window, and the stored target is P of their Q
+    (refreshed once per epoch)."""
     from sklearn.cluster import KMeans
 
     torch.set_num_threads(1)
-    cfg = clustered()
+    cfg = clustered(update_interval="epoch")
     cfg["optim"]["lr"] = 0.0
     last = fit(copy.deepcopy(cfg), out=tmp_path / "run", summary=False)
     model, _ = load_model(last)
@@ -149,6 +177,8 @@ def test_centroids_start_at_kmeans_of_the_training_embeddings(tmp_path):
         model.clustering.centroids.detach().numpy(), km.cluster_centers_, atol=1e-5
     )
     state = load_checkpoint(last)["callbacks"]["DeepClustering"]
+    # "epoch": one refresh (with the init) at the first batch of epoch 1, none after
+    assert state["refreshed_step"] == 3 and state["refreshed_epoch"] == 1
     q = model.clustering.soft_assign(z)
     torch.testing.assert_close(state["target"], model.clustering.target_distribution(q))
 
