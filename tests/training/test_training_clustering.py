@@ -224,6 +224,7 @@ def test_embed_writes_labels_and_probabilities(clustered_run, tmp_path):
     assert probs.dims == ("time", "cluster_id") and labels.dims == ("time",)
     assert probs.sizes["cluster_id"] == 3 and labels.sizes["time"] == ds.sizes["time"]
     assert np.issubdtype(labels.dtype, np.integer)
+    assert ds["cluster_id"].dtype == np.int32  # CF 2.2: no int64 in netCDF files
     assert probs.attrs["units"] == "1" and labels.attrs["units"] == "1"
     assert "long_name" in probs.attrs and "long_name" in labels.attrs
     # float32 sums of 3 terms

@@ -352,7 +352,9 @@ def _add_clusters(ds: xr.Dataset, probs: np.ndarray) -> xr.Dataset:
                 "units": "1",
             },
         ),
-    ).assign_coords(cluster_id=("cluster_id", np.arange(k), {"long_name": "cluster index"}))
+    ).assign_coords(
+        cluster_id=("cluster_id", np.arange(k, dtype="int32"), {"long_name": "cluster index"})
+    )
 
 
 def _splits(meta: dict) -> dict:
