@@ -100,6 +100,15 @@ SETTINGS: dict[str, list[str]] = {
         "train.loss.masking.block=[4,8]",
     ],
     "mask30_all": ["train.loss.masking.fraction=0.3", "train.loss.masking.loss_on=all"],
+    # joint deep clustering (DEC/IDEC, issue 14) on the shipped budget: 4 warm-up epochs of
+    # reconstruction, then k-means centroids and gamma = 0.1 KL with P refreshed per epoch;
+    # the regimes are then scored on the model's own 4 clusters
+    "dec": [
+        "train.model.n_clusters=4",
+        "train.loss.clustering.weight=0.1",
+        "train.loss.clustering.warmup_epochs=4",
+        "train.loss.clustering.update_interval=epoch",
+    ],
 }
 
 HEADLINE = (

@@ -16,6 +16,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
+from faconvlstm.heads.clustering import ClusteringHead
 from faconvlstm.models.encoder import (
     ConfigMixin,
     Encoder,
@@ -56,6 +57,13 @@ class SequenceAutoencoder(ConfigMixin, nn.Module):
         kernel_size, downsample, boundary, layer_kwargs, head_kwargs: as for
             :class:`~faconvlstm.models.Encoder` (also used by the decoder layers).
         skip_hidden: also feed the encoder's last hidden states to the decoder.
+        n_clusters: None (default: no clustering; the model is exactly the plain
+            autoencoder, same parameters and outputs) or k ≥ 2: add a
+            :class:`~faconvlstm.heads.ClusteringHead` (``k`` learnable centroids, state-dict
+            keys ``clustering.*``) whose DEC soft assignment of every embedding is returned
+            as ``"cluster_probs"``; train it with ``loss.clustering`` (docs/training.md,
+            "Joint deep clustering").
+        cluster_alpha: Student-t degrees of freedom α of that soft assignment.
 
     Inputs: ``x, times=None, mask=None, return_attention=False`` — as for
     :class:`~faconvlstm.models.Encoder`.
@@ -65,7 +73,9 @@ class SequenceAutoencoder(ConfigMixin, nn.Module):
         - ``"embeddings"``: ``(B, T, E)``;
         - ``"hidden"``: ``(B, T, F_L, H', W')``, the encoder's last hidden states;
         - ``"states"``: the encoder's last ``(h, c)`` per layer;
-        - ``"temporal_attention"``: ``(B, heads, T, T)``, only with ``return_attention``.
+        - ``"temporal_attention"``: ``(B, heads, T, T)``, only with ``return_attention``;
+        - ``"cluster_probs"``: ``(B, T, k)``, the soft assignment ``q`` of each embedding
+          to the ``k`` centroids (rows sum to 1), only with ``n_clusters``.
 
     Train with :func:`faconvlstm.losses.weighted_mse` of ``recon`` against the original
     ``x`` (NaN cells are ignored there) plus :meth:`regularization_loss`.
@@ -83,6 +93,8 @@ class SequenceAutoencoder(ConfigMixin, nn.Module):
         skip_hidden: bool = False,
         layer_kwargs: dict[str, Any] | None = None,
         head_kwargs: dict[str, Any] | None = None,
+        n_clusters: int | None = None,
+        cluster_alpha: float = 1.0,
     ) -> None:
         super().__init__()
         self._config = {
@@ -97,6 +109,8 @@ class SequenceAutoencoder(ConfigMixin, nn.Module):
             "layer_kwargs": layer_kwargs,
             "head_kwargs": head_kwargs,
         }
+        if n_clusters is not None:  # without clustering, the config (and checkpoints) of today
+            self._config.update(n_clusters=n_clusters, cluster_alpha=cluster_alpha)
         self.encoder = Encoder(
             in_channels,
             filters=filters,
@@ -118,6 +132,13 @@ class SequenceAutoencoder(ConfigMixin, nn.Module):
             for c_in, f in zip((first_in, *dec_filters[:-1]), dec_filters)
         )
         self.out = nn.Conv2d(dec_filters[-1], in_channels, kernel_size=1)
+        # created last, so the other parameters are initialised from the same RNG draws as
+        # without clustering (the centroids start at zero and are set by k-means)
+        self.clustering = (
+            None
+            if n_clusters is None
+            else ClusteringHead(n_clusters, embed_dim=embed_dim, alpha=cluster_alpha)
+        )
 
     def forward(
         self,
@@ -141,6 +162,8 @@ class SequenceAutoencoder(ConfigMixin, nn.Module):
                 g = resize_sequence(g, sizes[j])
             g, _, _ = layer(g, mask=time_mask)
         out["recon"] = rearrange(self.out(g.flatten(0, 1)), "(b t) c h w -> b t c h w", b=b)
+        if self.clustering is not None:
+            out["cluster_probs"] = self.clustering.soft_assign(out["embeddings"])
         return out
 
     def regularization_loss(self) -> torch.Tensor:

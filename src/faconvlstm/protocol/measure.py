@@ -58,6 +58,7 @@ __all__ = [
     "model_step_ms",
     "probes",
     "reconstruction",
+    "regime_labels",
     "regimes",
     "robustness",
 ]
@@ -169,6 +170,15 @@ def robustness(
     return out
 
 
+def regime_labels(subject: Embedder, z: np.ndarray, data: EvalData, k: int, seed: int) -> Any:
+    """The ``k`` regimes ``(N·T,)`` of the held-out windows: the subject's own learned
+    clusters when it has ``k`` of them (joint deep clustering, ``model.n_clusters = k``),
+    else k-means on its embeddings ``z`` (seeded)."""
+    own = getattr(subject, "cluster_labels", None)
+    labels = own(data.x, k) if own is not None else None
+    return kmeans_labels(z, k, seed) if labels is None else labels
+
+
 def evaluate(
     subject: Embedder, data: EvalData, ev: EvaluationConfig, k: int, seed: int
 ) -> tuple[Evaluation, dict[str, np.ndarray]]:
@@ -176,10 +186,11 @@ def evaluate(
 
     Returns:
         The :class:`~faconvlstm.protocol.results.Evaluation` and the arrays the report
-        draws: ``embeddings`` (N·T, E), ``labels`` (N·T,) and ``truth_regime`` if known.
+        draws: ``embeddings`` (N·T, E), ``labels`` (N·T,) (:func:`regime_labels`) and
+        ``truth_regime`` if known.
     """
     z, recon = subject.embed_and_reconstruct(data.x)
-    labels = kmeans_labels(z, k, seed)
+    labels = regime_labels(subject, z, data, k, seed)
     arrays: dict[str, np.ndarray] = {"embeddings": z, "labels": labels}
     if data.regime is not None:
         arrays["truth_regime"] = data.regime

@@ -103,6 +103,17 @@ class LearnedSubject:
         z, recon = self._run(x, ("embeddings", "recon"))
         return z.reshape(-1, z.shape[-1]).numpy(), recon.numpy()
 
+    def cluster_labels(self, x: Any, k: int) -> np.ndarray | None:
+        """The model's own clusters ``(N·T,)`` of windows ``x`` (argmax of its soft
+        assignment ``cluster_probs``) when it was trained with joint deep clustering
+        (``model.n_clusters = k``, centroids initialised); ``None`` otherwise (the
+        protocol then runs k-means on the embeddings)."""
+        head = getattr(self.model, "clustering", None)
+        if head is None or not bool(head.initialized) or head.n_clusters != k:
+            return None
+        (q,) = self._run(x, ("cluster_probs",))
+        return q.reshape(-1, q.shape[-1]).argmax(-1).numpy()
+
 
 class EOFSubject:
     """The EOF baseline as an :class:`Embedder`: each time step is projected on the EOFs of

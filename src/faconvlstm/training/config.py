@@ -22,7 +22,8 @@ A complete file (every section optional, defaults shown in the dataclasses below
       cell: fa
       filters: [16, 16]
     optim: {lr: 0.001, weight_decay: 0.0, scheduler: none}
-    loss: {latitude_weighted: true, regularization_weight: 1.0, teacher_forcing: 0.0}
+    loss: {latitude_weighted: true, regularization_weight: 1.0, teacher_forcing: 0.0,
+           clustering: {weight: 0.0, warmup_epochs: 2, update_interval: epoch, n_init: 10}}
     trainer: {max_epochs: 5, accelerator: cpu, devices: 1, strategy: auto, deterministic: true}
     checkpoint: {every_n_train_steps: 50}
 
@@ -130,8 +131,35 @@ class MaskingConfig:
 
 
 @dataclass
+class ClusteringConfig:
+    r"""Joint deep clustering (DEC/IDEC) term of the autoencoder loss (``loss.clustering``).
+
+    ``L = L_rec + weight · KL(P‖Q)``, ``Q`` the Student-t soft assignment of every
+    embedding to the model's ``model.n_clusters`` centroids, ``P`` the sharpened target
+    (:class:`faconvlstm.heads.ClusteringHead`). ``weight = 0`` (default): off.
+
+    * ``warmup_epochs``: epochs of pure reconstruction; then the centroids are set by
+      k-means (``seed`` of the run, ``n_init`` starts) on the embeddings of every training
+      window and the KL term starts.
+    * ``update_interval``: recompute ``P`` on the whole training set every this many
+      optimiser steps, or ``"epoch"``: at the start of every epoch. ``P`` is held fixed in
+      between (no gradient).
+    """
+
+    weight: float = 0.0
+    warmup_epochs: int = 2
+    update_interval: Union[int, Literal["epoch"]] = "epoch"  # noqa: UP007
+    n_init: int = 10
+
+    @property
+    def enabled(self) -> bool:
+        return self.weight > 0
+
+
+@dataclass
 class LossConfig:
-    """Training objective: latitude-weighted masked MSE + model regularisation.
+    """Training objective: latitude-weighted masked MSE + model regularisation
+    (+ the joint clustering term ``clustering``, see :class:`ClusteringConfig`).
 
     ``teacher_forcing`` is the probability of feeding the true previous step to an
     autoregressive forecaster during training (scheduled sampling; forecast task only).
@@ -142,10 +170,14 @@ class LossConfig:
     teacher_forcing: float = 0.0
     # masked spatio-temporal objective (autoencoder task; issue 14), see MaskingConfig
     masking: MaskingConfig = field(default_factory=MaskingConfig)
+    clustering: ClusteringConfig = field(default_factory=ClusteringConfig)
 
     def __post_init__(self) -> None:
-        if isinstance(self.masking, dict):  # rebuilt from checkpoint hyperparameters
+        # rebuilt from a checkpoint's plain hyperparameters
+        if isinstance(self.masking, dict):
             self.masking = MaskingConfig(**self.masking)
+        if isinstance(self.clustering, dict):
+            self.clustering = ClusteringConfig(**self.clustering)
 
 
 @dataclass
@@ -582,6 +614,7 @@ def _check_consistency(cfg: RunConfig) -> None:
             f"dimension names in the data), got {sorted(d.dims)}"
         )
     _check_budget(cfg.trainer)
+    _check_clustering(cfg)
     _check_signature(
         _synthetic_fn(), d.synthetic, "data.synthetic", "faconvlstm.data.synthetic", skip=()
     )
@@ -628,6 +661,47 @@ def _check_budget(t: TrainerConfig) -> None:
         raise ConfigError(
             "config key 'trainer.limit_train_batches': 0 trains nothing; use a positive "
             "number of batches or a fraction in (0, 1]"
+        )
+
+
+def _check_clustering(cfg: RunConfig) -> None:
+    """``loss.clustering`` and ``model.n_clusters`` go together (one switch: both or none)."""
+    c = cfg.loss.clustering
+    key = "loss.clustering"
+    if c.weight < 0:
+        raise ConfigError(f"config key '{key}.weight': must be >= 0 (0: off), got {c.weight}")
+    if c.warmup_epochs < 0:
+        raise ConfigError(f"config key '{key}.warmup_epochs': must be >= 0, got {c.warmup_epochs}")
+    if c.update_interval != "epoch" and c.update_interval < 1:
+        raise ConfigError(
+            f"config key '{key}.update_interval': optimiser steps >= 1 or 'epoch', got "
+            f"{c.update_interval}"
+        )
+    if c.n_init < 4:
+        raise ConfigError(f"config key '{key}.n_init': k-means starts >= 4, got {c.n_init}")
+    n_clusters = cfg.model.get("n_clusters")
+    if c.enabled and cfg.task != "autoencoder":
+        raise ConfigError(
+            f"config key '{key}.weight': joint clustering trains the autoencoder task only; "
+            f"set it to 0 for task {cfg.task!r}"
+        )
+    if c.enabled and n_clusters is None:
+        raise ConfigError(
+            f"config key '{key}.weight' is {c.weight} but 'model.n_clusters' is not set: "
+            "give the number of clusters k (e.g. --set model.n_clusters=4), or set the "
+            "weight to 0"
+        )
+    if not c.enabled and n_clusters is not None:
+        raise ConfigError(
+            f"config key 'model.n_clusters' is {n_clusters} but '{key}.weight' is 0, so the "
+            "centroids would never be trained or even initialised: set "
+            f"{key}.weight > 0 (e.g. 0.1), or remove model.n_clusters"
+        )
+    epochs = cfg.trainer.max_epochs
+    if c.enabled and epochs != -1 and c.warmup_epochs >= epochs:
+        raise ConfigError(
+            f"config key '{key}.warmup_epochs': {c.warmup_epochs} warm-up epochs leave none of "
+            f"trainer.max_epochs = {epochs} for clustering; lower it or train longer"
         )
 
 

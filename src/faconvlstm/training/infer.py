@@ -28,6 +28,7 @@ import shutil
 import signal
 import threading
 import uuid
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -202,7 +203,11 @@ def embed(
     head's temporal self-attention ``temporal_attention(window, query_step, key_step)`` and,
     for FA models, the last layer's axial attention at each window's last step
     (``row_attention(window, lat, lon_query, lon_key)``, ``col_attention(window, lon,
-    lat_query, lat_key)``), averaged over heads. Returns the paths written.
+    lat_query, lat_key)``), averaged over heads. When the model clusters
+    (``model.n_clusters``, joint deep clustering), the main file also holds
+    ``cluster(time)`` (int, the most probable cluster) and ``cluster_probability(time,
+    cluster_id)`` (the soft assignment q, summing to 1 over ``cluster_id``). Returns the
+    paths written.
 
     The files are written as one set (see the module docstring); a ``<out>.hidden.*`` or
     ``<out>.attention.*`` left by an earlier faconvlstm run and not written this time is
@@ -232,7 +237,8 @@ def _embed(ckpt, out, data, years, batch_size, hidden, attention, device) -> lis
     wants_attn = attention and "return_attention" in inspect.signature(model.forward).parameters
 
     n = dataset.times.size
-    emb = hid = None
+    emb = hid = probs = None
+    clusters = _has_clusters(model, ckpt)
     temporal, rows, cols = [], [], []
     covered = 0
     s_iter = iter(starts)
@@ -255,8 +261,11 @@ def _embed(ckpt, out, data, years, batch_size, hidden, attention, device) -> lis
         if hidden and "hidden" not in res:
             raise ValueError(f"{meta['model_class']} does not return hidden states; drop --hidden")
         h = res["hidden"].cpu().numpy() if hidden else None
+        q = res["cluster_probs"].cpu().numpy() if clusters else None
         if emb is None:
             emb = np.zeros((n, z.shape[-1]), dtype="float32")
+            if clusters:
+                probs = np.zeros((n, q.shape[-1]), dtype="float32")
             if hidden:
                 hid = np.zeros((n, *h.shape[2:]), dtype="float32")
         for b in range(z.shape[0]):
@@ -265,10 +274,15 @@ def _embed(ckpt, out, data, years, batch_size, hidden, attention, device) -> lis
             emb[covered : s + window] = z[b, new]
             if hidden:
                 hid[covered : s + window] = h[b, new]
+            if clusters:
+                probs[covered : s + window] = q[b, new]
             covered = s + window
 
     attrs = _attrs(ckpt, meta, data or meta["data"]["source"])
-    files = [(fdata.embeddings_dataset(emb, dataset.times, attrs=attrs, splits=_splits(meta)), out)]
+    main = fdata.embeddings_dataset(emb, dataset.times, attrs=attrs, splits=_splits(meta))
+    if clusters:
+        main = _add_clusters(main, probs)
+    files = [(main, out)]
     if hidden:
         lat, lon = (
             _coarse_coords(dataset.lat, hid.shape[-2]),
@@ -291,6 +305,56 @@ def _embed(ckpt, out, data, years, batch_size, hidden, attention, device) -> lis
     for tag in ("hidden", "attention"):
         _remove_stale(_sibling(out, tag), written)
     return written
+
+
+def _has_clusters(model: nn.Module, ckpt: Any) -> bool:
+    """Whether the model assigns clusters (``n_clusters``) with trained centroids; warns
+    when it has a clustering head whose centroids were never initialised."""
+    head = getattr(model, "clustering", None)
+    if head is None:
+        return False
+    if not bool(head.initialized):
+        warnings.warn(
+            f"{ckpt}: the model has n_clusters={head.n_clusters} but its centroids were never "
+            "initialised (saved during the loss.clustering warm-up); cluster and "
+            "cluster_probability are not written. Use the run's last.ckpt or train longer.",
+            stacklevel=3,
+        )
+        return False
+    return True
+
+
+def _add_clusters(ds: xr.Dataset, probs: np.ndarray) -> xr.Dataset:
+    """``cluster(time)`` (argmax of q) and ``cluster_probability(time, cluster_id)`` (q).
+
+    The cluster axis is ``cluster_id`` (0 … k−1), not ``cluster``: a dimension's name is
+    its coordinate variable's, and ``cluster`` is the label variable."""
+    k = probs.shape[-1]
+    labels = probs.argmax(-1).astype("int32")
+    return ds.assign(
+        cluster=(
+            "time",
+            labels,
+            {
+                "long_name": "most probable cluster of each time step (argmax of "
+                "cluster_probability)",
+                "units": "1",
+                "flag_values": np.arange(k, dtype="int32"),
+                "flag_meanings": " ".join(f"cluster_{j}" for j in range(k)),
+            },
+        ),
+        cluster_probability=(
+            ("time", "cluster_id"),
+            probs,
+            {
+                "long_name": "soft assignment of each time step to the learned clusters "
+                "(Student-t kernel, DEC); sums to 1 over cluster_id",
+                "units": "1",
+            },
+        ),
+    ).assign_coords(
+        cluster_id=("cluster_id", np.arange(k, dtype="int32"), {"long_name": "cluster index"})
+    )
 
 
 def _splits(meta: dict) -> dict:

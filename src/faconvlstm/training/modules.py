@@ -1,9 +1,11 @@
 """LightningModules: the two training tasks around the models of :mod:`faconvlstm.models`.
 
 * :class:`AutoencoderTask` — representation learning: reconstruct the input window,
-  ``loss = wMSE(recon, x) + λ · model.regularization_loss()``; with ``loss.masking`` a
-  share of the (t, lat, lon) cells is hidden from the input during training and the wMSE
-  is taken on the hidden cells (:func:`draw_hidden`, :func:`masked_batch`).
+  ``loss = wMSE(recon, x) + λ · model.regularization_loss()`` (``+ γ · KL(P‖Q)`` with
+  joint deep clustering, ``loss.clustering``; :func:`clustering_loss`); with
+  ``loss.masking`` a share of the (t, lat, lon) cells is hidden from the input during
+  training and the wMSE is taken on the hidden cells (:func:`draw_hidden`,
+  :func:`masked_batch`).
 * :class:`ForecastTask` — predict the next N steps from the window,
   ``loss = wMSE(forecast, y) + λ · model.regularization_loss()``.
 
@@ -47,6 +49,7 @@ __all__ = [
     "AutoencoderTask",
     "ForecastTask",
     "NonFiniteLossError",
+    "clustering_loss",
     "draw_hidden",
     "masked_batch",
     "masking_rng",
@@ -204,6 +207,12 @@ class AutoencoderTask(_Task):
     reconstruction there (see :class:`~faconvlstm.training.config.MaskingConfig`); the
     validation loss stays the plain reconstruction, and ``val/masked_mse`` is the masked
     loss of masks fixed by (seed, batch index), the same every epoch.
+
+    With ``loss.clustering.weight = γ > 0`` (and ``model.n_clusters``) the loss gains the
+    joint deep clustering term ``γ · KL(P‖Q)`` after the warm-up (:func:`clustering_loss`;
+    the centroid initialisation and target refresh are the
+    :class:`~faconvlstm.training.callbacks.DeepClustering` callback, which the task adds to
+    its trainer itself).
     """
 
     model_class_name = "SequenceAutoencoder"
@@ -216,9 +225,11 @@ class AutoencoderTask(_Task):
     def _reconstruct(self, batch: dict, hidden: torch.Tensor | None):
         if hidden is None:
             out = self.model(batch["x"], times=batch["phase"], mask=batch.get("mask"))
+            self._outputs = out  # the clustering term reads this pass's cluster_probs
             return out["recon"], batch["x"], batch.get("mask")
         model_mask, loss_mask = masked_batch(batch, hidden, self.loss_cfg.masking.loss_on)
         out = self.model(batch["x"], times=batch["phase"], mask=model_mask)
+        self._outputs = out
         return out["recon"], batch["x"], loss_mask
 
     # -- masked objective ------------------------------------------------------------------
@@ -264,6 +275,53 @@ class AutoencoderTask(_Task):
         if seed is None and self._trainer is not None:
             seed = getattr(getattr(self._trainer, "datamodule", None), "seed", None)
         return int(seed or 0)
+
+    def _loss(self, batch: dict, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        loss, mse = super()._loss(batch, train)
+        kl = clustering_loss(self, self._outputs, batch, train)
+        self._outputs = None
+        if kl is None:
+            return loss, mse
+        stage = "train" if train else "val"
+        self.log(f"{stage}/kl", kl, batch_size=batch["x"].shape[0], sync_dist=not train)
+        # validation logs the KL against its own batch's target but keeps val/loss the
+        # reconstruction objective, comparable across the end of the warm-up
+        return (loss + self.loss_cfg.clustering.weight * kl if train else loss), mse
+
+    def configure_callbacks(self) -> list[L.Callback]:
+        c = self.loss_cfg.clustering
+        if not c.enabled:
+            return []
+        from faconvlstm.training.callbacks import DeepClustering
+
+        self._clustering = DeepClustering(c.warmup_epochs, c.update_interval, c.n_init)
+        return [self._clustering]
+
+
+def clustering_loss(
+    task: AutoencoderTask, out: dict, batch: dict, train: bool
+) -> torch.Tensor | None:
+    r"""The DEC/IDEC term ``KL(P‖Q)`` of one batch, or ``None`` when it does not apply
+    (clustering off, or the centroids not initialised yet: the warm-up).
+
+    ``Q`` is ``out["cluster_probs"]`` ``(B, T, k)`` of this forward pass. Training uses the
+    target ``P`` of the batch's windows held fixed since the last refresh
+    (:meth:`~faconvlstm.training.callbacks.DeepClustering.target_for`); validation, whose
+    windows have no stored target, the target of the batch's own ``Q``.
+    """
+    if not task.loss_cfg.clustering.enabled or "cluster_probs" not in out:
+        return None
+    head = task.model.clustering
+    if not bool(head.initialized):
+        return None
+    q = out["cluster_probs"]
+    callback = getattr(task, "_clustering", None)
+    p = callback.target_for(batch["index"]) if train and callback is not None else None
+    if train and p is None:
+        return None  # centroids restored but no target yet (refreshed at the next batch)
+    if p is None:
+        p = head.target_distribution(q)
+    return head.kl_loss(q, p.to(q.device, q.dtype))
 
 
 class ForecastTask(_Task):
