@@ -209,3 +209,24 @@ def test_data_lacking_a_trained_variable_is_refused_and_extra_ones_ignored(tmp_p
         embed(last, tmp_path / "e.nc", data=str(tmp_path / "two.nc"))
     ds.assign(extra=ds["t2m"] * 2).to_netcdf(tmp_path / "four.nc")
     assert embed(last, tmp_path / "e.nc", data=str(tmp_path / "four.nc"))[0].is_file()
+
+
+def test_a_checkpoint_from_before_new_config_keys_still_resumes(tmp_path, trained_run):
+    # a run saved before loss.masking / loss.clustering / data.detrend / data.standardize
+    # existed: its saved config lacks them, which equals their defaults (was refused)
+    cfg, out = trained_run
+    shutil.copytree(out, tmp_path / "run")
+    path = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    ckpt = torch.load(path, weights_only=True)
+    saved = ckpt["faconvlstm"]["config"]
+    for section, key in (("loss", "masking"), ("loss", "clustering"), ("data", "detrend")):
+        del saved[section][key]
+    saved["data"].pop("standardize")
+    torch.save(ckpt, path)
+    cfg = deepcopy(cfg)
+    cfg["trainer"]["max_epochs"] = 3
+    assert load_checkpoint(fit(cfg, out=tmp_path / "run", resume=True))["global_step"] == 9
+    # a real difference is still refused
+    cfg["loss"] = {"masking": {"fraction": 0.3}}
+    with pytest.raises(ConfigError, match="loss"):
+        fit(cfg, out=tmp_path / "run", resume=True)

@@ -17,6 +17,7 @@ description and the full run configuration (see :mod:`faconvlstm.training.checkp
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import inspect
 import os
@@ -46,6 +47,7 @@ from faconvlstm.training.checkpoint import (
 from faconvlstm.training.config import (
     ConfigError,
     RunConfig,
+    config_from_dict,
     load_config,
     resolve_spec,
     validate_model_kwargs,
@@ -85,6 +87,10 @@ def build_model(cfg: RunConfig, n_channels: int, periodic_lon: bool) -> nn.Modul
 
 def _check_resume(cfg: RunConfig, ckpt: dict, path: Path) -> None:
     saved = ckpt["faconvlstm"].get("config", {})
+    try:  # a key added since the checkpoint was written takes its default, as it did then
+        saved = {**saved, **config_from_dict(copy.deepcopy(saved)).to_dict()}
+    except ConfigError:  # a key removed since: compare what is there
+        pass
     now = cfg.to_dict()
     changed = [k for k in _RESUME_FIXED if k in saved and saved[k] != now[k]]
     if changed:
