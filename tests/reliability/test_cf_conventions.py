@@ -40,6 +40,8 @@ ACCEPTED_DIMENSION_ORDER: dict[str, set[str]] = {
     "embed": {"embedding"},
     "embed_forecaster": {"embedding"},
     "embed_360_day": {"embedding"},
+    # cluster_probability(time, cluster_id): the same (n_samples, n_features) layout.
+    "embed_clustered": {"embedding", "cluster_probability"},
     # (time, feature, lat, lon): the model's own (T, C, H, W) layout, one map per time step.
     "embed_hidden": {"hidden"},
     # (time, query, key) attention matrices: the key axis last, so each row sums to 1.
@@ -95,7 +97,7 @@ def unexpected(findings, kind) -> list[tuple[str, str]]:
     return left
 
 
-def _fit(tiny, out, task="autoencoder", calendar="standard"):
+def _fit(tiny, out, task="autoencoder", calendar="standard", clustered=False):
     import torch
 
     from faconvlstm.training.config import load_config
@@ -108,6 +110,10 @@ def _fit(tiny, out, task="autoencoder", calendar="standard"):
     cfg["data"]["synthetic"]["calendar"] = calendar
     if task == "forecast":
         cfg["data"]["horizon"] = 2
+    if clustered:  # joint deep clustering: one warm-up epoch, then centroids and the KL
+        cfg["model"]["n_clusters"] = 2
+        cfg["loss"] = {**cfg.get("loss", {}), "clustering": {"weight": 0.1, "warmup_epochs": 1}}
+        cfg["trainer"]["max_epochs"] = 2
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -134,8 +140,11 @@ def outputs(tmp_path_factory, tiny_for_module):
                 "autoencoder": ("autoencoder", "standard"),
                 "forecaster": ("forecast", "noleap"),
                 "360_day": ("autoencoder", "360_day"),
+                "clustered": ("autoencoder", "standard"),
             }[name]
-            ckpts[name] = _fit(tiny_for_module, root / f"run_{name}", task, calendar)
+            ckpts[name] = _fit(
+                tiny_for_module, root / f"run_{name}", task, calendar, name == "clustered"
+            )
         return ckpts[name]
 
     times = np.array(["2001-01-01", "2001-01-02", "2001-01-03"], dtype="datetime64[ns]")
@@ -167,6 +176,8 @@ def outputs(tmp_path_factory, tiny_for_module):
             _cli("embed", "--ckpt", ckpt("forecaster"), "--out", path)
         elif kind == "embed_360_day":
             _cli("embed", "--ckpt", ckpt("360_day"), "--out", path)
+        elif kind == "embed_clustered":
+            _cli("embed", "--ckpt", ckpt("clustered"), "--out", path)
         elif kind == "labels":
             io.write_labels([0, 2, 2], times, path)
         elif kind == "fields_levels":
@@ -198,6 +209,7 @@ KINDS = [
     "embed_attention",
     "embed_forecaster",
     "embed_360_day",
+    "embed_clustered",
     "labels",
     "fields_levels",
     "forecast_levels",
