@@ -21,6 +21,7 @@ Conventions:
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import resource
@@ -117,6 +118,7 @@ def peak_step_growth_mb(
     """
     if warmup is not None:
         warmup()
+    gc.collect()  # so no collection of earlier garbage shrinks the resident set mid-step
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
