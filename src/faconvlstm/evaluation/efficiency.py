@@ -21,13 +21,14 @@ Conventions:
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import resource
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -103,28 +104,80 @@ def time_call(fn, device: torch.device, repeats: int = 3) -> list[float]:
     return times
 
 
+def peak_step_growth_mb(
+    step: Callable[[], Any], warmup: Callable[[], Any] | None, device: torch.device
+) -> float:
+    """Peak memory growth (MiB) of one call of ``step`` in *this* process, after ``warmup``.
+
+    On CUDA: ``max_memory_allocated`` during the step minus ``memory_allocated`` before it.
+    On CPU: the peak resident set (VmHWM, reset to the current RSS after the warm-up) minus
+    the RSS before the step. Meant for a fresh process started by
+    :func:`run_memory_child` (glibc's mmap threshold fixed there, so freed blocks leave the
+    resident set); ``warmup`` absorbs library start-up, kernel caches and lazily created
+    state (optimizer moments) so they are not counted.
+    """
+    if warmup is not None:
+        warmup()
+    gc.collect()  # so no collection of earlier garbage shrinks the resident set mid-step
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
+        step()
+        torch.cuda.synchronize(device)
+        return (torch.cuda.max_memory_allocated(device) - before) / 2**20
+    _reset_peak_rss()
+    before = _rss_bytes()
+    step()
+    return (_peak_rss_bytes() - before) / 2**20
+
+
+def run_memory_child(
+    spec: dict[str, Any], argv: Sequence[str] | None = None, timeout: float = 600.0
+) -> float:
+    """Run a fresh Python process that measures one peak (MiB) and return it.
+
+    ``argv`` (default: :func:`_memory_main` of this module) reads ``spec`` as JSON on its
+    stdin and prints the peak, as JSON, on its last stdout line (use
+    :func:`peak_step_growth_mb` there). A fresh process per measurement means one
+    configuration's peak never leaks into another's; glibc's mmap threshold is fixed so
+    that freed large blocks return to the OS and the resident set tracks live memory.
+    """
+    if argv is None:
+        code = "from faconvlstm.evaluation.efficiency import _memory_main; _memory_main()"
+        argv = [sys.executable, "-c", code]
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072"}
+    proc = subprocess.run(
+        list(argv),
+        env=env,
+        input=json.dumps(spec),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"memory measurement {spec!r} failed:\n{proc.stderr[-2000:]}")
+    return float(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
 def _memory_main() -> None:
-    """Child-process entry: read a spec (JSON) on stdin, print the peak growth in MiB."""
+    """Child-process entry: read a layer spec (JSON) on stdin, print the peak growth in MiB."""
     spec = json.loads(sys.stdin.read())
     torch.set_num_threads(spec.pop("threads"))
     device = torch.device(spec.pop("device"))
     shape = spec.pop("shape")
     layer = make_layer(**spec).to(device)
     x = torch.randn(shape, device=device)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        before = torch.cuda.memory_allocated(device)
-        _train_step(layer, x)
-        torch.cuda.synchronize(device)
-        print(json.dumps((torch.cuda.max_memory_allocated(device) - before) / 2**20))
-        return
-    _train_step(layer, x[:, :1])  # warm-up: library start-up and kernel caches
-    layer.zero_grad(set_to_none=True)
-    _reset_peak_rss()
-    before = _rss_bytes()
-    _train_step(layer, x)
-    print(json.dumps((_peak_rss_bytes() - before) / 2**20))
+
+    def warmup() -> None:  # library start-up and kernel caches (CPU only, as before)
+        _train_step(layer, x[:, :1])
+        layer.zero_grad(set_to_none=True)
+
+    mb = peak_step_growth_mb(
+        lambda: _train_step(layer, x), None if device.type == "cuda" else warmup, device
+    )
+    print(json.dumps(mb))
 
 
 def _status_kib(field: str) -> int | None:
@@ -183,22 +236,7 @@ def peak_training_memory_mb(
         "threads": torch.get_num_threads(),
         **layer_kwargs,
     }
-    code = "from faconvlstm.evaluation.efficiency import _memory_main; _memory_main()"
-    # A fixed mmap threshold makes glibc return freed large blocks to the OS, so the
-    # resident set tracks live memory and the warm-up does not hide the step's peak.
-    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072"}
-    proc = subprocess.run(
-        [sys.executable, "-c", code],
-        env=env,
-        input=json.dumps(spec),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"memory measurement of {kind!r} failed:\n{proc.stderr[-2000:]}")
-    return float(json.loads(proc.stdout.strip().splitlines()[-1]))
+    return run_memory_child(spec, timeout=timeout)
 
 
 def layer_costs(
