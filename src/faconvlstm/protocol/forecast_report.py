@@ -24,7 +24,13 @@ import numpy as np
 from faconvlstm.files import atomic_write_text
 from faconvlstm.protocol.forecast import BASELINES, ForecastResults
 from faconvlstm.protocol.plan import Layout
-from faconvlstm.protocol.report import _colour, _cost_sentence, _figure_cost, _fmt, _save
+from faconvlstm.protocol.report import (
+    _cost_sentence,
+    _figure_cost,
+    _fmt,
+    _save,
+    loss_curves_figure,
+)
 from faconvlstm.protocol.results import Results
 from faconvlstm.protocol.subjects import subject_label
 
@@ -90,38 +96,10 @@ def _figure_scorecard(fc: ForecastResults, path: Path) -> bool:
 
 
 def _figure_training(fc: ForecastResults, path: Path) -> bool:
-    drawn = False
-    fig, ax = plt.subplots(figsize=(6, 3.8))
-    for model, r in fc.models.items():
-        for i, seed in enumerate(r.seeds):
-            hist = seed.history
-            if hist is None or not hist.epoch:
-                continue
-            epochs = np.asarray(hist.epoch) + 1
-            for key, style in (("train_loss", "--"), ("val_loss", "-")):
-                values = [np.nan if v is None else v for v in getattr(hist, key)]
-                if np.isfinite(values).any():
-                    drawn = True
-                    ax.plot(
-                        epochs,
-                        values,
-                        style,
-                        marker=".",
-                        color=_colour(model),
-                        alpha=0.8,
-                        label=f"{subject_label(model)} {key.split('_')[0]}" if i == 0 else None,
-                    )
-    if not drawn:
-        plt.close(fig)
-        return False
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("latitude-weighted MSE (normalised units)")
-    ax.set_yscale("log")
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
-    ax.set_title("Forecaster training curves (every seed)")
-    _save(fig, path)
-    return True
+    runs = [
+        (model, i, seed.history) for model, r in fc.models.items() for i, seed in enumerate(r.seeds)
+    ]
+    return loss_curves_figure(runs, path, "Forecaster training curves (every seed)")
 
 
 # ---------------------------------------------------------------------------------- tables

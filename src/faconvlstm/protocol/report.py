@@ -27,6 +27,7 @@ base model on the same headline metrics. A saved
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -140,37 +141,49 @@ def _figure_cost(results: Results, layout: Layout, path) -> bool:
     return True
 
 
-def _figure_training(results: Results, layout: Layout, path) -> bool:
-    models = [m for m, r in results.models.items() if any(s.training.history for s in r.seeds)]
-    if not models:
-        return False
+def loss_curves_figure(runs: Iterable[tuple[str, int, Any]], path: Path, title: str) -> bool:
+    """Train (dashed) and validation (solid) loss per epoch of every ``(model, seed index,
+    LossHistory or None)``, log scale, one colour per model; ``False`` (nothing written)
+    when no run has a finite loss."""
+    drawn = False
     fig, ax = plt.subplots(figsize=(6, 3.8))
-    for model in models:
-        for i, seed in enumerate(results.models[model].seeds):
-            hist = seed.training.history
-            if hist is None:
-                continue
-            epochs = np.asarray(hist.epoch) + 1
-            for key, style in (("train_loss", "--"), ("val_loss", "-")):
-                values = getattr(hist, key)
-                if values and any(v is not None for v in values):
-                    ax.plot(
-                        epochs,
-                        values,
-                        style,
-                        marker=".",
-                        color=_colour(model),
-                        alpha=0.8,
-                        label=f"{subject_label(model)} {key.split('_')[0]}" if i == 0 else None,
-                    )
+    for model, i, hist in runs:
+        if hist is None or not hist.epoch:
+            continue
+        epochs = np.asarray(hist.epoch) + 1
+        for key, style in (("train_loss", "--"), ("val_loss", "-")):
+            values = np.array([np.nan if v is None else v for v in getattr(hist, key)], float)
+            if np.isfinite(values).any():
+                drawn = True
+                ax.plot(
+                    epochs,
+                    values,
+                    style,
+                    marker=".",
+                    color=_colour(model),
+                    alpha=0.8,
+                    label=f"{subject_label(model)} {key.split('_')[0]}" if i == 0 else None,
+                )
+    if not drawn:
+        plt.close(fig)
+        return False
     ax.set_xlabel("epoch")
     ax.set_ylabel("latitude-weighted MSE (normalised units)")
     ax.set_yscale("log")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
-    ax.set_title("Training curves (every seed)")
+    ax.set_title(title)
     _save(fig, path)
     return True
+
+
+def _figure_training(results: Results, layout: Layout, path) -> bool:
+    runs = [
+        (model, i, seed.training.history)
+        for model, r in results.models.items()
+        for i, seed in enumerate(r.seeds)
+    ]
+    return loss_curves_figure(runs, path, "Training curves (every seed)")
 
 
 def _pca2(z: np.ndarray) -> np.ndarray:

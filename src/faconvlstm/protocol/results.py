@@ -587,6 +587,17 @@ class Budget:
     window: int
     lr: float
 
+    @classmethod
+    def of(cls, run: Any) -> Budget:
+        """The budget of a run configuration (:class:`~faconvlstm.training.config.RunConfig`)."""
+        return cls(
+            max_epochs=run.trainer.max_epochs,
+            max_steps=run.trainer.max_steps,
+            batch_size=run.data.batch_size,
+            window=run.data.window,
+            lr=run.optim.lr,
+        )
+
 
 @dataclass
 class DataInfo:

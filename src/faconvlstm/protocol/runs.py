@@ -131,13 +131,7 @@ def _compare(plan: Plan, command: str | None, progress: bool) -> Path:
     results = Results(
         config=dataclasses.asdict(cfg),
         seeds=list(cfg.seeds),
-        budget=Budget(
-            max_epochs=run.trainer.max_epochs,
-            max_steps=run.trainer.max_steps,
-            batch_size=run.data.batch_size,
-            window=run.data.window,
-            lr=run.optim.lr,
-        ),
+        budget=Budget.of(run),
         data=DataInfo(
             source=data.source,
             channels=data.channels,
