@@ -47,6 +47,8 @@ class ClusteringHead(nn.Module):
             has run, so a checkpoint says whether its centroids mean anything.
     """
 
+    initialized: torch.Tensor  # a registered bool buffer
+
     def __init__(self, n_clusters: int, embed_dim: int, alpha: float = 1.0) -> None:
         super().__init__()
         if int(n_clusters) < 2:
