@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import torch
 import xarray as xr
+from tiny_run import TINY
 
 from faconvlstm.training import embed, fit, load_checkpoint
 from faconvlstm.training.config import ConfigError, config_from_dict
@@ -21,34 +22,6 @@ from faconvlstm.training.modules import AutoencoderTask
 
 WEIGHT = 0.1
 STEPS = 6  # 2 epochs x 3 batches: epoch 0 is the warm-up
-
-#: the tiny run of tests/training/conftest.py (8x16 grid, 3 batches an epoch), spelled out:
-#: importing `conftest` by name is ambiguous when several test folders run together
-TINY = {
-    "seed": 0,
-    "task": "autoencoder",
-    "data": {
-        "source": "synthetic",
-        "synthetic": {"n_years": 2, "nlat": 8, "nlon": 16},
-        "window": 6,
-        "stride": 8,
-        "train_years": [2000, 2000],
-        "val_years": [2001, 2001],
-        "batch_size": 4,
-    },
-    "model": {"cell": "fa", "filters": [4], "embed_dim": 8, "layer_kwargs": {"attention_every": 3}},
-    "optim": {"lr": 0.01},
-    "trainer": {
-        "accelerator": "cpu",
-        "devices": 1,
-        "max_epochs": 2,
-        "limit_train_batches": 3,
-        "limit_val_batches": 2,
-        "enable_progress_bar": False,
-        "log_every_n_steps": 1,
-    },
-    "checkpoint": {"every_n_train_steps": 1},
-}
 
 
 def clustered(**clustering):

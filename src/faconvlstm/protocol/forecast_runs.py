@@ -16,11 +16,9 @@ Resuming works as for autoencoders (:mod:`faconvlstm.protocol.runs`): a run whos
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 import lightning as L
@@ -28,7 +26,6 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from faconvlstm import __version__
 from faconvlstm import data as fdata
 from faconvlstm.files import atomic_write_json
 from faconvlstm.protocol.forecast import (
@@ -43,9 +40,8 @@ from faconvlstm.protocol.forecast import (
     training_climatology,
 )
 from faconvlstm.protocol.plan import Plan, RunSpec
-from faconvlstm.protocol.report import write_report
-from faconvlstm.protocol.results import Budget, DataInfo, LossHistory, Results
-from faconvlstm.protocol.runs import _cost_sweep
+from faconvlstm.protocol.results import DataInfo, LossHistory
+from faconvlstm.protocol.runs import _cost_sweep, write_results
 from faconvlstm.training.config import RunConfig
 from faconvlstm.training.datamodule import GriddedDataModule
 from faconvlstm.training.fit import fit
@@ -107,7 +103,7 @@ def prepare_forecast_data(run: RunConfig, smooth_days: int, probe_windows: int) 
 def compare_forecast(plan: Plan, command: str | None, progress: bool) -> Path:
     """The forecast comparison of ``plan`` (called by :func:`faconvlstm.protocol.compare`
     when ``train.task`` is ``forecast``); returns the path of ``results.json``."""
-    cfg, layout, run = plan.cfg, plan.layout, plan.reference
+    cfg, run = plan.cfg, plan.reference
     data = prepare_forecast_data(
         run, cfg.evaluation.climatology_smooth_days, cfg.evaluation.probe_windows
     )
@@ -137,11 +133,10 @@ def compare_forecast(plan: Plan, command: str | None, progress: bool) -> Path:
         baselines=baselines,
         models={name: ForecastModel(seeds) for name, seeds in per_model.items()},
     )
-    results = Results(
-        config=dataclasses.asdict(cfg),
-        seeds=list(cfg.seeds),
-        budget=Budget.of(run),
-        data=DataInfo(
+    return write_results(
+        plan,
+        command,
+        DataInfo(
             source=data.source,
             channels=data.all_channels,
             height=int(t.lat.size),
@@ -152,17 +147,11 @@ def compare_forecast(plan: Plan, command: str | None, progress: bool) -> Path:
             n_regimes=None,
             n_clusters=0,  # no k-means regimes in a forecast comparison
         ),
-        cost_config=cost_config,
-        scaling=scaling,
+        cost_config,
+        scaling,
         models={},
         forecast=section,
-        command=command,
-        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        faconvlstm_version=__version__,
     )
-    atomic_write_json(results.to_dict(), layout.results, indent=1)
-    write_report(results, layout)
-    return layout.results
 
 
 def _start_line(plan: Plan, data: ForecastData) -> str:

@@ -23,6 +23,7 @@ import json
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import numpy as np
@@ -127,12 +128,10 @@ def _compare(plan: Plan, command: str | None, progress: bool) -> Path:
             ModelCost.of(name, scaling, seeds), seeds, summarise(seeds, embeddings, k)
         )
     variants = {name: models.pop(name) for name in plan.variants}
-    run = plan.reference
-    results = Results(
-        config=dataclasses.asdict(cfg),
-        seeds=list(cfg.seeds),
-        budget=Budget.of(run),
-        data=DataInfo(
+    return write_results(
+        plan,
+        command,
+        DataInfo(
             source=data.source,
             channels=data.channels,
             height=int(data.lat.size),
@@ -146,17 +145,39 @@ def _compare(plan: Plan, command: str | None, progress: bool) -> Path:
             labels=data.labels_source,
             recon_rmse_climatology=reconstruction(data.clim, data).recon_rmse,
         ),
-        cost_config=cost_config,
-        scaling=scaling,
+        cost_config,
+        scaling,
         models=models,
         variants=variants,
+    )
+
+
+def write_results(
+    plan: Plan,
+    command: str | None,
+    data: DataInfo,
+    cost_config: dict,
+    scaling: list[ScalingRow],
+    **sections: Any,
+) -> Path:
+    """Stamp the comparison's :class:`Results` (config, seeds, budget, time, version) around
+    ``data`` and the measured ``sections`` (``models``, ``variants`` or ``forecast``), write
+    ``results.json`` and the report; returns the results' path."""
+    results = Results(
+        config=dataclasses.asdict(plan.cfg),
+        seeds=list(plan.cfg.seeds),
+        budget=Budget.of(plan.reference),
+        data=data,
+        cost_config=cost_config,
+        scaling=scaling,
         command=command,
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         faconvlstm_version=__version__,
+        **sections,
     )
-    atomic_write_json(results.to_dict(), layout.results, indent=1)
-    write_report(results, layout)
-    return layout.results
+    atomic_write_json(results.to_dict(), plan.layout.results, indent=1)
+    write_report(results, plan.layout)
+    return plan.layout.results
 
 
 def _start_line(plan: Plan, data: EvalData) -> str:
