@@ -366,6 +366,8 @@ register_subcommand(
       faconvlstm compare --config compare_synthetic --out runs/compare
       faconvlstm compare --config compare_sst --out runs/sst          # observed SST, ENSO
       faconvlstm compare --config compare_forecast --out runs/forecast  # forecasters, WB2
+      faconvlstm compare --config compare_ablation --out runs/ablation  # FA parts, one off each
+      faconvlstm compare --config benchmark --out runs/benchmark        # longer record, ~1 h
       faconvlstm compare --config my_compare.yaml --set train.trainer.max_epochs=2
     writes DIR/results.json, DIR/report.md (rerun the same command to resume)
     """,

@@ -48,7 +48,7 @@ def test_overrides_use_the_shared_merge_rule_and_do_not_touch_the_source():
 
 
 def test_shipped_configs_load():
-    for name in ("compare_demo", "compare_synthetic"):
+    for name in ("compare_demo", "compare_synthetic", "compare_ablation", "benchmark"):
         cfg = load_compare_config(name)
         assert cfg.models == ["fa", "convlstm", "eof"]
 
@@ -76,3 +76,42 @@ def test_a_model_option_only_fa_accepts_is_refused_at_load_not_after_fa_trained(
         load_compare_config(cfg)
     cfg = {"model_overrides": {"fa": {"layer_kwargs": {"attention_every": 2}}}}
     assert load_compare_config(cfg).model_overrides["fa"]["layer_kwargs"]["attention_every"] == 2
+
+
+def test_shipped_ablation_config_changes_one_thing_per_variant_on_validation_years():
+    """compare_ablation: each variant differs from fa's run configuration only in the
+    component it switches, and it never scores the demo's test year."""
+    cfg = load_compare_config("compare_ablation")
+    demo = load_compare_config("compare_demo")
+    assert cfg.train["data"]["test_years"] != demo.train["data"]["test_years"]
+    assert cfg.train["data"]["test_years"][1] < demo.train["data"]["test_years"][0]
+    base = run_config(cfg, "fa", 0).to_dict()
+    expected = {
+        "no_axial_attention": ("model", "layer_kwargs", "attention_every"),
+        "no_se": ("model", "layer_kwargs", "se_ratio"),
+        "one_scale": ("model", "layer_kwargs", "dilation_rates"),
+        "no_peephole": ("model", "layer_kwargs", "peephole"),
+        "no_seasonal_encoding": ("model", "head_kwargs", "harmonics"),
+        "no_temporal_attention": ("model", "head_kwargs", "num_layers"),
+        "masked30": ("loss", "masking", "fraction"),
+        "joint_clustering": None,
+    }
+    assert [v.name for v in cfg.variants] == list(expected)
+
+    def leaves(d, prefix=()):
+        for k, v in d.items():
+            if isinstance(v, dict) and v:
+                yield from leaves(v, (*prefix, k))
+            else:
+                yield (*prefix, k), v
+
+    flat_base = dict(leaves(base))
+    for name, path in expected.items():
+        run = dict(leaves(run_config(cfg, name, 0).to_dict()))
+        changed = {k for k in flat_base.keys() | run.keys() if flat_base.get(k) != run.get(k)}
+        changed.discard(("name",))
+        if path is None:  # joint clustering: the model's k and the loss's clustering block
+            assert ("model", "n_clusters") in changed
+            assert all(k[:2] == ("loss", "clustering") for k in changed - {("model", "n_clusters")})
+        else:
+            assert changed == {path}, (name, changed)
