@@ -109,6 +109,10 @@ SETTINGS: dict[str, list[str]] = {
         "train.loss.clustering.warmup_epochs=4",
         "train.loss.clustering.update_interval=epoch",
     ],
+    # the subspace head's two normalisations (heads/subspace.py): LayerNorm per step removes
+    # each step's amplitude; BatchNorm over steps, or none, keeps it
+    "head_batchnorm": ["train.model.head_kwargs.norm=batch"],
+    "head_nonorm": ["train.model.head_kwargs.norm=none"],
 }
 
 HEADLINE = (

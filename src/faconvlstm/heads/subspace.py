@@ -19,7 +19,25 @@ from torch import nn
 from faconvlstm.heads.seasonal import SeasonalPositionalEncoding
 from faconvlstm.losses import orthogonality_penalty
 
-__all__ = ["SubspaceHead", "TemporalAttentionBlock"]
+__all__ = ["NORMS", "SubspaceHead", "TemporalAttentionBlock"]
+
+#: accepted values of ``SubspaceHead(norm=...)``
+NORMS = ("layer", "batch", "none")
+
+
+class _StepBatchNorm(nn.BatchNorm1d):
+    """BatchNorm1d over the last axis of ``(..., E)``: statistics over all leading axes."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.reshape(-1, x.shape[-1])).reshape(x.shape)
+
+
+def _norm(kind: str, embed_dim: int) -> nn.Module:
+    if kind == "layer":
+        return nn.LayerNorm(embed_dim)
+    if kind == "batch":
+        return _StepBatchNorm(embed_dim)
+    return nn.Identity()
 
 
 class TemporalAttentionBlock(nn.Module):
@@ -107,6 +125,12 @@ class SubspaceHead(nn.Module):
         mlp_ratio: MLP width of each block as a multiple of E.
         dropout: dropout inside the blocks.
         orthogonality_weight: weight of the orthogonality penalty (0 disables).
+        norm: the two normalisations written LN above (before attention and at the
+            output). ``"layer"`` (default): LayerNorm over the E channels of each step,
+            which removes each step's mean and scale — a weak and a strong anomaly of the
+            same pattern get the same embedding. ``"batch"``: BatchNorm over the B·T steps
+            of a batch per channel (running statistics at evaluation), which keeps each
+            step's amplitude relative to the others. ``"none"``: no normalisation.
 
     Inputs: ``h_seq, times=None, mask=None, return_attention=False``
         - **h_seq**: ``(B, T, F, H, W)``.
@@ -133,8 +157,11 @@ class SubspaceHead(nn.Module):
         mlp_ratio: float = 4.0,
         dropout: float = 0.0,
         orthogonality_weight: float = 0.0,
+        norm: str = "layer",
     ) -> None:
         super().__init__()
+        if norm not in NORMS:
+            raise ValueError(f"norm must be one of {', '.join(NORMS)}, got {norm!r}")
         if embed_dim % num_heads:
             raise ValueError(f"num_heads={num_heads} must divide embed_dim={embed_dim}")
         self.pool_size = (pool_size, pool_size) if isinstance(pool_size, int) else tuple(pool_size)
@@ -150,13 +177,14 @@ class SubspaceHead(nn.Module):
         # every embedding almost the same at the start of training.
         nn.init.zeros_(self.conv.bias)
         nn.init.zeros_(self.proj.bias)
-        self.norm = nn.LayerNorm(embed_dim)
+        self.norm_kind = norm
+        self.norm = _norm(norm, embed_dim)
         self.encoding = SeasonalPositionalEncoding(embed_dim, harmonics=harmonics)
         self.blocks = nn.ModuleList(
             TemporalAttentionBlock(embed_dim, num_heads, mlp_ratio, dropout)
             for _ in range(num_layers)
         )
-        self.out_norm = nn.LayerNorm(embed_dim)
+        self.out_norm = _norm(norm, embed_dim)
 
     def project(self, h_seq: torch.Tensor) -> torch.Tensor:
         """Per-step subspace embeddings ``e`` ``(B, T, E)``, before temporal attention."""
