@@ -6,7 +6,8 @@ input channels), the same data, the same optimizer; each step is one
 interleaved after a warm-up and the time is the median of ``--repeats``. ``--backend``
 picks the Keras backend (it sets ``KERAS_BACKEND`` before Keras is imported; default: the
 environment's, else torch); ``--threads`` sets the intra-op threads (PyTorch's
-``set_num_threads``; on JAX the XLA CPU flags, set before JAX starts).
+``set_num_threads``; on JAX only 1 vs more than 1, through XLA's
+``--xla_cpu_multi_thread_eigen``, set before JAX starts).
 
 The head: ``dense`` (default) is ``Dense(C)`` on the channel axis, a 1×1 convolution;
 ``timedistributed`` is ``TimeDistributed(Conv2D(C, 1))``, the same map, but on the torch
@@ -66,7 +67,6 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         os.environ["XLA_FLAGS"] = (
             os.environ.get("XLA_FLAGS", "")
             + f" --xla_cpu_multi_thread_eigen={'true' if args.threads > 1 else 'false'}"
-            + f" intra_op_parallelism_threads={args.threads}"
         )
     import keras
     import numpy as np
