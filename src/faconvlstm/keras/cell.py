@@ -86,8 +86,16 @@ class FAConvLSTM2DCell(keras.layers.Layer):
         recurrent_dropout, seed, bottleneck, dilation_rates, se_ratio, peephole,
         attention_every, attention_heads, attention_dim, boundary, depthwise_initializer,
         depthwise_regularizer, depthwise_constraint, expansion_initializer,
-        expansion_regularizer, expansion_constraint: as documented on
+        expansion_regularizer, expansion_constraint, fused: as documented on
         :class:`~faconvlstm.keras.FAConvLSTM2D`.
+
+    The fused path (``fused=True`` on the PyTorch backend with the default tanh / sigmoid
+    activations, see :attr:`uses_fused`) runs the step with the PyTorch layer's kernels:
+    the 1×1 expansion and the peephole LSTM update in
+    :func:`faconvlstm.layers.fused_gates.lstm_gates`, the convolutions as ``F.conv2d`` on
+    channels-last views (no per-step transposes or pad copies). It computes the same
+    equations as the ``keras.ops`` path (``fused=False``), which stays the reference and
+    is what every other backend runs.
 
     Weights (Keras layouts; n = number of dilation rates, h = SE width):
         ``kernel`` (kh, kw, C, r), ``recurrent_kernel`` (F, r), ``depthwise_kernel``
@@ -135,9 +143,11 @@ class FAConvLSTM2DCell(keras.layers.Layer):
         expansion_initializer: Any = "glorot_uniform",
         expansion_regularizer: Any = None,
         expansion_constraint: Any = None,
+        fused: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.fused = bool(fused)
         if not isinstance(filters, int) or isinstance(filters, bool) or filters < 1:
             raise ValueError(f"filters must be a positive int, got {filters!r}")
         self.filters = filters
@@ -401,8 +411,88 @@ class FAConvLSTM2DCell(keras.layers.Layer):
     def input_sequence(self, x: Any) -> Any:
         """W_x ⋆ x_t for all steps at once: (B, T, H, W, C) → (B, T, H', W', r)."""
         steps, (height, width, channels) = ops.shape(x)[1], x.shape[2:]
-        z = self._conv_input(ops.reshape(x, (-1, height, width, channels)))
+        frames = ops.reshape(x, (-1, height, width, channels))
+        if self.uses_fused:
+            z = self._conv_input_torch(frames)
+        else:
+            z = self._conv_input(frames)
         return ops.reshape(z, (-1, steps, *z.shape[1:]))
+
+    @property
+    def uses_fused(self) -> bool:
+        """Whether :meth:`step` takes the fused PyTorch path: ``fused`` is True, the backend
+        is torch and the activations are the defaults (tanh, sigmoid) the kernel hard-codes."""
+        return (
+            self.fused
+            and keras.backend.backend() == "torch"
+            and activations.serialize(self.activation) == "tanh"
+            and activations.serialize(self.recurrent_activation) == "sigmoid"
+        )
+
+    def _conv_torch(self, x: Any, weight: Any, strides, dilation, pads: Pads, groups: int = 1):
+        """``F.conv2d`` of the NCHW view ``x`` (channels-last memory) with padding ``pads``:
+        zero padding is passed to the convolution when symmetric (no padded copy)."""
+        import torch.nn.functional as F
+
+        from faconvlstm.layers.boundary import pad2d, symmetric_torch_padding
+
+        sym = symmetric_torch_padding(pads) if self.boundary == "zeros" else None
+        if sym is None:
+            x, sym = pad2d(x, pads, self.boundary), 0
+        return F.conv2d(x, weight, stride=strides, padding=sym, dilation=dilation, groups=groups)
+
+    def _conv_input_torch(self, frames: Any) -> Any:
+        """:meth:`_conv_input` with ``F.conv2d``: (N, H, W, C) → (N, H', W', r), contiguous.
+
+        The HWIO kernel is used as an OIHW view (``permute``, no copy here)."""
+        pads = conv_pads(
+            frames.shape[1:3], self.kernel_size, self.strides, self.dilation_rate, self.padding
+        )
+        weight = self.kernel.value.permute(3, 2, 0, 1)  # (r, C, kh, kw)
+        z = self._conv_torch(
+            frames.permute(0, 3, 1, 2), weight, self.strides, self.dilation_rate, pads
+        )
+        return z.permute(0, 2, 3, 1).contiguous()  # a no-op when z is channels-last
+
+    def _mixing_torch(self, b: Any) -> Any:
+        """:meth:`mixing` with grouped ``F.conv2d`` on the NCHW view of b (B, H, W, r)."""
+        x = b.permute(0, 3, 1, 2)
+        kernel = self.depthwise_kernel.value  # (n, kh, kw, r, 1)
+        out = None
+        for i, d in enumerate(self.dilation_rates):
+            pads = conv_pads(b.shape[1:3], self.kernel_size, (1, 1), (d, d), "same")
+            weight = kernel[i].permute(2, 3, 0, 1)  # (r, 1, kh, kw)
+            y = self._conv_torch(x, weight, 1, d, pads, groups=self.bottleneck)
+            out = y if out is None else out + y
+        return out.permute(0, 2, 3, 1)
+
+    def _step_torch(self, xs_t, h, c, recurrent_mask, attend):
+        """:meth:`step` on the PyTorch backend: the PyTorch layer's step on Keras weights.
+
+        b = xs_t + h U_h as one ``addmm``; the expansion m E + b_g and the gate update in
+        :func:`~faconvlstm.layers.fused_gates.lstm_gates`, which takes E (r, 4F) as its
+        transposed (4F, r) view and the flattened (B·H'·W', ·) maps as views (channels
+        last is its layout)."""
+        import torch
+
+        from faconvlstm.layers.fused_gates import lstm_gates
+
+        B, H, W, F_ = h.shape
+        r = self.bottleneck
+        if recurrent_mask is not None:
+            h = h * recurrent_mask
+        u = self.recurrent_kernel.value.to(h.dtype)
+        b = torch.addmm(xs_t.reshape(-1, r), h.reshape(-1, F_), u)
+        m = self._mixing_torch(b.view(B, H, W, r))
+        if self.se_ratio > 0:
+            m = self.squeeze_excite(m)
+        bias = None if self.bias is None else self.bias.value
+        peep = None if self.peephole_weight is None else self.peephole_weight.value
+        h, c = lstm_gates(m.reshape(-1, r), c.reshape(-1, F_), self.expansion.value.t(), bias, peep)
+        h, c = h.view(B, H, W, F_), c.view(B, H, W, F_)
+        if self.attention_every > 0 and attend is not False:
+            h = ops.cond(attend, lambda: h + self.gamma * self.axial_attention(h), lambda: h)
+        return h, c
 
     def mixing(self, b: Any) -> Any:
         """Σ_d DWConv_{k,d}(b) with "same" output size: (B, H, W, r) → (B, H, W, r)."""
@@ -451,6 +541,8 @@ class FAConvLSTM2DCell(keras.layers.Layer):
         ``attend`` (a Python bool or a scalar boolean tensor) adds the axial attention term.
         Returns ``(h_t, c_t)``.
         """
+        if self.uses_fused:
+            return self._step_torch(xs_t, h, c, recurrent_mask, attend)
         if recurrent_mask is not None:
             h = h * recurrent_mask
         b = xs_t + ops.matmul(h, self.recurrent_kernel)
@@ -541,4 +633,5 @@ class FAConvLSTM2DCell(keras.layers.Layer):
             "expansion_initializer": initializers.serialize(self.expansion_initializer),
             "expansion_regularizer": regularizers.serialize(self.expansion_regularizer),
             "expansion_constraint": constraints.serialize(self.expansion_constraint),
+            "fused": self.fused,
         }

@@ -122,6 +122,12 @@ class FAConvLSTM2D(keras.layers.RNN):
         expansion_initializer: initializer of the 1×1 expansion E (``"glorot_uniform"``).
         expansion_regularizer: regularizer of the expansion.
         expansion_constraint: constraint of the expansion.
+        fused: on the PyTorch backend with the default activations, run each step with the
+            PyTorch layer's kernels (the fused expansion + gate update of
+            :func:`faconvlstm.layers.fused_gates.lstm_gates`, ``F.conv2d`` on channels-last
+            views); False runs the plain ``keras.ops`` step, the reference. Same equations
+            either way; other backends always run ``keras.ops``. Configs without the key
+            load with the default (True).
         **kwargs: ``keras.layers.RNN`` / ``Layer`` arguments (``unroll``,
             ``zero_output_for_mask``, ``name``, ``dtype``, ``trainable``).
 
@@ -193,6 +199,7 @@ class FAConvLSTM2D(keras.layers.RNN):
         expansion_initializer: Any = "glorot_uniform",
         expansion_regularizer: Any = None,
         expansion_constraint: Any = None,
+        fused: bool = True,
         **kwargs: Any,
     ) -> None:
         cell = FAConvLSTM2DCell(
@@ -232,6 +239,7 @@ class FAConvLSTM2D(keras.layers.RNN):
             expansion_initializer=expansion_initializer,
             expansion_regularizer=expansion_regularizer,
             expansion_constraint=expansion_constraint,
+            fused=fused,
             name="fa_conv_lstm_cell",
             dtype=kwargs.get("dtype"),
         )
@@ -358,11 +366,15 @@ class FAConvLSTM2D(keras.layers.RNN):
                 carry = (ops.where(valid, h_new, h), ops.where(valid, c_new, c), out)
             else:
                 carry = (h_new, c_new, h_new)
-            # the per-step outputs repeat the carry's structure: Keras' TensorFlow scan
-            # requires it (its ys arrays are shaped like the carry)
-            return carry, carry
+            # Keras' TensorFlow scan needs per-step outputs shaped like the carry; elsewhere
+            # only the output is stacked (stacking h and c too cost two (T, B, H', W', F)
+            # copies per call on the torch backend)
+            return carry, (carry if tensorflow else carry[2])
 
-        (h, c, last), (_, _, outputs) = ops.scan(step, (h0, c0, zeros), inputs, unroll=self.unroll)
+        tensorflow = keras.backend.backend() == "tensorflow"
+        (h, c, last), outputs = ops.scan(step, (h0, c0, zeros), inputs, unroll=self.unroll)
+        if tensorflow:
+            outputs = outputs[2]
         h, c = cell.to_external(h), cell.to_external(c)
         if self.stateful:
             for variable, value in zip(self.states, (h, c)):
@@ -427,6 +439,7 @@ class FAConvLSTM2D(keras.layers.RNN):
     attention_heads = _cell_property("attention_heads")
     attention_dim = _cell_property("attention_dim")
     boundary = _cell_property("boundary")
+    fused = _cell_property("fused")
 
     def get_config(self) -> dict[str, Any]:
         cell_config = self.cell.get_config()
