@@ -113,6 +113,12 @@ SETTINGS: dict[str, list[str]] = {
     # each step's amplitude; BatchNorm over steps, or none, keeps it
     "head_batchnorm": ["train.model.head_kwargs.norm=batch"],
     "head_nonorm": ["train.model.head_kwargs.norm=none"],
+    # the two that beat base on the validation year: BatchNorm head and the ablation's
+    # no_seasonal_encoding (harmonics 0), together
+    "head_batchnorm_noseason": [
+        "train.model.head_kwargs.norm=batch",
+        "train.model.head_kwargs.harmonics=0",
+    ],
 }
 
 HEADLINE = (
