@@ -10,6 +10,7 @@ from faconvlstm import FAConvLSTM2D
 from faconvlstm.evaluation import (
     attention_map,
     attention_mass_on_region,
+    linear_probe_accuracy,
     linear_probe_r2,
     nino34_index,
     occlusion_attribution,
@@ -77,6 +78,48 @@ def test_linear_probe_recovers_a_linear_driver_and_not_noise():
     assert linear_probe_r2(z, driver) > 0.999
     # an independent target is not decodable: out-of-fold R² ≤ ~0
     assert linear_probe_r2(z, rng.normal(size=400)) < 0.05
+
+
+def test_linear_probe_accuracy_separates_known_classes_and_not_noise():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 4, 400)
+    groups = np.repeat(np.arange(4), 100)
+    z = np.eye(4)[labels] * 3.0 + rng.normal(size=(400, 4)) * 0.3
+    assert linear_probe_accuracy(z, labels, groups=groups) > 0.99
+    # unrelated features: balanced accuracy at chance (1/4) up to sampling error (~0.03)
+    noise = rng.normal(size=(400, 4))
+    assert linear_probe_accuracy(noise, labels, groups=groups) < 0.33
+
+
+def test_linear_probe_accuracy_with_one_penalty_is_leave_one_year_out_logistic_regression():
+    """With a single C there is nothing to choose: the score is scikit-learn's
+    leave-one-group-out logistic regression, pooled, scored by balanced accuracy."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import balanced_accuracy_score
+    from sklearn.model_selection import LeaveOneGroupOut, cross_val_predict
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 3, 300)
+    groups = np.repeat(np.arange(3), 100)
+    z = np.column_stack([labels + rng.normal(size=300), rng.normal(size=(300, 5))])
+    probe = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000))
+    pred = cross_val_predict(probe, z, labels, cv=LeaveOneGroupOut(), groups=groups)
+    expected = balanced_accuracy_score(labels, pred)
+    assert linear_probe_accuracy(z, labels, groups=groups, cs=(0.1,)) == pytest.approx(expected)
+    # the default grid chooses C per outer fold on the other years: still well above chance
+    assert linear_probe_accuracy(z, labels, groups=groups) > 0.5
+
+
+def test_linear_probe_accuracy_errors_say_what_to_fix():
+    z, y = np.zeros((10, 2)), np.arange(10) % 2
+    with pytest.raises(ValueError, match="at least 2 groups"):
+        linear_probe_accuracy(z, y, groups=np.full(10, 2000))
+    with pytest.raises(ValueError, match="one block label"):
+        linear_probe_accuracy(z, y, groups=np.arange(5))
+    with pytest.raises(ValueError, match="single class"):
+        linear_probe_accuracy(z, np.zeros(10), groups=np.arange(10) % 2)
 
 
 def test_occlusion_attributes_nothing_to_an_unused_variable():

@@ -33,6 +33,10 @@ def test_results_hold_every_model_seed_and_summary_of_the_schema(finished):
     assert set(seed["attribution"]) == {"t2m", "z500", "tp"}
     assert len(seed["attention_gamma"]) == 2  # encoder and decoder FA layers
     assert "attention_gamma" not in results["models"]["convlstm"]["seeds"][0]
+    # the regime probe: every subject, and the single-day field baseline, in [0, 1]
+    for model in results["models"].values():
+        assert 0.0 <= model["summary"]["probe_acc_regime"] <= 1.0
+    assert 0.0 <= results["data"]["probe_acc_regime_field"] <= 1.0
 
 
 def test_report_and_figures_are_written(finished):
@@ -41,6 +45,8 @@ def test_report_and_figures_are_written(finished):
     assert "Where FA does not win" in report
     assert "attribution by occlusion" in report
     assert "| tp |" in report
+    assert "linear-probe balanced accuracy of the true regime" in report
+    assert "Regime persistence: a linear classifier of the true regime" in report
     for name in (
         "cost_scaling",
         "training_curves",

@@ -8,7 +8,8 @@
 - Per-variable attribution by occlusion.
 - Linear probes: cross-validated R² of a known driver (the synthetic oscillator, or an index
   computed from the data such as the Niño-3.4 box mean of SST) regressed on the embeddings,
-  blocked by year for slow drivers.
+  blocked by year for slow drivers; and the balanced accuracy of a linear classifier of
+  known regime labels, blocked the same way.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from typing import Any
 import numpy as np
 import torch
 import xarray as xr
-from sklearn.linear_model import RidgeCV
-from sklearn.metrics import r2_score
+from sklearn.linear_model import LogisticRegression, RidgeCV
+from sklearn.metrics import balanced_accuracy_score, r2_score
 from sklearn.model_selection import KFold, LeaveOneGroupOut, cross_val_predict
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -32,6 +33,7 @@ __all__ = [
     "attention_map",
     "attention_mass_on_region",
     "box_mean_index",
+    "linear_probe_accuracy",
     "linear_probe_r2",
     "nino34_index",
     "occlusion_attribution",
@@ -199,6 +201,80 @@ def linear_probe_r2(
         return float(r2_score(y, pred))
     pred = cross_val_predict(model, x, y, cv=KFold(n_splits=n_splits, shuffle=False))
     return float(r2_score(y, pred))
+
+
+def linear_probe_accuracy(
+    z: Any, labels: Any, *, groups: Any, cs: Sequence[float] = (0.01, 0.1, 1.0)
+) -> float:
+    r"""Out-of-sample balanced accuracy of a linear classifier of known labels (regimes).
+
+    The probe is ``StandardScaler`` + multinomial ``LogisticRegression`` with an L2
+    penalty, scored by nested blocked cross-validation: one outer fold per group (e.g.
+    calendar year), each predicted by a probe fitted on all the other groups, whose
+    inverse penalty ``C`` (from ``cs``) is chosen by an inner leave-one-group-out on those
+    other groups only. Predictions are pooled over the outer folds and scored by the
+    balanced accuracy
+
+    .. math:: \mathrm{BA} = \frac{1}{K}\sum_{k=1}^{K}
+              \frac{\#\{i : \hat y_i = k,\ y_i = k\}}{\#\{i : y_i = k\}}
+
+    (the mean recall over the K classes present), so chance is 1/K whatever the class
+    frequencies. A regime that persists for days is a property of the trajectory, not of
+    one day: a per-step embedding that integrates the recent past can classify it better
+    than any linear function of the same day's field.
+
+    Args:
+        z: ``(n, F)`` features per sample (embeddings, or a flattened field per day).
+        labels: ``(n,)`` integer class of each sample.
+        groups: ``(n,)`` block label of each sample (at least 2 distinct values; with 2,
+            the first of ``cs`` is used, there being no inner fold).
+        cs: candidate inverse penalties (scikit-learn's ``C``, on standardised features).
+
+    Returns:
+        Balanced accuracy in [0, 1] (1/K: chance).
+    """
+    x = as_samples(z)
+    y = np.asarray(to_numpy(labels)).ravel().astype(int)
+    groups = np.asarray(groups).ravel()
+    if groups.shape != y.shape or x.shape[0] != y.size:
+        raise ValueError(
+            f"linear_probe_accuracy: {x.shape[0]} samples, {y.size} labels and "
+            f"{groups.size} groups; give one label and one block label (e.g. the year) per "
+            "sample"
+        )
+    if np.unique(groups).size < 2:
+        raise ValueError(
+            "linear_probe_accuracy: blocked cross-validation needs at least 2 groups "
+            f"(years); got only {np.unique(groups).tolist()}"
+        )
+    if np.unique(y).size < 2:
+        raise ValueError("linear_probe_accuracy: the labels hold a single class")
+    if not cs:
+        raise ValueError("linear_probe_accuracy: cs must hold at least one C")
+
+    def probe(c: float):
+        return make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=2000))
+
+    def fit_predict(train: np.ndarray, test: np.ndarray) -> np.ndarray:
+        inner = np.unique(groups[train])
+        c = cs[0]
+        if len(cs) > 1 and inner.size >= 2 and np.unique(y[train]).size >= 2:
+            scores = [
+                balanced_accuracy_score(
+                    y[train],
+                    cross_val_predict(
+                        probe(c), x[train], y[train], cv=LeaveOneGroupOut(), groups=groups[train]
+                    ),
+                )
+                for c in cs
+            ]
+            c = cs[int(np.argmax(scores))]
+        return probe(c).fit(x[train], y[train]).predict(x[test])
+
+    pred = np.empty_like(y)
+    for train, test in LeaveOneGroupOut().split(x, y, groups):
+        pred[test] = fit_predict(train, test)
+    return float(balanced_accuracy_score(y, pred))
 
 
 def occlusion_attribution(

@@ -25,7 +25,7 @@ from faconvlstm.data.stats import compute_climatology
 from faconvlstm.data.time import as_time_array, day_of_year
 from faconvlstm.evaluation.interpretability import box_mean_index
 from faconvlstm.protocol.targets import read_labels, target_series
-from faconvlstm.training.config import RunConfig
+from faconvlstm.training.config import ConfigError, RunConfig
 from faconvlstm.training.datamodule import GriddedDataModule
 
 if TYPE_CHECKING:  # the config imports the subjects, which import this module
@@ -44,12 +44,14 @@ class EvalData:
     (T_train, C, H, W) normalised training period (NaN where missing), for the EOFs;
     ``train_x``, ``train_phase``, ``train_times``: the training period as windows (N_train,
     T, ...), which the linear probes' blocked cross-validation by year adds to the held-out
-    windows (:func:`probe_years`). Truth (None without): ``regime`` and ``oscillator`` (N·T,),
-    ``train_oscillator``, ``lobes`` ``{"tropical": (lat, lon), "remote": (lat, lon)}`` in
-    degrees, ``index_channel`` (the variable carrying the tropical lobe). User-given
+    windows (:func:`~faconvlstm.protocol.measure.probe_years`). Truth (None without):
+    ``regime`` and ``oscillator`` (N·T,), ``train_oscillator`` and ``train_regime``
+    (N_train·T,), ``lobes`` ``{"tropical": (lat, lon), "remote": (lat, lon)}`` in degrees,
+    ``index_channel`` (the variable carrying the tropical lobe). User-given
     (``evaluation.targets`` / ``labels``): ``targets`` ``{name: (N_train·T + N·T,)}`` over
     the probe period (training windows, then held-out windows); ``regime`` from the labels
-    file, named by ``labels_source``.
+    file, named by ``labels_source`` (``train_regime`` too where the file covers the
+    training windows; the regime probe needs it).
     """
 
     x: torch.Tensor
@@ -68,6 +70,7 @@ class EvalData:
     regime: np.ndarray | None = None
     oscillator: np.ndarray | None = None
     train_oscillator: np.ndarray | None = None
+    train_regime: np.ndarray | None = None
     lobes: dict[str, tuple[float, float]] | None = None
     index_channel: int | None = None
     source: str = ""
@@ -139,6 +142,7 @@ def prepare_data(
         out.regime = _truth_series(truth, "regime", out.flat_times)
         out.oscillator = _truth_series(truth, "oscillator", out.flat_times)
         out.train_oscillator = _truth_series(truth, "oscillator", train_batch["time"].ravel())
+        out.train_regime = _truth_series(truth, "regime", train_batch["time"].ravel())
         out.lobes = _lobes(truth)
         out.index_channel = _index_channel(truth, out.channels)
     if targets:
@@ -157,7 +161,12 @@ def prepare_data(
             out.channels,
         )
     if labels is not None:
-        out.regime = read_labels(labels, out.flat_times)
+        train_times = np.asarray(train_batch["time"]).ravel()
+        try:  # one coding over both periods, so a probe fitted on one scores the other
+            codes = read_labels(labels, np.concatenate([train_times, out.flat_times]))
+            out.train_regime, out.regime = codes[: train_times.size], codes[train_times.size :]
+        except ConfigError:  # labels of the held-out period only: no regime probe
+            out.regime = read_labels(labels, out.flat_times)
         out.labels_source = f"{labels.file}:{labels.variable}"
     return out
 

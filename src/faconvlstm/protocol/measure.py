@@ -20,6 +20,7 @@ from faconvlstm.evaluation.efficiency import layer_costs, time_call
 from faconvlstm.evaluation.interpretability import (
     attention_map,
     attention_mass_on_region,
+    linear_probe_accuracy,
     linear_probe_r2,
     occlusion_attribution,
     region_mask,
@@ -56,8 +57,11 @@ __all__ = [
     "fa_internals",
     "layer_cost_sweep",
     "model_step_ms",
+    "probe_regime",
+    "probe_years",
     "probes",
     "reconstruction",
+    "regime_field_baseline",
     "regime_labels",
     "regimes",
     "robustness",
@@ -120,7 +124,7 @@ def probes(subject: Embedder, z: np.ndarray, data: EvalData) -> Probes:
     out = Probes()
     z_train = subject.embed(data.train_x, data.train_phase)
     z_all = np.concatenate([z_train, z])
-    years = year_of(np.concatenate([data.train_times.ravel(), data.flat_times]))
+    years = probe_years(data)
     out.probe_years = int(np.unique(years).size)
     if data.oscillator is not None:
         target = np.concatenate([data.train_oscillator, data.oscillator])
@@ -132,12 +136,45 @@ def probes(subject: Embedder, z: np.ndarray, data: EvalData) -> Probes:
     index = driver_index(data, fields)
     if index is not None:
         out.probe_r2_index = linear_probe_r2(z_all, index, groups=years)
+    regime = probe_regime(data)
+    if regime is not None:
+        out.probe_acc_regime = linear_probe_accuracy(z_all, regime, groups=years)
     if data.targets:
         out.probe_r2_targets = {
             name: linear_probe_r2(z_all, series, groups=years)
             for name, series in data.targets.items()
         }
     return out
+
+
+def probe_regime(data: EvalData) -> np.ndarray | None:
+    """The true regime over the probe period (training windows, then held-out windows;
+    ``(N_train·T + N·T,)``), or ``None`` where it is not known over both."""
+    if data.regime is None or data.train_regime is None:
+        return None
+    return np.concatenate([data.train_regime, data.regime])
+
+
+def probe_years(data: EvalData) -> np.ndarray:
+    """Calendar year of every step of the probe period (the folds of the blocked CV)."""
+    return year_of(np.concatenate([data.train_times.ravel(), data.flat_times]))
+
+
+def regime_field_baseline(data: EvalData) -> float | None:
+    """Balanced accuracy of the single-day linear baseline of the regime probe: a linear
+    classifier of the true regime on each day's whole normalised field (``C·H·W`` features,
+    0 where missing), scored like the embeddings' ``probe_acc_regime`` (blocked CV by year,
+    :func:`~faconvlstm.evaluation.interpretability.linear_probe_accuracy`). It is the best a
+    linear function of one day can do; an embedding that beats it carries the regime's
+    persistence. ``None`` without regimes over the probe period."""
+    regime = probe_regime(data)
+    if regime is None:
+        return None
+    shape = data.x.shape[-3:]
+    fields = np.concatenate(
+        [data.train_x.numpy().reshape(-1, *shape), data.x.numpy().reshape(-1, *shape)]
+    )
+    return linear_probe_accuracy(fields.reshape(len(fields), -1), regime, groups=probe_years(data))
 
 
 def robustness(

@@ -575,6 +575,34 @@ def _probe_sentence(results: Results) -> list[str]:
     ]
 
 
+def _regime_probe_lines(results: Results) -> list[str]:
+    """The single-day linear baseline of the regime probe, and which subjects beat it."""
+    base = results.data.probe_acc_regime_field
+    if base is None:
+        return []
+    k = results.data.n_regimes or results.data.n_clusters
+    scores = {
+        name: r.summary.get("probe_acc_regime")
+        for name, r in results.models.items()
+        if r.summary.get("probe_acc_regime") is not None
+    }
+    above = [subject_label(n) for n, v in scores.items() if v > base]
+    verdict = (
+        f"{', '.join(above)} beat{'s' if len(above) == 1 else ''} it"
+        if above
+        else "no embedding beats it"
+    )
+    return [
+        "",
+        "Regime persistence: a linear classifier of the true regime on each day's whole "
+        f"field (the best single-day linear projection) has balanced accuracy {base:.3f} "
+        f"(chance {1 / k:.3f}; blocked CV by year, like the embeddings' regime probe); "
+        f"{verdict}. An embedding above it carries information about the regime that no "
+        "single day holds: its persistence, integrated by the recurrence and the temporal "
+        "attention.",
+    ]
+
+
 def _regimes_phrase(info: DataInfo) -> str:
     """Where the regimes scored by ARI / NMI come from."""
     if info.labels:
@@ -630,6 +658,7 @@ def write_report(results: Results, layout: Layout) -> Path:
             f"{info.recon_rmse_climatology:.3f} (normalised units) on the same windows; a "
             "model above it has learned nothing about the anomalies.",
         ]
+    lines += _regime_probe_lines(results)
     fa = results.models.get("fa")
     if fa is not None and fa.summary.get("attention_remote_mass") is not None:
         lines += ["", *_attention_lines(fa)]

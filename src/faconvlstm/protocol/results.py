@@ -22,7 +22,8 @@ metric is added with one :class:`Metric` entry (and the code that measures it).
                     "ari_truth", "nmi_truth", "silhouette", "davies_bouldin",
                     "calinski_harabasz", "cluster_rmse_ratio", "cluster_intra_rmse",
                     "cluster_inter_rmse", "cluster_spatial_correlation", "probe_r2",
-                    "probe_r2_index", "probe_years", "probe_r2_targets": {"<name>": R²},
+                    "probe_r2_index", "probe_acc_regime", "probe_years",
+                    "probe_r2_targets": {"<name>": R²},
                     "robustness": {"noise" | "random_mask" | "block_mask":
                     {"level": [...], "cosine": [...], "ari": [...]}}, "attribution",
                     "attention_*", "attention_gamma", "se_branch" (FA only)}, ...],
@@ -137,6 +138,12 @@ METRICS: tuple[Metric, ...] = (
     _m(
         "probe_r2_index",
         "linear-probe R² of a tropical box index (blocked CV by year)",
+        True,
+        headline=True,
+    ),
+    _m(
+        "probe_acc_regime",
+        "linear-probe balanced accuracy of the true regime (blocked CV by year)",
         True,
         headline=True,
     ),
@@ -296,11 +303,13 @@ class Regimes:
 
 @dataclass
 class Probes:
-    """R² of linear probes, blocked cross-validated by calendar year over the training and
-    held-out windows (``probe_years`` folds; ``None``: no truth)."""
+    """R² of linear probes (``probe_r2*``) and the balanced accuracy of a linear regime
+    classifier (``probe_acc_regime``), blocked cross-validated by calendar year over the
+    training and held-out windows (``probe_years`` folds; ``None``: no truth)."""
 
     probe_r2: float | None = None
     probe_r2_index: float | None = None
+    probe_acc_regime: float | None = None
     probe_years: int | None = None
     probe_r2_targets: dict[str, float] | None = None
 
@@ -604,7 +613,10 @@ class DataInfo:
     """The data of the comparison: grid, period lengths (time steps), regimes, k, the given
     targets / labels, and the reconstruction RMSE of the climatology baseline (every held-out
     window "reconstructed" as the training period's day-of-year climatology, normalised
-    units: what a model must beat to know anything of the anomalies)."""
+    units: what a model must beat to know anything of the anomalies), and the balanced
+    accuracy of the single-day linear baseline of the regime probe (a linear classifier of
+    the regime on each day's whole normalised field, scored like ``probe_acc_regime``: what
+    an embedding that integrates the recent past must beat)."""
 
     source: str
     channels: list[str]
@@ -618,6 +630,7 @@ class DataInfo:
     targets: list[str] = field(default_factory=list)
     labels: str | None = None
     recon_rmse_climatology: float | None = None
+    probe_acc_regime_field: float | None = None
 
 
 @dataclass

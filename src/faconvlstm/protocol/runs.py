@@ -42,6 +42,7 @@ from faconvlstm.protocol.measure import (
     layer_cost_sweep,
     model_step_ms,
     reconstruction,
+    regime_field_baseline,
 )
 from faconvlstm.protocol.plan import Plan, RunSpec, make_plan
 from faconvlstm.protocol.report import write_report
@@ -144,6 +145,7 @@ def _compare(plan: Plan, command: str | None, progress: bool) -> Path:
             targets=list(data.targets),
             labels=data.labels_source,
             recon_rmse_climatology=reconstruction(data.clim, data).recon_rmse,
+            probe_acc_regime_field=regime_field_baseline(data),
         ),
         cost_config,
         scaling,
