@@ -137,3 +137,15 @@ def test_a_given_series_scores_as_the_builtin_probe_and_given_labels_as_the_trut
     assert b["recon_rmse"] < clim and f"reconstruction RMSE {clim:.3f}" in report
     # a headline metric no model has (FA internals, with EOF only) is not a row of dashes
     assert "| embedding drift in the last epoch" not in report
+    # labels over both periods give the built-in regime probe and its single-day baseline
+    assert g["probe_acc_regime"] == pytest.approx(b["probe_acc_regime"], abs=1e-12)
+    assert given["data"]["probe_acc_regime_field"] == pytest.approx(
+        builtin["data"]["probe_acc_regime_field"], abs=1e-12
+    )
+    # labels of the held-out year only: ARI as before, no regime probe (nothing to fit on)
+    truth[["regime"]].sel(time=slice("2001-01-01", None)).to_netcdf(tmp_path / "heldout.nc")
+    cfg["evaluation"]["labels"] = {"file": str(tmp_path / "heldout.nc"), "variable": "regime"}
+    held = json.loads(compare(cfg, tmp_path / "heldout", progress=False).read_text())
+    h = held["models"]["eof"]["summary"]
+    assert h["ari_truth"] == pytest.approx(b["ari_truth"], abs=1e-12)
+    assert h.get("probe_acc_regime") is None and held["data"]["probe_acc_regime_field"] is None

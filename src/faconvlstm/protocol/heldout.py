@@ -165,8 +165,9 @@ def prepare_data(
         try:  # one coding over both periods, so a probe fitted on one scores the other
             codes = read_labels(labels, np.concatenate([train_times, out.flat_times]))
             out.train_regime, out.regime = codes[: train_times.size], codes[train_times.size :]
-        except ConfigError:  # labels of the held-out period only: no regime probe
-            out.regime = read_labels(labels, out.flat_times)
+        except ConfigError:  # labels of the held-out period only: no regime probe (the
+            # planted training regimes, if any, are not in the labels' coding)
+            out.regime, out.train_regime = read_labels(labels, out.flat_times), None
         out.labels_source = f"{labels.file}:{labels.variable}"
     return out
 
