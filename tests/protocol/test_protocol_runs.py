@@ -43,6 +43,11 @@ def test_report_and_figures_are_written(finished):
     out, _ = finished
     report = (out / "report.md").read_text()
     assert "Where FA does not win" in report
+    # every headline comparison of FA with a baseline is in exactly one of the two lists
+    wins = report.split("## Where FA wins")[1].split("## Where FA does not win")[0]
+    losses = report.split("## Where FA does not win")[1].split("\n## ")[0]
+    n = wins.count("is better than") + losses.count("is worse than") + losses.count("ties")
+    assert n > 0 and n == report.count("**: FA (")
     assert "attribution by occlusion" in report
     assert "| tp |" in report
     assert "linear-probe balanced accuracy of the true regime" in report

@@ -499,12 +499,13 @@ def _cost_sentence(cfg: dict) -> str:
     )
 
 
-def _verdicts(results: Results) -> list[str]:
-    """One line per headline metric on which FA does not beat a baseline."""
+def _comparisons(results: Results) -> list[tuple[str, float, str, float, str]]:
+    """``(metric label, FA value, baseline, baseline value, "better" | "worse" | "ties")``
+    for every headline metric FA and a baseline both have."""
     fa = results.models.get("fa")
     if fa is None:
         return []
-    lines = []
+    out = []
     for m in metrics_of(results.models):
         a = fa.summary.get(m.key) if m.headline else None
         if a is None:
@@ -513,13 +514,30 @@ def _verdicts(results: Results) -> list[str]:
             b = results.models[other].summary.get(m.key) if other in results.models else None
             if b is None:
                 continue
-            worse = a < b if m.higher_is_better else a > b
-            if worse or a == b:
-                word = "ties with" if a == b else "is worse than"
-                lines.append(
-                    f"- **{m.label}**: FA ({a:.4g}) {word} {subject_label(other)} ({b:.4g})."
-                )
-    return lines
+            better = a > b if m.higher_is_better else a < b
+            word = "ties" if a == b else "better" if better else "worse"
+            out.append((m.label, a, other, b, word))
+    return out
+
+
+def _verdicts(results: Results) -> list[str]:
+    """One line per headline metric on which FA does not beat a baseline."""
+    return [
+        f"- **{label}**: FA ({a:.4g}) {'ties with' if word == 'ties' else 'is worse than'} "
+        f"{subject_label(other)} ({b:.4g})."
+        for label, a, other, b, word in _comparisons(results)
+        if word != "better"
+    ]
+
+
+def _wins(results: Results) -> list[str]:
+    """One line per headline metric on which FA beats a baseline (mean over seeds; the
+    per-seed spread is in the headline table: a win inside it is not settled)."""
+    return [
+        f"- **{label}**: FA ({a:.4g}) is better than {subject_label(other)} ({b:.4g})."
+        for label, a, other, b, word in _comparisons(results)
+        if word == "better"
+    ]
 
 
 def _ablation_table(results: Results) -> list[str]:
@@ -670,6 +688,14 @@ def write_report(results: Results, layout: Layout) -> Path:
             )
     lines += _internals_table(results)
     lines += _attribution_table(results)
+    wins = _wins(results)
+    lines += ["", "## Where FA wins", ""]
+    lines += wins or ["FA beats neither baseline on any headline metric."]
+    lines += [
+        "",
+        "Means over seeds; where the seed spreads in the headline table overlap, the "
+        "ordering is not settled by these seeds.",
+    ]
     verdicts = _verdicts(results)
     lines += ["", "## Where FA does not win", ""]
     lines += verdicts or ["FA is at least as good as both baselines on every headline metric."]
