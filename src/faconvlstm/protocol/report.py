@@ -688,18 +688,19 @@ def write_report(results: Results, layout: Layout) -> Path:
             )
     lines += _internals_table(results)
     lines += _attribution_table(results)
-    wins = _wins(results)
-    lines += ["", "## Where FA wins", ""]
-    lines += wins or ["FA beats neither baseline on any headline metric."]
+    for title, items, empty in (
+        ("Where FA wins", _wins(results), "FA beats neither baseline on any headline metric."),
+        (
+            "Where FA does not win",
+            _verdicts(results),
+            "FA is at least as good as both baselines on every headline metric.",
+        ),
+    ):
+        lines += ["", f"## {title}", "", *(items or [empty])]
     lines += [
         "",
         "Means over seeds; where the seed spreads in the headline table overlap, the "
         "ordering is not settled by these seeds.",
-    ]
-    verdicts = _verdicts(results)
-    lines += ["", "## Where FA does not win", ""]
-    lines += verdicts or ["FA is at least as good as both baselines on every headline metric."]
-    lines += [
         "",
         "EOF embeddings are deterministic (one SVD of the training period), so their seed "
         "stability is 1 by construction; only their k-means initialisation varies by seed. "
