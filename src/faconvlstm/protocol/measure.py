@@ -57,6 +57,7 @@ __all__ = [
     "fa_internals",
     "layer_cost_sweep",
     "model_step_ms",
+    "probe_fields",
     "probe_regime",
     "probe_years",
     "probes",
@@ -129,11 +130,7 @@ def probes(subject: Embedder, z: np.ndarray, data: EvalData) -> Probes:
     if data.oscillator is not None:
         target = np.concatenate([data.train_oscillator, data.oscillator])
         out.probe_r2 = linear_probe_r2(z_all, target, groups=years)
-    shape = data.x.shape[-3:]
-    fields = np.concatenate(
-        [data.train_x.numpy().reshape(-1, *shape), data.x.numpy().reshape(-1, *shape)]
-    )
-    index = driver_index(data, fields)
+    index = driver_index(data, probe_fields(data))
     if index is not None:
         out.probe_r2_index = linear_probe_r2(z_all, index, groups=years)
     regime = probe_regime(data)
@@ -155,6 +152,15 @@ def probe_regime(data: EvalData) -> np.ndarray | None:
     return np.concatenate([data.train_regime, data.regime])
 
 
+def probe_fields(data: EvalData) -> np.ndarray:
+    """The normalised fields of the probe period, one per step (training windows, then
+    held-out windows; ``(N_train·T + N·T, C, H, W)``, 0 where missing)."""
+    shape = data.x.shape[-3:]
+    return np.concatenate(
+        [data.train_x.numpy().reshape(-1, *shape), data.x.numpy().reshape(-1, *shape)]
+    )
+
+
 def probe_years(data: EvalData) -> np.ndarray:
     """Calendar year of every step of the probe period (the folds of the blocked CV)."""
     return year_of(np.concatenate([data.train_times.ravel(), data.flat_times]))
@@ -170,10 +176,7 @@ def regime_field_baseline(data: EvalData) -> float | None:
     regime = probe_regime(data)
     if regime is None:
         return None
-    shape = data.x.shape[-3:]
-    fields = np.concatenate(
-        [data.train_x.numpy().reshape(-1, *shape), data.x.numpy().reshape(-1, *shape)]
-    )
+    fields = probe_fields(data)
     return linear_probe_accuracy(fields.reshape(len(fields), -1), regime, groups=probe_years(data))
 
 
