@@ -64,6 +64,21 @@ class SequenceAutoencoder(ConfigMixin, nn.Module):
             as ``"cluster_probs"``; train it with ``loss.clustering`` (docs/training.md,
             "Joint deep clustering").
         cluster_alpha: Student-t degrees of freedom α of that soft assignment.
+        forecast_leads: 0 (default: no forecasting pretext; the model is exactly the plain
+            autoencoder, same parameters and outputs) or L ≥ 1: add a 1×1 conv
+            ``forecast_out`` (state-dict keys ``forecast_out.*``) on the decoder's last
+            hidden states that predicts the next L steps of the input from each step,
+
+            .. math::
+                \hat x_{t+\ell\,|\,t} = \big[\mathrm{Conv}'_{1\times1}(g^{(L)}_t)
+                \big]_\ell,\qquad \ell = 1..L,
+
+            returned as ``"forecast"``. The decoder is a forward recurrence that reads the
+            input only through ``z``, so :math:`\hat x_{t+\ell|t}` depends on
+            :math:`z_1..z_t` only *if the head is causal*: a bidirectional temporal
+            attention would hand ``z_t`` the very steps to be predicted, so L ≥ 1 requires
+            ``head_kwargs={"causal": True}`` (ValueError otherwise). Train it with
+            ``loss.forecast`` (docs/training.md, "Forecasting pretext").
 
     Inputs: ``x, times=None, mask=None, return_attention=False`` — as for
     :class:`~faconvlstm.models.Encoder`.
@@ -75,7 +90,11 @@ class SequenceAutoencoder(ConfigMixin, nn.Module):
         - ``"states"``: the encoder's last ``(h, c)`` per layer;
         - ``"temporal_attention"``: ``(B, heads, T, T)``, only with ``return_attention``;
         - ``"cluster_probs"``: ``(B, T, k)``, the soft assignment ``q`` of each embedding
-          to the ``k`` centroids (rows sum to 1), only with ``n_clusters``.
+          to the ``k`` centroids (rows sum to 1), only with ``n_clusters``;
+        - ``"forecast"``: ``(B, T, L, C, H, W)``, only with ``forecast_leads = L``:
+          ``forecast[:, t, ℓ-1]`` predicts ``x[:, t+ℓ]`` from steps ≤ t (normalised units,
+          like ``recon``; the entries whose target lies after the window, t + ℓ ≥ T, have
+          no target inside the window and are not scored by ``loss.forecast``).
 
     Train with :func:`faconvlstm.losses.weighted_mse` of ``recon`` against the original
     ``x`` (NaN cells are ignored there) plus :meth:`regularization_loss`.
@@ -95,6 +114,7 @@ class SequenceAutoencoder(ConfigMixin, nn.Module):
         head_kwargs: dict[str, Any] | None = None,
         n_clusters: int | None = None,
         cluster_alpha: float = 1.0,
+        forecast_leads: int = 0,
     ) -> None:
         super().__init__()
         self._config = {
@@ -111,6 +131,12 @@ class SequenceAutoencoder(ConfigMixin, nn.Module):
         }
         if n_clusters is not None:  # without clustering, the config (and checkpoints) of today
             self._config.update(n_clusters=n_clusters, cluster_alpha=cluster_alpha)
+        if isinstance(forecast_leads, bool) or not isinstance(forecast_leads, int):
+            raise TypeError(f"forecast_leads must be an int >= 0, got {forecast_leads!r}")
+        if forecast_leads < 0:
+            raise ValueError(f"forecast_leads must be >= 0 (0: no pretext), got {forecast_leads}")
+        if forecast_leads:  # without the pretext, the config (and checkpoints) of today
+            self._config.update(forecast_leads=forecast_leads)
         self.encoder = Encoder(
             in_channels,
             filters=filters,
@@ -139,6 +165,20 @@ class SequenceAutoencoder(ConfigMixin, nn.Module):
             if n_clusters is None
             else ClusteringHead(n_clusters, embed_dim=embed_dim, alpha=cluster_alpha)
         )
+        self.forecast_leads = forecast_leads
+        self.forecast_out: nn.Conv2d | None = None
+        if forecast_leads:
+            if not self.encoder.head.causal:
+                raise ValueError(
+                    "forecast_leads > 0 needs a causal subspace head: with bidirectional "
+                    "temporal attention the embedding of step t already sees the steps it "
+                    "is asked to predict. Pass head_kwargs={'causal': True} (in a config: "
+                    "model.head_kwargs.causal: true, which loss.forecast sets by default)"
+                )
+            # created last, so every other parameter draws what it draws without the pretext
+            self.forecast_out = nn.Conv2d(
+                dec_filters[-1], in_channels * forecast_leads, kernel_size=1
+            )
 
     def forward(
         self,
@@ -162,6 +202,13 @@ class SequenceAutoencoder(ConfigMixin, nn.Module):
                 g = resize_sequence(g, sizes[j])
             g, _, _ = layer(g, mask=time_mask)
         out["recon"] = rearrange(self.out(g.flatten(0, 1)), "(b t) c h w -> b t c h w", b=b)
+        if self.forecast_out is not None:
+            out["forecast"] = rearrange(
+                self.forecast_out(g.flatten(0, 1)),
+                "(b t) (l c) h w -> b t l c h w",
+                b=b,
+                l=self.forecast_leads,
+            )
         if self.clustering is not None:
             out["cluster_probs"] = self.clustering.soft_assign(out["embeddings"])
         return out

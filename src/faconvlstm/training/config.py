@@ -157,9 +157,40 @@ class ClusteringConfig:
 
 
 @dataclass
+class ForecastPretextConfig:
+    r"""Forecasting pretext of the autoencoder task (``loss.forecast``).
+
+    ``L = L_rec + weight · L_fc`` with
+
+    .. math::
+        L_{fc} = \frac1{\text{leads}}\sum_{\ell=1}^{\text{leads}}
+            \mathrm{wMSE}\big(\hat x_{t+\ell\,|\,t},\ x_{t+\ell}\big)_{t=1..T-\ell},
+
+    :math:`\hat x_{t+\ell|t}` the model's ``"forecast"`` output: the decoder, which reads the
+    input only through the embeddings :math:`z_1..z_t`, also predicts the next ``leads``
+    steps of every step inside the window (normalised units, latitude-weighted, invalid
+    target cells ignored; targets after the window are not scored). The embeddings must
+    then carry what is predictable about the coming days, not only what reconstructs
+    today. ``weight = 0`` (default): off, the model and loss are exactly the plain
+    autoencoder. On, the model gets ``forecast_leads = leads`` and a causal subspace head
+    (``model.head_kwargs.causal`` is set to true unless given; ``false`` is refused, since
+    the embedding of step t would then see the steps it predicts). Validation keeps
+    ``val/loss`` the reconstruction objective and logs ``val/forecast_mse``.
+    """
+
+    weight: float = 0.0
+    leads: int = 1
+
+    @property
+    def enabled(self) -> bool:
+        return self.weight > 0
+
+
+@dataclass
 class LossConfig:
     """Training objective: latitude-weighted masked MSE + model regularisation
-    (+ the joint clustering term ``clustering``, see :class:`ClusteringConfig`).
+    (+ the joint clustering term ``clustering``, see :class:`ClusteringConfig`; + the
+    forecasting pretext ``forecast``, see :class:`ForecastPretextConfig`).
 
     ``teacher_forcing`` is the probability of feeding the true previous step to an
     autoregressive forecaster during training (scheduled sampling; forecast task only).
@@ -171,6 +202,7 @@ class LossConfig:
     # masked spatio-temporal objective (autoencoder task; issue 14), see MaskingConfig
     masking: MaskingConfig = field(default_factory=MaskingConfig)
     clustering: ClusteringConfig = field(default_factory=ClusteringConfig)
+    forecast: ForecastPretextConfig = field(default_factory=ForecastPretextConfig)
 
     def __post_init__(self) -> None:
         # rebuilt from a checkpoint's plain hyperparameters
@@ -178,6 +210,8 @@ class LossConfig:
             self.masking = MaskingConfig(**self.masking)
         if isinstance(self.clustering, dict):
             self.clustering = ClusteringConfig(**self.clustering)
+        if isinstance(self.forecast, dict):
+            self.forecast = ForecastPretextConfig(**self.forecast)
 
 
 @dataclass
@@ -615,6 +649,7 @@ def _check_consistency(cfg: RunConfig) -> None:
         )
     _check_budget(cfg.trainer)
     _check_clustering(cfg)
+    _check_forecast_pretext(cfg)
     _check_signature(
         _synthetic_fn(), d.synthetic, "data.synthetic", "faconvlstm.data.synthetic", skip=()
     )
@@ -702,6 +737,40 @@ def _check_clustering(cfg: RunConfig) -> None:
         raise ConfigError(
             f"config key '{key}.warmup_epochs': {c.warmup_epochs} warm-up epochs leave none of "
             f"trainer.max_epochs = {epochs} for clustering; lower it or train longer"
+        )
+
+
+def _check_forecast_pretext(cfg: RunConfig) -> None:
+    """``loss.forecast``: weight >= 0, 1 <= leads < window, autoencoder only, causal head."""
+    f = cfg.loss.forecast
+    key = "loss.forecast"
+    if f.weight < 0:
+        raise ConfigError(f"config key '{key}.weight': must be >= 0 (0: off), got {f.weight}")
+    if "forecast_leads" in cfg.model:
+        raise ConfigError(
+            "config key 'model.forecast_leads': set by the forecasting pretext itself; use "
+            f"{key}.weight (> 0 turns it on) and {key}.leads instead"
+        )
+    if not f.enabled:
+        return
+    if cfg.task != "autoencoder":
+        raise ConfigError(
+            f"config key '{key}.weight': the forecasting pretext trains the autoencoder task "
+            f"(task {cfg.task!r} forecasts already); set it to 0"
+        )
+    if not 1 <= f.leads < cfg.data.window:
+        raise ConfigError(
+            f"config key '{key}.leads': the steps predicted after each step must lie in "
+            f"[1, data.window - 1] = [1, {cfg.data.window - 1}] (a target must fall inside "
+            f"the window), got {f.leads}"
+        )
+    head = cfg.model.get("head_kwargs") or {}
+    if isinstance(head, dict) and head.get("causal", True) is not True:
+        raise ConfigError(
+            f"config key 'model.head_kwargs.causal' is {head.get('causal')!r} but "
+            f"{key}.weight is {f.weight}: with bidirectional temporal attention the "
+            "embedding of step t sees the steps it is asked to predict. Remove the key "
+            f"(the pretext makes the head causal) or set {key}.weight to 0"
         )
 
 

@@ -73,6 +73,7 @@ def build_model(cfg: RunConfig, n_channels: int, periodic_lon: bool) -> nn.Modul
     """Instantiate the task's model from the ``model`` section and the data's shape.
 
     ``in_channels`` comes from the data; ``horizon`` from ``data.horizon`` (forecast);
+    ``forecast_leads`` and a causal head from ``loss.forecast`` (autoencoder pretext);
     ``boundary`` defaults to ``"periodic_lon"`` when the data's longitudes wrap around.
     """
     cls = model_class(cfg.task)
@@ -82,6 +83,9 @@ def build_model(cfg: RunConfig, n_channels: int, periodic_lon: bool) -> nn.Modul
         kwargs["boundary"] = "periodic_lon"
     if cfg.task == "forecast":
         kwargs["horizon"] = cfg.data.horizon
+    if cfg.loss.forecast.enabled:  # the forecasting pretext: a causal head, L leads
+        kwargs["forecast_leads"] = cfg.loss.forecast.leads
+        kwargs["head_kwargs"] = {"causal": True, **(kwargs.get("head_kwargs") or {})}
     return cls(in_channels=n_channels, **kwargs)
 
 

@@ -2,7 +2,8 @@
 
 * :class:`AutoencoderTask` — representation learning: reconstruct the input window,
   ``loss = wMSE(recon, x) + λ · model.regularization_loss()`` (``+ γ · KL(P‖Q)`` with
-  joint deep clustering, ``loss.clustering``; :func:`clustering_loss`); with
+  joint deep clustering, ``loss.clustering``; :func:`clustering_loss`; ``+ w · L_fc``
+  with the forecasting pretext, ``loss.forecast``); with
   ``loss.masking`` a share of the (t, lat, lon) cells is hidden from the input during
   training and the wMSE is taken on the hidden cells (:func:`draw_hidden`,
   :func:`masked_batch`).
@@ -213,6 +214,12 @@ class AutoencoderTask(_Task):
     the centroid initialisation and target refresh are the
     :class:`~faconvlstm.training.callbacks.DeepClustering` callback, which the task adds to
     its trainer itself).
+
+    With ``loss.forecast.weight = w > 0`` (the model built with ``forecast_leads``) the
+    training loss gains ``w · L_fc``, the forecasting pretext of
+    :class:`~faconvlstm.training.config.ForecastPretextConfig` (logged as
+    ``train/forecast_mse`` and ``val/forecast_mse``; ``val/loss`` stays the
+    reconstruction).
     """
 
     model_class_name = "SequenceAutoencoder"
@@ -278,6 +285,15 @@ class AutoencoderTask(_Task):
 
     def _loss(self, batch: dict, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
         loss, mse = super()._loss(batch, train)
+        fc = self._forecast_loss(batch)
+        if fc is not None:
+            stage = "train" if train else "val"
+            self.log(
+                f"{stage}/forecast_mse", fc, batch_size=batch["x"].shape[0], sync_dist=not train
+            )
+            # as with clustering, val/loss stays the reconstruction objective
+            if train:
+                loss = loss + self.loss_cfg.forecast.weight * fc
         kl = clustering_loss(self, self._outputs, batch, train)
         self._outputs = None
         if kl is None:
@@ -287,6 +303,40 @@ class AutoencoderTask(_Task):
         # validation logs the KL against its own batch's target but keeps val/loss the
         # reconstruction objective, comparable across the end of the warm-up
         return (loss + self.loss_cfg.clustering.weight * kl if train else loss), mse
+
+    def _forecast_loss(self, batch: dict) -> torch.Tensor | None:
+        """The forecasting pretext ``L_fc`` of this pass, or None (``loss.forecast`` off).
+
+        The mean over leads ℓ of the wMSE of ``forecast[:, t, ℓ-1]`` against ``x[:, t+ℓ]``
+        for ``t < T-ℓ`` (the batch's validity mask of the target steps; hidden cells of the
+        masked objective are still targets: they are hidden from the input only). See
+        :class:`~faconvlstm.training.config.ForecastPretextConfig`.
+        """
+        if not self.loss_cfg.forecast.enabled:
+            return None
+        pred = self._outputs.get("forecast")
+        if pred is None:
+            raise ValueError(
+                "loss.forecast.weight > 0 but the model returns no 'forecast': build it "
+                "with forecast_leads = loss.forecast.leads (faconvlstm.training.fit does)"
+            )
+        x, valid = batch["x"], batch.get("mask")
+        t, leads = x.shape[1], pred.shape[2]
+        if not 1 <= leads < t:
+            raise ValueError(f"forecast_leads = {leads} leaves no target in a window of {t}")
+        weights = self.lat_weights if self.lat_weights.numel() else None
+        terms = [
+            weighted_mse(
+                pred[:, : t - lead, lead - 1],
+                x[:, lead:],
+                weights,
+                None
+                if valid is None or valid.dim() < 5 or valid.shape[1] == 1
+                else valid[:, lead:],
+            )
+            for lead in range(1, leads + 1)
+        ]
+        return torch.stack(terms).mean()
 
     def configure_callbacks(self) -> list[L.Callback]:
         c = self.loss_cfg.clustering
