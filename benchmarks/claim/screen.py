@@ -119,6 +119,12 @@ SETTINGS: dict[str, list[str]] = {
         "train.model.head_kwargs.norm=batch",
         "train.model.head_kwargs.harmonics=0",
     ],
+    # the forecasting pretext (loss.forecast, issue 14): the decoder also predicts the next
+    # 1 or 3 steps of each step from the embeddings so far, which needs a causal head;
+    # "causal" is the control (the causal head alone, no pretext)
+    "causal": ["train.model.head_kwargs.causal=true"],
+    "fc1": ["train.loss.forecast.weight=1.0", "train.loss.forecast.leads=1"],
+    "fc3": ["train.loss.forecast.weight=1.0", "train.loss.forecast.leads=3"],
 }
 
 HEADLINE = (
@@ -126,6 +132,7 @@ HEADLINE = (
     "stability_cka",
     "probe_r2",
     "probe_r2_index",
+    "probe_acc_regime",
     "recon_rmse",
     "silhouette",
     "train_seconds",
