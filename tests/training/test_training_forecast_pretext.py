@@ -105,6 +105,20 @@ def test_the_loss_is_reconstruction_plus_weight_times_the_mean_lead_error():
     torch.testing.assert_close(val_loss, recon)
 
 
+def test_a_broadcast_mask_still_masks_the_forecast_targets():
+    # an ocean mask (H, W) must count exactly as the same mask given per step
+    batch = _batch()
+    task = AutoencoderTask(
+        _model(leads=2), lat=LAT, loss=LossConfig(forecast={"weight": 1.0, "leads": 2})
+    )
+    task._outputs = task.model(batch["x"], times=batch["phase"], mask=batch["mask"])
+    per_step = task._forecast_loss(batch)
+    broadcast = task._forecast_loss({**batch, "mask": batch["mask"][0, 0, 0]})
+    unmasked = task._forecast_loss({**batch, "mask": None})
+    torch.testing.assert_close(broadcast, per_step)
+    assert not torch.isclose(unmasked, per_step)  # the land column does count without it
+
+
 def test_weight_zero_is_todays_objective_bit_for_bit():
     batch = _batch()
     model = _model(leads=0)

@@ -330,7 +330,8 @@ class AutoencoderTask(_Task):
                 pred[:, : t - lead, lead - 1],
                 x[:, lead:],
                 weights,
-                None
+                # a (B, T, ...) mask follows its steps; a broadcast one (H, W) applies as is
+                valid
                 if valid is None or valid.dim() < 5 or valid.shape[1] == 1
                 else valid[:, lead:],
             )
