@@ -95,6 +95,7 @@ def test_shipped_ablation_config_changes_one_thing_per_variant_on_validation_yea
         "no_temporal_attention": ("model", "head_kwargs", "num_layers"),
         "masked30": ("loss", "masking", "fraction"),
         "joint_clustering": None,
+        "forecast_pretext": ("loss", "forecast", "weight"),
     }
     assert [v.name for v in cfg.variants] == list(expected)
 
