@@ -29,6 +29,10 @@ CHILD = textwrap.dedent(
     from xarray.backends import locks
     from faconvlstm.data import save_dataset
 
+    # a job started in the background by a non-interactive shell inherits SIGINT ignored;
+    # these tests are about a Ctrl-C that is delivered, as in a terminal
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
     original, calls = locks.acquire, []
     def acquire(lock, blocking=True):
         got = original(lock, blocking)
@@ -210,6 +214,10 @@ EMBED_CHILD = textwrap.dedent(
     import os, signal, sys
     import faconvlstm.data.io as io
     from faconvlstm import cli
+
+    # a job started in the background by a non-interactive shell inherits SIGINT ignored;
+    # these tests are about a Ctrl-C that is delivered, as in a terminal
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     original = io._write_one
     def write_one(ds, path, tmp):
