@@ -33,6 +33,13 @@ VALIDATION = [
     "cost.enabled=false",
 ]
 
+#: The record whose regimes are defined by their persistence, not their pattern.
+PERSISTENCE = [
+    "train.data.synthetic.regime_mode=persistence",
+    "train.data.synthetic.n_regimes=2",
+    "train.data.synthetic.regime_persistence=0.95",
+]
+
 #: The settings screened, as overrides of compare_demo.yaml (same for every learned model).
 SETTINGS: dict[str, list[str]] = {
     "base": [],
@@ -125,6 +132,12 @@ SETTINGS: dict[str, list[str]] = {
     "causal": ["train.model.head_kwargs.causal=true"],
     "fc1": ["train.loss.forecast.weight=1.0", "train.loss.forecast.leads=1"],
     "fc3": ["train.loss.forecast.weight=1.0", "train.loss.forecast.leads=3"],
+    # regimes defined by their persistence (data.synthetic regime_mode, issue 14): two
+    # regimes share one pattern and differ only in its amplitude's lag-one autocorrelation
+    # (0 vs 0.95), episodes of 20 days on average; one day's field cannot tell them apart
+    "persist": PERSISTENCE,
+    "persist_causal": [*PERSISTENCE, "train.model.head_kwargs.causal=true"],
+    "persist_fc1": [*PERSISTENCE, "train.loss.forecast.weight=1.0", "train.loss.forecast.leads=1"],
 }
 
 HEADLINE = (
@@ -189,6 +202,7 @@ def main() -> None:
                 m: {k: r["summary"].get(k) for k in HEADLINE if k in r["summary"]}
                 for m, r in res["models"].items()
             },
+            "regime_field_baseline": res.get("data", {}).get("probe_acc_regime_field"),
             "final_losses": {
                 m: [
                     (s["history"]["train_loss"][-1], s["history"]["val_loss"][-1])

@@ -182,3 +182,78 @@ def test_calendars_monthly_steps_and_missing_values():
 def test_unknown_frequency_is_refused():
     with pytest.raises(ValueError, match="freq must be 'D'"):
         synthetic(freq="6h")
+
+
+PERSIST = dict(n_years=6, nlat=8, nlon=16, n_regimes=2, regime_persistence=0.95)
+
+
+@pytest.fixture(scope="module")
+def persistence():
+    return synthetic(seed=3, regime_mode="persistence", **PERSIST)
+
+
+def test_persistence_mode_changes_only_the_regime_term(persistence):
+    """Same seed: every other process is identical, so pattern-mode data minus its regime
+    term equals persistence-mode data minus its own (t2m is linear in the anomaly)."""
+    data_p, truth_p = persistence
+    data_r, truth_r = synthetic(seed=3, **PERSIST)
+    np.testing.assert_array_equal(truth_p["regime"], truth_r["regime"])
+    np.testing.assert_array_equal(truth_p["oscillator"], truth_r["oscillator"])
+    sigma, amp = 2.0, 2.0  # t2m noise unit (K) and the default regime_amplitude
+    k = truth_r["regime"].values
+    term_r = amp * truth_r["regime_pattern"].values[k, 0]
+    term_p = amp * truth_p["regime_index"].values[:, None, None] * truth_p[
+        "regime_pattern"
+    ].values[k, 0]
+    rest_r = data_r["t2m"].values - sigma * term_r
+    rest_p = data_p["t2m"].values - sigma * term_p
+    np.testing.assert_allclose(rest_p, rest_r, atol=1e-3)  # float32 data near 288 K: ~3e-5 ulp
+    assert float(np.abs(term_p - term_r).max()) > 1.0  # and the regime term did change
+    # the default mode states its own (trivial) amplitude and coefficients
+    np.testing.assert_array_equal(truth_r["regime_index"], 1.0)
+    np.testing.assert_array_equal(truth_r["regime_ar"], 0.0)
+    assert data_p.attrs["synthetic_regime_mode"] == "persistence"
+
+
+def test_persistence_regimes_share_a_pattern_and_differ_only_in_autocorrelation(persistence):
+    _, truth = persistence
+    pattern = truth["regime_pattern"].values
+    np.testing.assert_array_equal(pattern[0], pattern[1])
+    assert float(np.abs(pattern).max()) == pytest.approx(1.0)
+    ar = truth["regime_ar"].values
+    np.testing.assert_allclose(ar, [0.0, 0.95])
+    b, k = truth["regime_index"].values, truth["regime"].values
+    same = k[1:] == k[:-1]
+    for r in (0, 1):
+        on = k == r
+        # one day's amplitude has the same N(0, 1) law in both regimes (n ≈ 1100 days
+        # each: the standard error of a mean is ~0.03, of a std ~0.02; red noise at
+        # φ = 0.95 inflates the mean's error ~6×, hence the looser mean bound)
+        assert abs(b[on].mean()) < 0.35 and abs(b[on].std() - 1.0) < 0.15
+        pairs = same & (k[1:] == r)
+        lag1 = np.corrcoef(b[1:][pairs], b[:-1][pairs])[0, 1]
+        assert lag1 == pytest.approx(ar[r], abs=0.08)
+
+
+def test_persistence_regimes_are_told_apart_by_a_window_not_by_one_day(persistence):
+    """The design goal: a classifier of the regime on one day's amplitude is at chance, a
+    feature of the last 8 days (mean squared day-to-day change) is far above it. The
+    trailing window straddles a switch on ~8 of every 20-day episode, which caps the window
+    feature near 0.8 (measured 0.77 at this seed); chance is 0.5."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import balanced_accuracy_score
+
+    _, truth = persistence
+    b, k = truth["regime_index"].values, truth["regime"].values
+    half = b.size // 2
+    change = np.convolve(np.r_[0.0, np.diff(b)] ** 2, np.ones(8) / 8)[: b.size]
+    for feature, lo, hi in ((b, 0.0, 0.6), (change, 0.7, 1.0)):
+        f = feature[:, None]
+        clf = LogisticRegression().fit(f[:half], k[:half])
+        score = balanced_accuracy_score(k[half:], clf.predict(f[half:]))
+        assert lo <= score <= hi
+
+
+def test_unknown_regime_mode_is_refused():
+    with pytest.raises(ValueError, match="regime_mode"):
+        synthetic(seed=0, n_years=1, nlat=8, nlon=16, regime_mode="duration")

@@ -36,6 +36,8 @@ regimes ``A_r``             ``k(t)`` (``truth.regime``): a Markov chain over ``n
                             pattern ``R_k`` (``truth.regime_pattern``): extratropical blobs on
                             z500, the same sign on t2m and the opposite sign on tp; patterns
                             are centred over regimes and scaled to a peak of 1 noise unit.
+                            With ``regime_mode="persistence"`` the regimes differ only in
+                            time, not in space (below).
 waves ``A_w``               eastward-propagating zonal wave number ``m`` (``wave_number``)
                             with period ``P_w`` steps (``wave_period``), in the mid-latitude
                             storm tracks of both hemispheres (t2m, z500; weakly tp).
@@ -58,6 +60,25 @@ matched filter with the true patterns labels ≈ 98 % of days correctly. At the 
 linear baseline (k-means on 10 EOFs of standardised day-of-year anomalies of t2m and z500)
 reaches ARI ≈ 0.8–0.9; with ``regime_amplitude=1.5`` it drops to ≈ 0.1–0.3 while the matched
 filter still reaches ≈ 95 %, a harder benchmark for learned representations.
+
+**Regimes defined by their persistence** (``regime_mode="persistence"``). Blocking or a
+monsoon break is recognised by how long a pattern lasts, not by the pattern alone. In this
+mode every regime modulates one shared pattern ``R`` (``truth.regime_pattern``, the same
+for every state) with an amplitude ``b(t)`` (``truth.regime_index``) that is an AR(1)
+process whose lag-one coefficient is the regime's own (``truth.regime_ar``, evenly spaced
+from 0 to 0.95 over the regimes):
+
+.. math::
+
+    b_t = φ_{k(t)}\,b_{t−1} + \sqrt{1 − φ_{k(t)}^2}\;ε_t,\qquad ε_t \sim N(0, 1),
+    \qquad a_v \mathrel{+}= A_r\,R_v\,b_t
+
+so ``b`` has unit variance and the same Gaussian distribution on every day of every regime:
+no function of one day's field, linear or not, beats chance at telling the regimes apart,
+while a window of days does (the day-to-day change ``(b_t − b_{t−1})^2`` has mean
+``2(1 − φ_k)``). Every other process is drawn exactly as in the default mode with the same
+``seed`` (``b`` and ``R`` come from their own generator), so the two records differ only
+in the regime term.
 """
 
 from __future__ import annotations
@@ -141,6 +162,19 @@ def _markov_chain(
     for t in range(1, n):
         states[t] = min(int(np.searchsorted(cum[states[t - 1]], u[t])), k - 1)
     return states, trans
+
+
+def _switching_ar1(rng: np.random.Generator, states: np.ndarray, ar: np.ndarray) -> np.ndarray:
+    """Unit-variance AR(1) series whose coefficient switches with the state:
+    ``b_t = φ_{s_t} b_{t−1} + √(1 − φ_{s_t}²) ε_t``, ``b_0 ~ N(0, 1)``, so every ``b_t`` is
+    N(0, 1) whatever the states."""
+    eps = rng.standard_normal(states.size)
+    phi = ar[states]
+    b = np.empty(states.size)
+    b[0] = eps[0]
+    for t in range(1, states.size):
+        b[t] = phi[t] * b[t - 1] + np.sqrt(1.0 - phi[t] ** 2) * eps[t]
+    return b
 
 
 def _regime_patterns(
@@ -236,6 +270,7 @@ def synthetic(
     enso_period: float = 4.0,
     teleconnection_strength: float = 1.0,
     regime_amplitude: float = 2.0,
+    regime_mode: str = "pattern",
     wave_amplitude: float = 0.5,
     wave_number: int = 4,
     wave_period: float = 8.0,
@@ -279,6 +314,10 @@ def synthetic(
         Peak of the remote, opposite-sign z500 lobe relative to ``enso_amplitude``.
     regime_amplitude : float
         Peak of the regime patterns (noise units).
+    regime_mode : {"pattern", "persistence"}
+        ``"pattern"``: each regime has its own spatial pattern (decodable from one day).
+        ``"persistence"``: the regimes share one pattern and differ only in the lag-one
+        autocorrelation of its amplitude (module docstring): one day cannot tell them apart.
     wave_amplitude : float
         Amplitude of the eastward-propagating wave (noise units).
     wave_number : int
@@ -301,7 +340,10 @@ def synthetic(
         float32, with CF attributes; coordinates ``time``, ``lat`` (ascending), ``lon``.
     truth : xarray.Dataset
         ``regime`` (time,) int64, ``oscillator`` (time,), ``noise_scale`` (time,),
-        ``regime_pattern`` (state, variable, lat, lon), ``enso_pattern``
+        ``regime_pattern`` (state, variable, lat, lon), ``regime_index`` (time,) (the
+        amplitude multiplying the regime term: 1 in ``"pattern"`` mode, ``b(t)`` in
+        ``"persistence"`` mode), ``regime_ar`` (state,) (0 in ``"pattern"`` mode),
+        ``enso_pattern``
         (variable, lat, lon), ``seasonal_pattern`` (variable, lat), ``trend_pattern``
         (variable, lat), ``transition_matrix`` (state, state_to), ``enso_center`` and
         ``remote_center`` (point = [lat, lon]); attrs name the ENSO and remote variables,
@@ -317,6 +359,8 @@ def synthetic(
         )
     if not 0.0 <= regime_persistence <= 1.0 or not 0.0 <= missing_fraction < 1.0:
         raise ValueError("regime_persistence must be in [0, 1] and missing_fraction in [0, 1)")
+    if regime_mode not in ("pattern", "persistence"):
+        raise ValueError(f"regime_mode must be 'pattern' or 'persistence', got {regime_mode!r}")
     rng = np.random.default_rng(seed)
     first_year = int(str(start)[:4])
     end = f"{first_year + n_years:04d}{str(start)[4:]}"
@@ -353,6 +397,15 @@ def synthetic(
 
     regimes, trans = _markov_chain(rng, n, n_regimes, regime_persistence)
     regime_pattern = _regime_patterns(rng, lat, lon, n_regimes)
+    regime_ar = np.zeros(n_regimes)
+    regime_index = np.ones(n)
+    if regime_mode == "persistence":
+        # Own generator: every other process stays exactly as in "pattern" mode.
+        regime_rng = np.random.default_rng([seed, 1])
+        shared = _regime_patterns(regime_rng, lat, lon, 1)[0]
+        regime_pattern = np.broadcast_to(shared, regime_pattern.shape).copy()
+        regime_ar = np.linspace(0.0, 0.95, n_regimes) if n_regimes > 1 else np.array([0.95])
+        regime_index = _switching_ar1(regime_rng, regimes, regime_ar)
 
     storm_track = np.exp(-0.5 * ((np.abs(lat) - 45.0) / 15.0) ** 2)
     wave_phase = wave_number * np.deg2rad(lon)[None, :] - 2 * np.pi * np.arange(n)[:, None] / (
@@ -372,7 +425,7 @@ def synthetic(
         a = noise_amplitude * noise_scale[:, None, None] * _red_noise(rng, n, lat, lon, step_days)
         a += (seasonal_amplitude * season_t)[:, None, None] * seasonal[v][None, :, None]
         a += enso_amplitude * oscillator[:, None, None] * enso_pattern[v][None]
-        a += regime_amplitude * regime_pattern[regimes, v]
+        a += regime_amplitude * regime_index[:, None, None] * regime_pattern[regimes, v]
         a += wave_amplitude * wave[:, None, :] * wave_pattern[v][None, :, None]
         a += trend * decades[:, None, None] * trend_pattern[v][None, :, None]
         s2 = np.sin(lat_rad)[None, :, None] ** 2
@@ -410,6 +463,7 @@ def synthetic(
         enso_period=enso_period,
         teleconnection_strength=teleconnection_strength,
         regime_amplitude=regime_amplitude,
+        regime_mode=regime_mode,
         wave_amplitude=wave_amplitude,
         wave_number=wave_number,
         wave_period=wave_period,
@@ -441,6 +495,16 @@ def synthetic(
                 ("state", "variable", "lat", "lon"),
                 regime_pattern,
                 {"units": "noise units"},
+            ),
+            "regime_index": (
+                "time",
+                regime_index,
+                {"long_name": "amplitude of the regime term (b(t) in persistence mode)"},
+            ),
+            "regime_ar": (
+                "state",
+                regime_ar,
+                {"long_name": "lag-one autocorrelation of b(t) in each regime"},
             ),
             "enso_pattern": (
                 ("variable", "lat", "lon"),
