@@ -202,9 +202,9 @@ def test_persistence_mode_changes_only_the_regime_term(persistence):
     sigma, amp = 2.0, 2.0  # t2m noise unit (K) and the default regime_amplitude
     k = truth_r["regime"].values
     term_r = amp * truth_r["regime_pattern"].values[k, 0]
-    term_p = amp * truth_p["regime_index"].values[:, None, None] * truth_p[
-        "regime_pattern"
-    ].values[k, 0]
+    term_p = (
+        amp * truth_p["regime_index"].values[:, None, None] * truth_p["regime_pattern"].values[k, 0]
+    )
     rest_r = data_r["t2m"].values - sigma * term_r
     rest_p = data_p["t2m"].values - sigma * term_p
     np.testing.assert_allclose(rest_p, rest_r, atol=1e-3)  # float32 data near 288 K: ~3e-5 ulp

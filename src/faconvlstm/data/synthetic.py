@@ -70,8 +70,8 @@ from 0 to 0.95 over the regimes):
 
 .. math::
 
-    b_t = φ_{k(t)}\,b_{t−1} + \sqrt{1 − φ_{k(t)}^2}\;ε_t,\qquad ε_t \sim N(0, 1),
-    \qquad a_v \mathrel{+}= A_r\,R_v\,b_t
+    b_t = φ_{k(t)}\\,b_{t−1} + \\sqrt{1 − φ_{k(t)}^2}\\;ε_t,\\qquad ε_t \\sim N(0, 1),
+    \\qquad a_v \\mathrel{+}= A_r\\,R_v\\,b_t
 
 so ``b`` has unit variance and the same Gaussian distribution on every day of every regime:
 no function of one day's field, linear or not, beats chance at telling the regimes apart,

@@ -17,7 +17,7 @@ file (defaults in the dataclasses below)::
     variants:                        # ablations: each one more learned subject
       - {name: no_attention, model: {layer_kwargs: {attention_every: 0}}}
     eof_n_eofs: null                 # EOFs kept (null: the learned models' embed_dim)
-    threads: null                    # PyTorch intra-op threads during the comparison
+    threads: auto                    # PyTorch threads: auto (for the machine's load), N or null
     evaluation: {...}                # EvaluationConfig (targets: [TargetConfig], labels)
     cost: {...}                      # CostConfig
 """
@@ -35,6 +35,7 @@ from faconvlstm.training.config import (
     ConfigError,
     RunConfig,
     build_dataclass,
+    check_threads,
     config_from_dict,
     read_config_mapping,
 )
@@ -164,8 +165,10 @@ class CompareConfig:
     is merged into its ``model`` section per subject (``cell`` is set from the subject's
     name). ``data_seed`` fixes the synthetic data, so only the model seed varies between
     seeds. ``eof_n_eofs``: EOFs kept (null: the learned models' ``embed_dim``).
-    ``threads``: PyTorch intra-op threads during the comparison (null: unchanged). On a
-    busy shared machine 1 thread can be many times faster than spinning thread pools.
+    ``threads``: PyTorch intra-op threads during the comparison: ``auto`` (the default;
+    PyTorch's count lowered by the cores other running jobs hold,
+    :func:`faconvlstm.runtime.choose_threads`), an integer, or null (unchanged). On a busy
+    shared machine 1 thread can be many times faster than spinning thread pools.
     ``variants`` are ablations, each trained and measured like a learned subject and
     reported in one ablation table beside its base (:class:`VariantConfig`).
     The derived run configuration of a (subject or variant, seed) is :func:`run_config`;
@@ -180,7 +183,7 @@ class CompareConfig:
     model_overrides: dict = field(default_factory=dict)
     variants: list[VariantConfig] = field(default_factory=list)
     eof_n_eofs: int | None = None
-    threads: int | None = None
+    threads: int | Literal["auto"] | None = "auto"
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     cost: CostConfig = field(default_factory=CostConfig)
 
@@ -224,6 +227,7 @@ def load_compare_config(
         )
     if len(cfg.seeds) < 2:
         raise ConfigError("compare config key 'seeds': stability needs at least 2 seeds")
+    check_threads(cfg.threads, "threads")
     _check_variants(cfg)
     _check_models(cfg)
     reference = run_config(cfg, REFERENCE_SUBJECT, cfg.seeds[0])

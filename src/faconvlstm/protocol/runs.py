@@ -59,6 +59,7 @@ from faconvlstm.protocol.results import (
     summarise,
 )
 from faconvlstm.protocol.subjects import EOFSubject, LearnedSubject
+from faconvlstm.runtime import thread_setting
 from faconvlstm.training.fit import fit
 from faconvlstm.training.history import EpochRecorder, read_history
 from faconvlstm.training.infer import load_model
@@ -94,13 +95,8 @@ def compare(
     cfg.train.setdefault("trainer", {}).setdefault("enable_progress_bar", False)
     plan = make_plan(cfg, out or cfg.out)
     plan.layout.root.mkdir(parents=True, exist_ok=True)
-    threads = torch.get_num_threads()
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    try:
+    with thread_setting(cfg.threads):
         return _compare(plan, command, progress)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _compare(plan: Plan, command: str | None, progress: bool) -> Path:

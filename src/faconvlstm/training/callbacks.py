@@ -95,13 +95,15 @@ class RunSummary(L.Callback):
         data = trainer.datamodule
         source = getattr(getattr(data, "cfg", None), "source", "the data")
         resumed = f", resuming at step {trainer.global_step}" if trainer.global_step else ""
+        cpu = pl_module.device.type == "cpu"
+        threads = f", {torch.get_num_threads()} CPU threads" if cpu else ""
         print(
             f"faconvlstm fit: {type(model).__name__}"
             f"{f' ({cell} cell)' if cell else ''}, {n_params:,} parameters, on {source}: "
             f"{int(trainer.estimated_stepping_batches)} optimiser steps "
             f"({trainer.num_training_batches} batches x {trainer.max_epochs} epochs"
             f"{f' x {trainer.world_size} processes' if trainer.world_size > 1 else ''})"
-            f"{resumed} -> {self.out}",
+            f"{resumed}{threads} -> {self.out}",
             flush=True,
         )
 

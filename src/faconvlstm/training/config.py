@@ -285,15 +285,18 @@ class CheckpointConfig:
 class RunConfig:
     """The whole run. ``out`` is the output directory (``--out`` on the command line wins).
 
-    ``threads``: PyTorch CPU threads per process (``torch.set_num_threads``); ``null`` keeps
-    PyTorch's default (all cores). Small grids run as fast on one thread, and one thread is
-    robust on a busy machine, where spinning OpenMP threads can slow training tenfold.
+    ``threads``: PyTorch CPU threads per process during the run (``torch.set_num_threads``,
+    restored afterwards). ``auto`` (the default): PyTorch's count lowered by the cores other
+    running jobs hold now (:func:`faconvlstm.runtime.choose_threads`), unless
+    ``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS`` is set; an integer: that many; ``null``: leave
+    PyTorch's setting as it is. On a busy machine spinning OpenMP threads can slow training
+    up to tenfold, and FA's many small ops suffer most.
     """
 
     seed: int = 0
     task: Literal["autoencoder", "forecast"] = "autoencoder"
     out: str | None = None
-    threads: int | None = None
+    threads: int | Literal["auto"] | None = "auto"
     data: DataConfig = field(default_factory=DataConfig)
     model: dict = field(default_factory=dict)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -632,8 +635,7 @@ def _check_consistency(cfg: RunConfig) -> None:
         years = getattr(d, name)
         if years is not None and (len(years) != 2 or years[0] > years[1]):
             raise ConfigError(f"config key 'data.{name}': expected [first, last], got {years}")
-    if cfg.threads is not None and cfg.threads < 1:
-        raise ConfigError(f"config key 'threads': must be >= 1 or null, got {cfg.threads}")
+    check_threads(cfg.threads, "threads")
     if not 0.0 <= cfg.loss.teacher_forcing <= 1.0:
         raise ConfigError("config key 'loss.teacher_forcing': must lie in [0, 1]")
     _check_masking(cfg)
@@ -653,6 +655,17 @@ def _check_consistency(cfg: RunConfig) -> None:
     _check_signature(
         _synthetic_fn(), d.synthetic, "data.synthetic", "faconvlstm.data.synthetic", skip=()
     )
+
+
+def check_threads(threads: object, key: str) -> None:
+    """``threads`` is an integer ≥ 1, ``auto`` or null."""
+    ok = threads is None or threads == "auto"
+    ok = ok or (isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1)
+    if not ok:
+        raise ConfigError(
+            f"config key '{key}': must be an integer >= 1, 'auto' (chosen for the machine's "
+            f"load) or null (PyTorch's setting unchanged), got {threads!r}"
+        )
 
 
 def _check_masking(cfg: RunConfig) -> None:

@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-import torch
 import yaml
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
@@ -38,6 +37,7 @@ from torch import nn
 
 from faconvlstm import models
 from faconvlstm.files import atomic_write_json, atomic_write_text
+from faconvlstm.runtime import thread_setting
 from faconvlstm.training.callbacks import LastCheckpoint, RNGStateCallback, RunSummary
 from faconvlstm.training.checkpoint import (
     AtomicCheckpointIO,
@@ -132,7 +132,7 @@ def fit(
     cfg = config if isinstance(config, RunConfig) else load_config(config, list(overrides or []))
     validate_model_kwargs(model_class(cfg.task), cfg.model)
     out = Path(out or cfg.out or f"runs/{cfg.task}")
-    with run_lock(out):
+    with run_lock(out), thread_setting(cfg.threads):
         return _fit_locked(cfg, out, resume, list(callbacks), summary)
 
 
@@ -153,8 +153,6 @@ def _fit_locked(
         )
 
     trainer = make_trainer(cfg, out, callbacks, summary)  # bad trainer settings fail here
-    if cfg.threads is not None:
-        torch.set_num_threads(cfg.threads)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     data = GriddedDataModule(cfg.data, seed=cfg.seed)
     data.setup("fit")

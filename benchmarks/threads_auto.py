@@ -1,0 +1,167 @@
+"""``threads: auto`` against PyTorch's default thread count, on a calm and a busy machine.
+
+For each busy level N (``--busy 0 1 2``: N background processes that burn a CPU each, the
+bounded load of ``train_step.py``), the load is started first and then, as a user's run
+would, :func:`faconvlstm.runtime.choose_threads` picks the count. One whole-model training
+step (``train_step.py``'s :class:`TrainStep`: forward + loss + backward + AdamW) of the FA
+and the ConvLSTM autoencoder is then timed at PyTorch's default count and at the chosen
+one, interleaved (median of ``--repeats``). Columns: ms per step, the speed-up of ``auto``
+over the default (default ms / auto ms, > 1: auto is faster) per cell, and FA's speed ratio
+over ConvLSTM under each setting.
+
+    python benchmarks/threads_auto.py --md benchmarks/threads_auto_latest.md
+    python benchmarks/threads_auto.py --grid 64x128 --busy 0 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from faconvlstm.files import atomic_write_text
+from faconvlstm.runtime import choose_threads, runnable_others
+
+_HERE = Path(__file__).resolve().parent
+
+
+def _train_step_module() -> Any:
+    """``benchmarks/train_step.py`` as a module (its TrainStep, Row and busy_load)."""
+    if "train_step" in sys.modules:
+        return sys.modules["train_step"]
+    spec = importlib.util.spec_from_file_location("train_step", _HERE / "train_step.py")
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    sys.modules["train_step"] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+def measure(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """One result per busy level: the chosen count and the four medians (ms)."""
+    ts = _train_step_module()
+    default = torch.get_num_threads()
+    row = ts.Row("autoencoder", args.grid, args.filters, args.batch, default)
+    step_args = argparse.Namespace(
+        in_channels=args.in_channels, embed_dim=args.embed_dim, horizon=4, steps=args.steps
+    )
+    results = []
+    try:
+        for busy in args.busy:
+            with ts.busy_load(busy, args.busy_seconds):
+                time.sleep(args.settle)  # the burners are running before the choice
+                torch.set_num_threads(default)
+                others = runnable_others()
+                chosen = choose_threads()
+                steps = {cell: ts.TrainStep(row, cell, step_args) for cell in ts.CELLS}
+                times: dict[tuple[str, int], list[float]] = {}
+                settings = sorted({default, chosen}, reverse=True)
+                for n in settings:  # warm-up at each count
+                    torch.set_num_threads(n)
+                    for step in steps.values():
+                        step()
+                for rep in range(args.repeats):
+                    for n in settings if rep % 2 == 0 else settings[::-1]:
+                        torch.set_num_threads(n)
+                        for cell in ts.CELLS if rep % 2 == 0 else ts.CELLS[::-1]:
+                            start = time.perf_counter()
+                            steps[cell]()
+                            ms = (time.perf_counter() - start) * 1e3
+                            times.setdefault((cell, n), []).append(ms)
+            med = {k: statistics.median(v) for k, v in times.items()}
+            results.append(
+                {
+                    "busy": busy,
+                    "others": others,
+                    "default": default,
+                    "chosen": chosen,
+                    **{f"{c}_default_ms": med[(c, default)] for c in ts.CELLS},
+                    **{f"{c}_auto_ms": med[(c, chosen)] for c in ts.CELLS},
+                }
+            )
+    finally:
+        torch.set_num_threads(default)
+        ts._stop_all()
+    return results
+
+
+def markdown_table(results: Sequence[dict[str, Any]]) -> str:
+    lines = [
+        "| busy processes | runnable others seen | threads: default → auto "
+        "| FA ms default / auto | auto speed-up FA | ConvLSTM ms default / auto "
+        "| auto speed-up ConvLSTM | FA vs ConvLSTM: default / auto |",
+        "|---:|---:|---|---:|---:|---:|---:|---|",
+    ]
+    for r in results:
+        fa_d, fa_a = r["fa_default_ms"], r["fa_auto_ms"]
+        cl_d, cl_a = r["convlstm_default_ms"], r["convlstm_auto_ms"]
+        lines.append(
+            f"| {r['busy']} | {r['others']:.0f} | {r['default']} → {r['chosen']} "
+            f"| {fa_d:.0f} / {fa_a:.0f} | {fa_d / fa_a:.2f}× | {cl_d:.0f} / {cl_a:.0f} "
+            f"| {cl_d / cl_a:.2f}× | {cl_d / fa_d:.2f}× / {cl_a / fa_a:.2f}× |"
+        )
+    return "\n".join(lines)
+
+
+def _grid(text: str) -> tuple[int, int]:
+    try:
+        h, w = text.lower().replace("×", "x").split("x")
+        return int(h), int(w)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"grid must look like 16x32, got {text!r}") from None
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--grid", type=_grid, default=(16, 32), help="HxW (the demo's 16x32)")
+    p.add_argument("--filters", type=int, default=16)
+    p.add_argument("--batch", type=int, default=16, help="B (the demo's 16)")
+    p.add_argument("--steps", type=int, default=8, help="T (the demo's window 8)")
+    p.add_argument("--in-channels", type=int, default=3)
+    p.add_argument("--embed-dim", type=int, default=16)
+    p.add_argument("--busy", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--busy-seconds", type=float, default=600.0, help="burners' own time limit")
+    p.add_argument("--settle", type=float, default=1.0, help="s between load start and choice")
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--md", help="also write the table to this markdown file")
+    args = p.parse_args(argv)
+    if args.repeats < 1 or min(args.busy) < 0:
+        p.error("--repeats must be >= 1 and --busy levels >= 0")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        load = "load average {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
+    except OSError:
+        load = "load average n/a"
+    machine = (
+        f"torch {torch.__version__}, {os.cpu_count()} CPUs, {load} at start; autoencoder "
+        f"{args.grid[0]}x{args.grid[1]}, filters {args.filters}, B={args.batch}, "
+        f"T={args.steps}, C={args.in_channels}, E={args.embed_dim}, repeats={args.repeats}"
+    )
+    print(f"# {machine}", flush=True)
+    table = markdown_table(measure(args))
+    print(table)
+    if args.md:
+        command = "python benchmarks/threads_auto.py " + " ".join(
+            sys.argv[1:] if argv is None else argv
+        )
+        atomic_write_text(
+            f"<!-- {command.strip()} -->\n\nMachine: {machine}.\n\n{table}\n", args.md
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
