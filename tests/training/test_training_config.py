@@ -148,6 +148,21 @@ def test_synthetic_fa_and_convlstm_configs_differ_only_in_the_cell():
     assert fa == cl
 
 
+def test_compare_persistence_is_the_demo_on_the_persistence_record():
+    """Only the record differs: its regimes are defined by their persistence."""
+    import dataclasses
+
+    from faconvlstm.protocol.config import load_compare_config
+
+    demo = dataclasses.asdict(load_compare_config("compare_demo"))
+    pers = dataclasses.asdict(load_compare_config("compare_persistence"))
+    knobs = pers["train"]["data"]["synthetic"]
+    extra = {k: knobs.pop(k) for k in ("regime_mode", "n_regimes", "regime_persistence")}
+    assert extra == {"regime_mode": "persistence", "n_regimes": 2, "regime_persistence": 0.95}
+    demo.pop("out"), pers.pop("out")
+    assert pers == demo
+
+
 def _split(**years):
     from faconvlstm.training.datamodule import GriddedDataModule, open_source
 
