@@ -9,7 +9,14 @@ measurement of the same trained models).
 import json
 import sys
 
-KEYS = ("ari_truth", "stability_cka", "probe_r2", "probe_r2_index", "recon_rmse")
+KEYS = (
+    "ari_truth",
+    "stability_cka",
+    "probe_r2",
+    "probe_r2_index",
+    "probe_acc_regime",
+    "recon_rmse",
+)
 
 
 def main(path: str) -> None:

@@ -102,3 +102,33 @@ def test_a_result_file_of_another_schema_is_refused_by_name():
         SeedResult.from_dict({"seed": 0, "recon_mse": 1.0}, "runs/fa/seed0/result.json")
     with pytest.raises(ValueError, match="results schema 2 is not 1"):
         Results.from_dict({"schema_version": 2})
+
+
+def _probe_results(base, k, scores):
+    from types import SimpleNamespace
+
+    models = {
+        name: SimpleNamespace(summary={"probe_acc_regime": m, "probe_acc_regime_sd": sd})
+        for name, (m, sd) in scores.items()
+    }
+    data = SimpleNamespace(probe_acc_regime_field=base, n_regimes=k, n_clusters=k)
+    return SimpleNamespace(data=data, models=models)
+
+
+def test_the_regime_probe_verdict_needs_chance_and_a_seed_sd_beaten_too():
+    """On the persistence record one day holds nothing and the single-day baseline fell
+    below chance (0.462 with 2 regimes); embeddings at chance (0.515 ± 0.018) used to be
+    reported as beating it."""
+    from faconvlstm.protocol.report import _regime_probe_lines
+
+    at_chance = _probe_results(0.462, 2, {"fa": (0.515, 0.018), "eof": (0.563, 0.0)})
+    (line,) = [s for s in _regime_probe_lines(at_chance) if s]
+    assert "EOF" in line and "beats it and chance" in line  # 0.563 > 0.5 with no seed spread
+    verdict = line.split("regime probe); ")[1].split(".")[0]
+    assert "FAConvLSTM" not in verdict  # 0.515 − 0.018 < 0.5
+    none = _probe_results(0.462, 2, {"fa": (0.515, 0.018), "convlstm": (0.541, 0.05)})
+    assert "no embedding beats it" in _regime_probe_lines(none)[1]
+    # the pattern record: baseline above chance, FA clear of it, ConvLSTM inside one sd
+    pattern = _probe_results(0.979, 4, {"fa": (0.99, 0.005), "convlstm": (0.985, 0.01)})
+    verdict = _regime_probe_lines(pattern)[1].split("regime probe); ")[1].split(".")[0]
+    assert "FAConvLSTM beats it" in verdict and "ConvLSTM," not in verdict
