@@ -16,7 +16,6 @@ over ConvLSTM under each setting.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import statistics
 import sys
@@ -30,23 +29,12 @@ import torch
 from faconvlstm.files import atomic_write_text
 from faconvlstm.runtime import choose_threads, runnable_others
 
-_HERE = Path(__file__).resolve().parent
-
-
-def _train_step_module() -> Any:
-    """``benchmarks/train_step.py`` as a module (its TrainStep, Row and busy_load)."""
-    if "train_step" in sys.modules:
-        return sys.modules["train_step"]
-    spec = importlib.util.spec_from_file_location("train_step", _HERE / "train_step.py")
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    sys.modules["train_step"] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import train_step as ts  # benchmarks/train_step.py: TrainStep, Row, busy_load
 
 
 def measure(args: argparse.Namespace) -> list[dict[str, Any]]:
     """One result per busy level: the chosen count and the four medians (ms)."""
-    ts = _train_step_module()
     default = torch.get_num_threads()
     row = ts.Row("autoencoder", args.grid, args.filters, args.batch, default)
     step_args = argparse.Namespace(
@@ -110,19 +98,11 @@ def markdown_table(results: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _grid(text: str) -> tuple[int, int]:
-    try:
-        h, w = text.lower().replace("×", "x").split("x")
-        return int(h), int(w)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"grid must look like 16x32, got {text!r}") from None
-
-
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--grid", type=_grid, default=(16, 32), help="HxW (the demo's 16x32)")
+    p.add_argument("--grid", type=ts._grid, default=(16, 32), help="HxW (the demo's 16x32)")
     p.add_argument("--filters", type=int, default=16)
     p.add_argument("--batch", type=int, default=16, help="B (the demo's 16)")
     p.add_argument("--steps", type=int, default=8, help="T (the demo's window 8)")
