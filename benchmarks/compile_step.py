@@ -29,8 +29,6 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import train_step as ts  # benchmarks/train_step.py: TrainStep, Row
 
-from faconvlstm.files import atomic_write_text
-
 
 class CompiledStep:
     """A :class:`TrainStep` whose model forward runs through ``torch.compile``."""
@@ -103,15 +101,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--grid", type=ts._grid, default=(16, 32), help="HxW (the demo's 16x32)")
-    p.add_argument("--filters", type=int, default=16)
-    p.add_argument("--batch", type=int, default=16, help="B (the demo's 16)")
-    p.add_argument("--steps", type=int, default=8, help="T (the demo's window 8)")
-    p.add_argument("--in-channels", type=int, default=3)
-    p.add_argument("--embed-dim", type=int, default=16)
+    ts.add_autoencoder_args(p)
     p.add_argument("--threads", type=int, default=1, help="the demo's one thread")
     p.add_argument("--repeats", type=int, default=7)
-    p.add_argument("--md", help="also write the table to this markdown file")
     p.add_argument(
         "--warm-cache",
         action="store_true",
@@ -125,16 +117,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        load = "load average {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
-    except OSError:
-        load = "load average n/a"
-    machine = (
-        f"torch {torch.__version__}, {os.cpu_count()} CPUs, {load} at start; autoencoder "
-        f"{args.grid[0]}x{args.grid[1]}, filters {args.filters}, B={args.batch}, "
-        f"T={args.steps}, C={args.in_channels}, E={args.embed_dim}, threads={args.threads}, "
-        f"repeats={args.repeats}"
-    )
+    machine = ts.autoencoder_machine_line(args, f", threads={args.threads}, repeats={args.repeats}")
     print(f"# {machine}", flush=True)
     cache = None if args.warm_cache else tempfile.mkdtemp(prefix="inductor-")
     if cache:
@@ -146,11 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             shutil.rmtree(cache, ignore_errors=True)
     print(table)
     if args.md:
-        command = "python benchmarks/compile_step.py " + " ".join(
-            sys.argv[1:] if argv is None else argv
-        )
-        text = f"<!-- {command.strip()} -->\n\nMachine: {machine}.\n\n{table}\n"
-        atomic_write_text(text, args.md)
+        ts.write_markdown(Path(__file__).name, argv, machine, table, args.md)
     return 0
 
 

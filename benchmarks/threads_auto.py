@@ -16,7 +16,6 @@ over ConvLSTM under each setting.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
@@ -26,7 +25,6 @@ from typing import Any
 
 import torch
 
-from faconvlstm.files import atomic_write_text
 from faconvlstm.runtime import choose_threads, runnable_others
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -102,17 +100,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--grid", type=ts._grid, default=(16, 32), help="HxW (the demo's 16x32)")
-    p.add_argument("--filters", type=int, default=16)
-    p.add_argument("--batch", type=int, default=16, help="B (the demo's 16)")
-    p.add_argument("--steps", type=int, default=8, help="T (the demo's window 8)")
-    p.add_argument("--in-channels", type=int, default=3)
-    p.add_argument("--embed-dim", type=int, default=16)
+    ts.add_autoencoder_args(p)
     p.add_argument("--busy", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--busy-seconds", type=float, default=600.0, help="burners' own time limit")
     p.add_argument("--settle", type=float, default=1.0, help="s between load start and choice")
     p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--md", help="also write the table to this markdown file")
     args = p.parse_args(argv)
     if args.repeats < 1 or min(args.busy) < 0:
         p.error("--repeats must be >= 1 and --busy levels >= 0")
@@ -121,25 +113,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        load = "load average {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
-    except OSError:
-        load = "load average n/a"
-    machine = (
-        f"torch {torch.__version__}, {os.cpu_count()} CPUs, {load} at start; autoencoder "
-        f"{args.grid[0]}x{args.grid[1]}, filters {args.filters}, B={args.batch}, "
-        f"T={args.steps}, C={args.in_channels}, E={args.embed_dim}, repeats={args.repeats}"
-    )
+    machine = ts.autoencoder_machine_line(args, f", repeats={args.repeats}")
     print(f"# {machine}", flush=True)
     table = markdown_table(measure(args))
     print(table)
     if args.md:
-        command = "python benchmarks/threads_auto.py " + " ".join(
-            sys.argv[1:] if argv is None else argv
-        )
-        atomic_write_text(
-            f"<!-- {command.strip()} -->\n\nMachine: {machine}.\n\n{table}\n", args.md
-        )
+        ts.write_markdown(Path(__file__).name, argv, machine, table, args.md)
     return 0
 
 

@@ -343,16 +343,49 @@ def verdict_line(v: dict[str, Any]) -> str:
     return "Verdict: " + "; ".join(parts) + tail
 
 
-def machine_line(args: argparse.Namespace) -> str:
+def load_text() -> str:
+    """The machine's 1-, 5- and 15-minute load averages, as the tables' machine lines say."""
     try:
-        load = "load average {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
+        return "load average {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
     except OSError:
-        load = "load average n/a"
+        return "load average n/a"
+
+
+def machine_line(args: argparse.Namespace) -> str:
     return (
-        f"torch {torch.__version__}, {os.cpu_count()} CPUs, {load} at start; "
+        f"torch {torch.__version__}, {os.cpu_count()} CPUs, {load_text()} at start; "
         f"T={args.steps}, C={args.in_channels}, E={args.embed_dim}, horizon={args.horizon}, "
         f"repeats={args.repeats}, one recurrent layer per stack"
     )
+
+
+# ---------------------------------------------------------------------- shared
+def add_autoencoder_args(p: argparse.ArgumentParser) -> None:
+    """The one-row autoencoder options of the sibling benchmarks (threads_auto.py,
+    compile_step.py), defaulting to the demo's size."""
+    p.add_argument("--grid", type=_grid, default=(16, 32), help="HxW (the demo's 16x32)")
+    p.add_argument("--filters", type=int, default=16)
+    p.add_argument("--batch", type=int, default=16, help="B (the demo's 16)")
+    p.add_argument("--steps", type=int, default=8, help="T (the demo's window 8)")
+    p.add_argument("--in-channels", type=int, default=3)
+    p.add_argument("--embed-dim", type=int, default=16)
+    p.add_argument("--md", help="also write the table to this markdown file")
+
+
+def autoencoder_machine_line(args: argparse.Namespace, extra: str = "") -> str:
+    """torch, CPUs, load and the row of :func:`add_autoencoder_args`."""
+    return (
+        f"torch {torch.__version__}, {os.cpu_count()} CPUs, {load_text()} at start; autoencoder "
+        f"{args.grid[0]}x{args.grid[1]}, filters {args.filters}, B={args.batch}, "
+        f"T={args.steps}, C={args.in_channels}, E={args.embed_dim}{extra}"
+    )
+
+
+def write_markdown(script: str, argv: Sequence[str] | None, machine: str, table: str, path):
+    """The table under its command line and machine line, written atomically to ``path``."""
+    command = f"python benchmarks/{script} " + " ".join(sys.argv[1:] if argv is None else argv)
+    text = f"<!-- {command.strip()} -->\n\nMachine: {machine}.\n\n{table}\n"
+    atomic_write_text(text, path)
 
 
 # ---------------------------------------------------------------------- main
