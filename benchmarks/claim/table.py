@@ -21,17 +21,19 @@ def main(path: str) -> None:
     rows = {}
     for line in open(path):
         r = json.loads(line)
-        rows[(r["setting"], len(r["seeds"]))] = r
+        rows[(r["setting"], len(r["seeds"]), r.get("fold", "2003"))] = r
     print(
-        "| setting | seeds | wall (s) | model | " + " | ".join(KEYS) + " | final train / val loss |"
+        "| setting | scored year | seeds | wall (s) | model | "
+        + " | ".join(KEYS)
+        + " | final train / val loss |"
     )
-    print("|---|---|---|---|" + "---|" * (len(KEYS) + 1))
-    for (name, n), r in rows.items():
+    print("|---|---|---|---|---|" + "---|" * (len(KEYS) + 1))
+    for (name, n, fold), r in rows.items():
         for model, m in r["metrics"].items():
             losses = r["final_losses"].get(model) or []
             loss = ", ".join(f"{a:.3f}/{b:.3f}" for a, b in losses) or "–"
             vals = " | ".join("–" if m.get(k) is None else f"{m[k]:.3f}" for k in KEYS)
-            print(f"| {name} | {n} | {r['wall_s']:.0f} | {model} | {vals} | {loss} |")
+            print(f"| {name} | {fold} | {n} | {r['wall_s']:.0f} | {model} | {vals} | {loss} |")
 
 
 if __name__ == "__main__":
