@@ -596,25 +596,35 @@ def _probe_sentence(results: Results) -> list[str]:
 def _regime_probe_lines(results: Results) -> list[str]:
     """The single-day linear baseline of the regime probe, and which subjects beat it.
 
-    A subject beats it when its mean balanced accuracy minus one seed sd exceeds both the
-    baseline and chance (1/k): a baseline below chance (it happens when one day holds no
-    regime information and the folds are few) is not beaten by a score at chance.
+    The single-day references are the field baseline, chance (1/k) and every subject that
+    is itself a linear projection of one day (EOF: not learned): their scores show how far
+    the probe's own noise reaches (on a record where one day holds no regime information,
+    the baseline fell below chance and EOF rose above it). A learned subject beats them when
+    its mean balanced accuracy minus one seed sd exceeds the highest of them.
     """
     base = results.data.probe_acc_regime_field
     if base is None:
         return []
     k = results.data.n_regimes or results.data.n_clusters
-    bar = max(base, 1.0 / k)
-    above = []
-    for name, r in results.models.items():
-        score = r.summary.get("probe_acc_regime")
-        if score is not None and score - (r.summary.get("probe_acc_regime_sd") or 0.0) > bar:
-            above.append(subject_label(name))
+    scores = {
+        name: r.summary.get("probe_acc_regime")
+        for name, r in results.models.items()
+        if r.summary.get("probe_acc_regime") is not None
+    }
+    single_day = [n for n in scores if n in SUBJECTS and not SUBJECTS[n].learned]
+    bar = max([base, 1.0 / k, *(scores[n] for n in single_day)])
+    above = [
+        subject_label(n)
+        for n, v in scores.items()
+        if n not in single_day
+        and v - (results.models[n].summary.get("probe_acc_regime_sd") or 0.0) > bar
+    ]
+    refs = f" and {', '.join(subject_label(n) for n in single_day)}" if single_day else ""
     verdict = (
-        f"{', '.join(above)} beat{'s' if len(above) == 1 else ''} it and chance by more "
+        f"{', '.join(above)} beat{'s' if len(above) == 1 else ''} it, chance{refs} by more "
         "than one seed sd"
         if above
-        else "no embedding beats it and chance by more than one seed sd"
+        else f"no learned embedding beats it, chance{refs} by more than one seed sd"
     )
     return [
         "",
