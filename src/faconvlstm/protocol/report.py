@@ -631,7 +631,7 @@ def _regime_probe_lines(results: Results) -> list[str]:
         "Regime persistence: a linear classifier of the true regime on each day's whole "
         f"field (the best single-day linear projection) has balanced accuracy {base:.3f} "
         f"(chance {1 / k:.3f}; blocked CV by year, like the embeddings' regime probe); "
-        f"{verdict}. An embedding above both carries information about the regime that no "
+        f"{verdict}. An embedding above all of them carries information about the regime that no "
         "single day holds: its persistence, integrated by the recurrence and the temporal "
         "attention.",
     ]
