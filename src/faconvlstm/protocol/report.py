@@ -606,18 +606,17 @@ def _regime_probe_lines(results: Results) -> list[str]:
     if base is None:
         return []
     k = results.data.n_regimes or results.data.n_clusters
-    scores = {
-        name: r.summary.get("probe_acc_regime")
+    scores = {  # name -> (mean, seed sd)
+        name: (r.summary["probe_acc_regime"], r.summary.get("probe_acc_regime_sd") or 0.0)
         for name, r in results.models.items()
         if r.summary.get("probe_acc_regime") is not None
     }
     single_day = [n for n in scores if n in SUBJECTS and not SUBJECTS[n].learned]
-    bar = max([base, 1.0 / k, *(scores[n] for n in single_day)])
+    bar = max([base, 1.0 / k, *(scores[n][0] for n in single_day)])
     above = [
         subject_label(n)
-        for n, v in scores.items()
-        if n not in single_day
-        and v - (results.models[n].summary.get("probe_acc_regime_sd") or 0.0) > bar
+        for n, (mean, sd) in scores.items()
+        if n not in single_day and mean - sd > bar
     ]
     refs = f" and {', '.join(subject_label(n) for n in single_day)}" if single_day else ""
     verdict = (
