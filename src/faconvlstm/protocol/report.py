@@ -607,7 +607,7 @@ def _regime_probe_lines(results: Results) -> list[str]:
         return []
     k = results.data.n_regimes or results.data.n_clusters
     scores = {  # name -> (mean, seed sd)
-        name: (r.summary["probe_acc_regime"], r.summary.get("probe_acc_regime_sd") or 0.0)
+        name: (r.summary.get("probe_acc_regime"), r.summary.get("probe_acc_regime_sd") or 0.0)
         for name, r in results.models.items()
         if r.summary.get("probe_acc_regime") is not None
     }
