@@ -544,8 +544,11 @@ class RecurrentConv2D(nn.Module):
         outputs = []
         prev_out = torch.zeros_like(h) if mask is not None else None
         out = h
-        for t in range(steps):
-            h_new, c_new = self._advance(xs[t], h, c, rec_masks, t, t == steps - 1, training)
+        # unbind, not xs[t]: the backward of T selects writes T zero-filled copies of the
+        # whole sequence gradient (O(T²) memory traffic, half of ConvLSTM's step at the
+        # demo's size); unbind's backward is one stack
+        for t, xs_t in enumerate(xs.unbind(0)):
+            h_new, c_new = self._advance(xs_t, h, c, rec_masks, t, t == steps - 1, training)
             if mask is not None:
                 valid = mask[:, t].view(batch, 1, 1, 1)
                 out = torch.where(valid, h_new, prev_out)
