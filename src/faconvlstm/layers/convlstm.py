@@ -89,17 +89,51 @@ class ConvLSTM2D(RecurrentConv2D):
         weight = state_dict.get(prefix + "kernel")
         return None if weight is None else int(weight.shape[1])
 
-    def _conv(self, x: torch.Tensor, weight: torch.Tensor, strides, dilation, padding: str):
+    def _conv(
+        self,
+        x: torch.Tensor,
+        weight: torch.Tensor,
+        strides,
+        dilation,
+        padding: str,
+        bias: torch.Tensor | None = None,
+    ):
         pads = conv_pads(x.shape[-2:], self.kernel_size, strides, dilation, padding)
         sym = symmetric_torch_padding(pads) if self.boundary == "zeros" else None
         if sym is not None:
-            return F.conv2d(x, weight, stride=strides, padding=sym, dilation=dilation)
-        return F.conv2d(pad2d(x, pads, self.boundary), weight, stride=strides, dilation=dilation)
+            return F.conv2d(x, weight, bias, stride=strides, padding=sym, dilation=dilation)
+        x = pad2d(x, pads, self.boundary)
+        return F.conv2d(x, weight, bias, stride=strides, dilation=dilation)
+
+    @property
+    def joint_step(self) -> bool:
+        r"""Whether each step runs one convolution of the stacked $[x_t, h_{t-1}]$.
+
+        $W \star x_t + U \star h_{t-1} = [W, U] \star [x_t, h_{t-1}]$ whenever both
+        convolutions see the same grid and padding: stride 1, dilation 1, ``"same"``
+        padding, no dropout (Keras' per-gate masks need separate convolutions). The joint
+        form is the one PyTorch ConvLSTMs use (ndrplz, OpenSTL); computing all T input
+        convolutions at once instead wrote a (T, B, 4F, H, W) tensor and its gradient to
+        memory and made the 64×128, F = 64 training step ~2× slower (docs/performance.md).
+        Equal to the separate form to float32 rounding (~2e-7 here), not bitwise.
+        """
+        return (
+            self.strides == (1, 1)
+            and self.dilation_rate == (1, 1)
+            and self.padding == "same"
+            and self.dropout == 0
+            and self.recurrent_dropout == 0
+        )
 
     def _input_sequence(
         self, x: torch.Tensor, input_masks: list[torch.Tensor] | None
     ) -> torch.Tensor:
-        """All input convolutions at once: (B, T, C, H, W) → time-major (T, B, 4F, H', W')."""
+        """All input convolutions at once: (B, T, C, H, W) → time-major (T, B, 4F, H', W').
+
+        With :attr:`joint_step`, the time-major frames themselves, (T, B, C, H, W): the step
+        convolves them together with h."""
+        if self.joint_step:
+            return x.transpose(0, 1)
         batch, steps = x.shape[:2]
         frames = x.transpose(0, 1).reshape(steps * batch, *x.shape[2:])
         if input_masks is None:
@@ -124,6 +158,15 @@ class ConvLSTM2D(RecurrentConv2D):
         return z.view(steps, batch, *z.shape[1:])
 
     def _step(self, xs_t, h, c, recurrent_masks, t, attend):
+        if self.joint_step:
+            weight = torch.cat([self.kernel, self.recurrent_kernel], dim=1)
+            z = self._conv(torch.cat([xs_t, h], dim=1), weight, (1, 1), (1, 1), "same", self.bias)
+            zi, zf, zc, zo = z.chunk(4, dim=1)
+            i = self._rec_act(zi)
+            f = self._rec_act(zf)
+            c = f * c + i * self._act(zc)
+            o = self._rec_act(zo)
+            return o * self._act(c), c
         if recurrent_masks is None:
             zh = self._conv(h, self.recurrent_kernel, (1, 1), (1, 1), "same")
         else:
