@@ -1,4 +1,4 @@
-"""ConvLSTM2D — the baseline, numerically identical to ``keras.layers.ConvLSTM2D``.
+"""ConvLSTM2D — the baseline, equal to ``keras.layers.ConvLSTM2D`` to float32 rounding.
 
 Shi et al., "Convolutional LSTM Network: A Machine Learning Approach for Precipitation
 Nowcasting", NeurIPS 2015, in the formulation of Keras 3 (no peepholes, fused kernel with gate
