@@ -2,25 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
 
-
-def _load():
-    spec = importlib.util.spec_from_file_location(
-        "convlstm_baseline", ROOT / "benchmarks/convlstm_baseline.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_the_reference_cell_is_the_same_function_as_ours():
-    bench = _load()
+def test_the_reference_cell_is_the_same_function_as_ours(load_benchmark):
+    bench = load_benchmark("convlstm_baseline")
     layers = bench.build(in_channels=3, filters=4, kernel_size=3)
     assert layers["ours"].joint_step and not layers["ours_separate"].joint_step
     x = torch.randn(2, 4, 3, 6, 10, generator=torch.Generator().manual_seed(0))
@@ -29,8 +15,8 @@ def test_the_reference_cell_is_the_same_function_as_ours():
         torch.testing.assert_close(layers[name](x), ref, atol=1e-6, rtol=0)
 
 
-def test_tiny_run_prints_one_row_per_layer(capsys):
-    bench = _load()
+def test_tiny_run_prints_one_row_per_layer(load_benchmark, capsys):
+    bench = load_benchmark("convlstm_baseline")
     argv = ["--grid", "6x10", "--filters", "4", "--in-channels", "3", "--batch", "2"]
     assert bench.main([*argv, "--steps", "3", "--repeats", "1"]) == 0
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]

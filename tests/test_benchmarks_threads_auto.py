@@ -2,36 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import psutil
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
 
-
-def _load():
-    spec = importlib.util.spec_from_file_location(
-        "threads_auto", ROOT / "benchmarks/threads_auto.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_tiny_run_chooses_measures_and_cleans_up(tmp_path, capsys):
-    bench = _load()
+def test_tiny_run_chooses_measures_and_cleans_up(load_benchmark, tmp_path, capsys):
+    bench = load_benchmark("threads_auto")
     before = {p.pid for p in psutil.Process().children(recursive=True)}
     threads = torch.get_num_threads()
     md = tmp_path / "t.md"
     argv = ["--grid", "8x16", "--filters", "4", "--batch", "2", "--steps", "3"]
     argv += ["--busy", "0", "1", "--repeats", "1", "--settle", "0.2", "--md", str(md)]
-    try:
-        assert bench.main(argv) == 0
-    finally:
-        sys.modules.pop("train_step", None)
+    assert bench.main(argv) == 0
     text = md.read_text()
     rows = [line for line in text.splitlines() if line.startswith("| ") and "busy" not in line]
     assert len(rows) == 2  # one per busy level

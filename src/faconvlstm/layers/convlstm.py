@@ -158,17 +158,11 @@ class ConvLSTM2D(RecurrentConv2D):
         return z.view(steps, batch, *z.shape[1:])
 
     def _step(self, xs_t, h, c, recurrent_masks, t, attend):
-        if self.joint_step:
+        if self.joint_step:  # [W, U] ⋆ [x_t, h] + b
             weight = torch.cat([self.kernel, self.recurrent_kernel], dim=1)
             z = self._conv(torch.cat([xs_t, h], dim=1), weight, (1, 1), (1, 1), "same", self.bias)
-            zi, zf, zc, zo = z.chunk(4, dim=1)
-            i = self._rec_act(zi)
-            f = self._rec_act(zf)
-            c = f * c + i * self._act(zc)
-            o = self._rec_act(zo)
-            return o * self._act(c), c
-        if recurrent_masks is None:
-            zh = self._conv(h, self.recurrent_kernel, (1, 1), (1, 1), "same")
+        elif recurrent_masks is None:  # (W ⋆ x_t + b) + U ⋆ h
+            z = xs_t + self._conv(h, self.recurrent_kernel, (1, 1), (1, 1), "same")
         else:
             zh = torch.cat(
                 [
@@ -177,7 +171,8 @@ class ConvLSTM2D(RecurrentConv2D):
                 ],
                 dim=1,
             )
-        zi, zf, zc, zo = (xs_t + zh).chunk(4, dim=1)
+            z = xs_t + zh
+        zi, zf, zc, zo = z.chunk(4, dim=1)
         i = self._rec_act(zi)
         f = self._rec_act(zf)
         c = f * c + i * self._act(zc)

@@ -10,7 +10,8 @@ optional gradient checkpointing over time. A cell subclass supplies five methods
   channels as ``torch.nn.UninitializedParameter``;
 * ``_build(in_channels)`` — materialise (in place) and initialise them;
 * ``_input_sequence(x, input_masks)`` — the input contribution of every step at once, time
-  major (``xs[t]`` is step ``t``), in the cell's internal layout;
+  major (step ``t`` is ``xs.unbind(0)[t]``), in the cell's internal layout (or the frames
+  themselves, for a ``_step`` that convolves them, as ConvLSTM2D's joint step does);
 * ``_step(xs_t, h, c, recurrent_masks, t, attend)`` — one recurrence step in the internal
   layout (``attend``: whether this step ends with attention, see :meth:`attends_at`);
 * ``_in_channels_from_state(state_dict, prefix)`` — infer ``in_channels`` when loading a
