@@ -10,6 +10,8 @@ from faconvlstm import FAConvLSTM2D
 from faconvlstm.evaluation import (
     attention_map,
     attention_mass_on_region,
+    knn_probe_accuracy,
+    knn_probe_r2,
     linear_probe_accuracy,
     linear_probe_r2,
     nino34_index,
@@ -120,6 +122,66 @@ def test_linear_probe_accuracy_errors_say_what_to_fix():
         linear_probe_accuracy(z, y, groups=np.arange(5))
     with pytest.raises(ValueError, match="single class"):
         linear_probe_accuracy(z, np.zeros(10), groups=np.arange(10) % 2)
+
+
+def test_knn_probes_read_an_even_function_that_a_linear_probe_cannot():
+    """A regime held as the size, not the sign, of a feature (the persistence record's
+    case: b and -b equally likely in both regimes) is invisible to a hyperplane and read
+    by the k-NN probes; unrelated features stay at chance / R² ≤ ~0."""
+    rng = np.random.default_rng(0)
+    groups = np.repeat(np.arange(5), 200)
+    z = rng.normal(size=(1000, 3))
+    labels = (np.abs(z[:, 0]) > 0.67).astype(int)  # two classes of about equal size
+    # no hyperplane separates them: the linear probe stays near chance (measured 0.56; the
+    # bound allows the ~0.03 that fold-wise class frequencies give a logistic intercept)
+    assert linear_probe_accuracy(z, labels, groups=groups) < 0.6
+    assert knn_probe_accuracy(z, labels, groups=groups) > 0.85  # measured 0.94
+    assert knn_probe_accuracy(rng.normal(size=(1000, 3)), labels, groups=groups) < 0.56
+    driver = z[:, 0] ** 2
+    assert linear_probe_r2(z, driver, groups=groups) < 0.05
+    assert knn_probe_r2(z, driver, groups=groups) > 0.8  # measured 0.88
+    assert knn_probe_r2(rng.normal(size=(1000, 3)), driver, groups=groups) < 0.05
+
+
+def test_knn_probe_with_one_k_is_leave_one_year_out_knn():
+    """With a single k there is nothing to choose: the score is scikit-learn's pooled
+    leave-one-group-out k-NN on standardised features."""
+    from sklearn.metrics import balanced_accuracy_score, r2_score
+    from sklearn.model_selection import LeaveOneGroupOut, cross_val_predict
+    from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(2)
+    groups = np.repeat(np.arange(3), 100)
+    z = rng.normal(size=(300, 4)) * [1.0, 5.0, 0.1, 1.0]
+    y = np.sin(2 * z[:, 0]) + 0.1 * rng.normal(size=300)
+    labels = (y > 0).astype(int)
+
+    def pooled(estimator, target):
+        probe = make_pipeline(StandardScaler(), estimator(n_neighbors=7))
+        return cross_val_predict(probe, z, target, cv=LeaveOneGroupOut(), groups=groups)
+
+    assert knn_probe_r2(z, y, groups=groups, ks=(7,)) == pytest.approx(
+        r2_score(y, pooled(KNeighborsRegressor, y))
+    )
+    assert knn_probe_accuracy(z, labels, groups=groups, ks=(7,)) == pytest.approx(
+        balanced_accuracy_score(labels, pooled(KNeighborsClassifier, labels))
+    )
+    # k larger than the fitting years hold is clipped, not an error
+    assert np.isfinite(knn_probe_r2(z, y, groups=groups, ks=(5, 10_000)))
+
+
+def test_knn_probe_errors_say_what_to_fix():
+    z, y = np.zeros((10, 2)), np.arange(10) % 2
+    with pytest.raises(ValueError, match="at least 2 groups"):
+        knn_probe_accuracy(z, y, groups=np.full(10, 2000))
+    with pytest.raises(ValueError, match="one block label"):
+        knn_probe_r2(z, y, groups=np.arange(5))
+    with pytest.raises(ValueError, match="single class"):
+        knn_probe_accuracy(z, np.zeros(10), groups=np.arange(10) % 2)
+    with pytest.raises(ValueError, match="at least one candidate"):
+        knn_probe_r2(z, y, groups=np.arange(10) % 2, ks=())
 
 
 def test_occlusion_attributes_nothing_to_an_unused_variable():

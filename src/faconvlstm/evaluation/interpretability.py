@@ -9,7 +9,8 @@
 - Linear probes: cross-validated R² of a known driver (the synthetic oscillator, or an index
   computed from the data such as the Niño-3.4 box mean of SST) regressed on the embeddings,
   blocked by year for slow drivers; and the balanced accuracy of a linear classifier of
-  known regime labels, blocked the same way.
+  known regime labels, blocked the same way. Beside each, a k-nearest-neighbour probe
+  scored the same way reads what the embeddings hold in a nonlinear form.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import xarray as xr
 from sklearn.linear_model import LogisticRegression, RidgeCV
 from sklearn.metrics import balanced_accuracy_score, r2_score
 from sklearn.model_selection import KFold, LeaveOneGroupOut, cross_val_predict
+from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -30,9 +32,12 @@ from faconvlstm.evaluation._arrays import as_samples, to_numpy
 from faconvlstm.evaluation.quality import _spatial_dims
 
 __all__ = [
+    "KNN_KS",
     "attention_map",
     "attention_mass_on_region",
     "box_mean_index",
+    "knn_probe_accuracy",
+    "knn_probe_r2",
     "linear_probe_accuracy",
     "linear_probe_r2",
     "nino34_index",
@@ -235,18 +240,7 @@ def linear_probe_accuracy(
     """
     x = as_samples(z)
     y = np.asarray(to_numpy(labels)).ravel().astype(int)
-    groups = np.asarray(groups).ravel()
-    if groups.shape != y.shape or x.shape[0] != y.size:
-        raise ValueError(
-            f"linear_probe_accuracy: {x.shape[0]} samples, {y.size} labels and "
-            f"{groups.size} groups; give one label and one block label (e.g. the year) per "
-            "sample"
-        )
-    if np.unique(groups).size < 2:
-        raise ValueError(
-            "linear_probe_accuracy: blocked cross-validation needs at least 2 groups "
-            f"(years); got only {np.unique(groups).tolist()}"
-        )
+    groups = _check_blocked("linear_probe_accuracy", x, y, groups)
     if np.unique(y).size < 2:
         raise ValueError("linear_probe_accuracy: the labels hold a single class")
     if not cs:
@@ -255,26 +249,140 @@ def linear_probe_accuracy(
     def probe(c: float):
         return make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=2000))
 
+    pred = _nested_blocked_predict(probe, cs, x, y, groups, balanced_accuracy_score)
+    return float(balanced_accuracy_score(y, pred))
+
+
+#: Candidate neighbour counts of the k-NN probes (chosen per outer fold by the inner CV).
+KNN_KS: tuple[int, ...] = (5, 20, 80)
+
+
+def knn_probe_r2(z: Any, target: Any, *, groups: Any, ks: Sequence[int] = KNN_KS) -> float:
+    """Out-of-sample R² of a k-nearest-neighbour regression of a driver on the embeddings:
+    the nonlinear companion of :func:`linear_probe_r2`, scored the same way.
+
+    The probe is ``StandardScaler`` + ``KNeighborsRegressor`` (uniform weights, Euclidean
+    distance on standardised features): ŷ(z) is the mean target of the k embeddings of the
+    fitting years nearest to z. It can read a driver that the embedding holds in any smooth
+    form — e.g. as ``z₁²``, or on a curve — where the linear probe needs it along one
+    direction. ``k`` (from ``ks``) is chosen per outer fold by an inner leave-one-group-out
+    on the fitting years only; predictions are pooled over the outer folds (one per group)
+    and scored by the pooled R² of :func:`linear_probe_r2`. k-NN has no optimiser and no
+    random state, so the score is a deterministic function of the embeddings.
+
+    Args:
+        z: ``(n, E)`` embeddings.
+        target: ``(n,)`` driver.
+        groups: ``(n,)`` block label of each sample (e.g. calendar year; at least 2).
+        ks: candidate neighbour counts (each clipped to the number of fitting samples).
+
+    Returns:
+        R² (≤ 1; ≤ 0: the driver is not decodable out of sample, even nonlinearly).
+    """
+    x = as_samples(z)
+    y = to_numpy(target).ravel().astype(float)
+    groups = _check_blocked("knn_probe_r2", x, y, groups)
+    pred = _nested_blocked_predict(_knn(KNeighborsRegressor), ks, x, y, groups, r2_score)
+    return float(r2_score(y, pred))
+
+
+def knn_probe_accuracy(z: Any, labels: Any, *, groups: Any, ks: Sequence[int] = KNN_KS) -> float:
+    """Out-of-sample balanced accuracy of a k-nearest-neighbour classifier of known labels:
+    the nonlinear companion of :func:`linear_probe_accuracy`, scored the same way.
+
+    The probe is ``StandardScaler`` + ``KNeighborsClassifier`` (majority of the k nearest
+    embeddings of the fitting years, uniform weights); ``k`` from ``ks`` is chosen per outer
+    fold by an inner leave-one-group-out on the fitting years only, and the pooled
+    predictions are scored by the balanced accuracy (chance 1/K). It separates regimes that
+    no hyperplane does — e.g. two regimes on two lines through the origin of the embedding
+    space, or one regime at large ``|z|`` and another near 0.
+
+    Args:
+        z: ``(n, F)`` features per sample.
+        labels: ``(n,)`` integer class of each sample.
+        groups: ``(n,)`` block label of each sample (at least 2 distinct values).
+        ks: candidate neighbour counts (each clipped to the number of fitting samples).
+
+    Returns:
+        Balanced accuracy in [0, 1] (1/K: chance).
+    """
+    x = as_samples(z)
+    y = np.asarray(to_numpy(labels)).ravel().astype(int)
+    groups = _check_blocked("knn_probe_accuracy", x, y, groups)
+    if np.unique(y).size < 2:
+        raise ValueError("knn_probe_accuracy: the labels hold a single class")
+    pred = _nested_blocked_predict(
+        _knn(KNeighborsClassifier), ks, x, y, groups, balanced_accuracy_score
+    )
+    return float(balanced_accuracy_score(y, pred))
+
+
+def _knn(estimator: Any) -> Callable[[int], Any]:
+    def probe(k: int):
+        return make_pipeline(StandardScaler(), estimator(n_neighbors=int(k)))
+
+    return probe
+
+
+def _check_blocked(name: str, x: np.ndarray, y: np.ndarray, groups: Any) -> np.ndarray:
+    """``groups`` as an array, after the checks every blocked probe needs."""
+    groups = np.asarray(groups).ravel()
+    if groups.shape != y.shape or x.shape[0] != y.size:
+        raise ValueError(
+            f"{name}: {x.shape[0]} samples, {y.size} targets and {groups.size} groups; give "
+            "one target and one block label (e.g. the year) per sample"
+        )
+    if np.unique(groups).size < 2:
+        raise ValueError(
+            f"{name}: blocked cross-validation needs at least 2 groups (years); "
+            f"got only {np.unique(groups).tolist()}"
+        )
+    return groups
+
+
+def _nested_blocked_predict(
+    probe: Callable[[Any], Any],
+    params: Sequence[Any],
+    x: np.ndarray,
+    y: np.ndarray,
+    groups: np.ndarray,
+    score: Callable[[np.ndarray, np.ndarray], float],
+) -> np.ndarray:
+    """Out-of-fold predictions of ``probe(param)`` by nested blocked cross-validation.
+
+    One outer fold per group: its samples are predicted by ``probe(p)`` fitted on all the
+    other groups, with ``p`` the member of ``params`` whose pooled leave-one-group-out
+    ``score`` on those other groups is highest (ties: the first; the first is used outright
+    where the other groups are fewer than 2 or hold one class only). Nothing of the scored
+    group is seen by the choice. Integer ``params`` are neighbour counts and are clipped to
+    the number of fitting samples of the inner folds."""
+    if not params:
+        raise ValueError("a blocked probe needs at least one candidate parameter")
+
+    def clip(p: Any, n: int) -> Any:
+        return min(p, n) if isinstance(p, int | np.integer) else p
+
     def fit_predict(train: np.ndarray, test: np.ndarray) -> np.ndarray:
-        inner = np.unique(groups[train])
-        c = cs[0]
-        if len(cs) > 1 and inner.size >= 2 and np.unique(y[train]).size >= 2:
+        xt, yt, gt = x[train], y[train], groups[train]
+        p = params[0]
+        if len(params) > 1 and np.unique(gt).size >= 2 and np.unique(yt).size >= 2:
+            n_inner = min(int((gt != g).sum()) for g in np.unique(gt))
             scores = [
-                balanced_accuracy_score(
-                    y[train],
+                score(
+                    yt,
                     cross_val_predict(
-                        probe(c), x[train], y[train], cv=LeaveOneGroupOut(), groups=groups[train]
+                        probe(clip(c, n_inner)), xt, yt, cv=LeaveOneGroupOut(), groups=gt
                     ),
                 )
-                for c in cs
+                for c in params
             ]
-            c = cs[int(np.argmax(scores))]
-        return probe(c).fit(x[train], y[train]).predict(x[test])
+            p = params[int(np.argmax(scores))]
+        return probe(clip(p, len(train))).fit(xt, yt).predict(x[test])
 
     pred = np.empty_like(y)
     for train, test in LeaveOneGroupOut().split(x, y, groups):
         pred[test] = fit_predict(train, test)
-    return float(balanced_accuracy_score(y, pred))
+    return pred
 
 
 def occlusion_attribution(
