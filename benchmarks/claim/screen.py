@@ -167,8 +167,8 @@ HEADLINE = (
     "probe_r2",
     "probe_r2_index",
     "probe_acc_regime",
-    "probe_r2_knn",
-    "probe_acc_regime_knn",
+    "probe_r2_quad",
+    "probe_acc_regime_quad",
     "recon_rmse",
     "silhouette",
     "train_seconds",
@@ -231,7 +231,6 @@ def main() -> None:
                 for m, r in res["models"].items()
             },
             "regime_field_baseline": res.get("data", {}).get("probe_acc_regime_field"),
-            "regime_field_baseline_knn": res.get("data", {}).get("probe_acc_regime_field_knn"),
             "final_losses": {
                 m: [
                     (s["history"]["train_loss"][-1], s["history"]["val_loss"][-1])

@@ -104,24 +104,23 @@ def test_a_result_file_of_another_schema_is_refused_by_name():
         Results.from_dict({"schema_version": 2})
 
 
-def _probe_results(base, k, scores, knn_base=None, knn_scores=None):
+def _probe_results(base, k, scores, quad_scores=None):
     from types import SimpleNamespace
 
-    knn_scores = knn_scores or {}
+    quad_scores = quad_scores or {}
     models = {
         name: SimpleNamespace(
             summary={
                 "probe_acc_regime": m,
                 "probe_acc_regime_sd": sd,
-                "probe_acc_regime_knn": knn_scores.get(name, (None, None))[0],
-                "probe_acc_regime_knn_sd": knn_scores.get(name, (None, None))[1],
+                "probe_acc_regime_quad": quad_scores.get(name, (None, None))[0],
+                "probe_acc_regime_quad_sd": quad_scores.get(name, (None, None))[1],
             }
         )
         for name, (m, sd) in scores.items()
     }
     data = SimpleNamespace(
         probe_acc_regime_field=base,
-        probe_acc_regime_field_knn=knn_base,
         n_regimes=k,
         n_clusters=k,
     )
@@ -153,23 +152,22 @@ def test_the_regime_probe_verdict_needs_chance_eof_and_a_seed_sd_beaten_too():
     assert "ConvLSTM," not in verdict(pattern)
 
 
-def test_the_knn_regime_probe_has_its_own_single_day_baseline_and_verdict():
-    """A regime held as the size of a feature, not its sign, is read by the k-NN probe
-    only: the verdict of each probe is judged against its own single-day references."""
+def test_the_quadratic_regime_probe_has_its_own_verdict_against_eof_quadratic():
+    """A regime held as the size of a feature, not its sign, is read by the quadratic probe
+    only: its verdict is judged against chance, the field baseline and EOF's quadratic
+    score (a quadratic function of one day), not against the linear scores."""
     from faconvlstm.protocol.report import _regime_probe_lines
 
     results = _probe_results(
         0.462,
         2,
         {"fa": (0.54, 0.01), "convlstm": (0.55, 0.01), "eof": (0.563, 0.0)},
-        knn_base=0.51,
-        knn_scores={"fa": (0.70, 0.02), "convlstm": (0.53, 0.02), "eof": (0.52, 0.0)},
+        quad_scores={"fa": (0.70, 0.02), "convlstm": (0.62, 0.02), "eof": (0.61, 0.0)},
     )
     (line,) = [s for s in _regime_probe_lines(results) if s]
-    linear, knn = line.split("With the nonlinear probe, ")
-    assert "no learned embedding beats it" in linear
-    assert "a k-NN classifier on each day's whole field has balanced accuracy 0.510" in knn
-    assert "; FAConvLSTM beats it, chance and EOF/PCA" in knn
-    assert "ConvLSTM," not in knn
-    # without the k-NN numbers (older results) the line is the linear one alone
-    assert "nonlinear" not in _regime_probe_lines(_probe_results(0.462, 2, {"fa": (0.54, 0.01)}))[1]
+    linear, quadratic = line.split("With the quadratic probe")
+    assert "no learned embedding beats it, chance and EOF/PCA" in linear
+    assert "), FAConvLSTM beats it, chance and EOF/PCA by more than one seed sd" in quadratic
+    assert "ConvLSTM," not in quadratic  # 0.62 - 0.02 is not above EOF's 0.61
+    # without quadratic numbers (results of an older version) the line is the linear one
+    assert "quadratic" not in _regime_probe_lines(_probe_results(0.462, 2, {"fa": (0.54, 0.01)}))[1]

@@ -9,8 +9,10 @@
 - Linear probes: cross-validated R² of a known driver (the synthetic oscillator, or an index
   computed from the data such as the Niño-3.4 box mean of SST) regressed on the embeddings,
   blocked by year for slow drivers; and the balanced accuracy of a linear classifier of
-  known regime labels, blocked the same way. Beside each, a k-nearest-neighbour probe
-  scored the same way reads what the embeddings hold in a nonlinear form.
+  known regime labels, blocked the same way. Beside each, a quadratic probe (the same
+  readout on the embeddings and all their pairwise products) scored the same way reads
+  what lies in the size of a feature rather than its sign; k-nearest-neighbour probes are
+  there too.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from sklearn.metrics import balanced_accuracy_score, r2_score
 from sklearn.model_selection import KFold, LeaveOneGroupOut, cross_val_predict
 from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.preprocessing import PolynomialFeatures, StandardScaler
 
 from faconvlstm.evaluation._arrays import as_samples, to_numpy
 from faconvlstm.evaluation.quality import _spatial_dims
@@ -42,6 +44,8 @@ __all__ = [
     "linear_probe_r2",
     "nino34_index",
     "occlusion_attribution",
+    "quadratic_probe_accuracy",
+    "quadratic_probe_r2",
     "region_mask",
     "se_branch_statistics",
     "uniform_attention_map",
@@ -182,24 +186,76 @@ def linear_probe_r2(
     Returns:
         R² (≤ 1; ≤ 0 means the driver is not linearly decodable out of sample).
     """
+    return _ridge_probe_r2("linear_probe_r2", 1, z, target, z_test, target_test, groups, n_splits)
+
+
+def quadratic_probe_r2(
+    z: Any,
+    target: Any,
+    *,
+    z_test: Any = None,
+    target_test: Any = None,
+    groups: Any = None,
+    n_splits: int = 5,
+) -> float:
+    r"""Out-of-sample R² of a ridge regression of a driver on the embeddings and all their
+    products: the nonlinear companion of :func:`linear_probe_r2`, scored the same way.
+
+    The features are the standardised embedding ``z`` and every product ``z_i z_j``
+    (``i ≤ j``; ``E + E(E+1)/2`` features, 152 for E = 16), standardised again, then
+    ``RidgeCV`` as in the linear probe:
+
+    .. math:: \hat y = b + \sum_i w_i z_i + \sum_{i \le j} v_{ij} z_i z_j
+
+    Its function class contains the linear probe's, so it reads everything a linear probe
+    does (up to the extra variance of more coefficients) and what lies in the *size* of a
+    feature rather than its sign: ``z₁²``, ``(z₁ − z₂)²``, a radius. Arguments, the three
+    ways to keep it out of sample and the pooled R² are those of :func:`linear_probe_r2`.
+
+    Returns:
+        R² (≤ 1; ≤ 0: not decodable out of sample by a quadratic function).
+    """
+    return _ridge_probe_r2(
+        "quadratic_probe_r2", 2, z, target, z_test, target_test, groups, n_splits
+    )
+
+
+def _features(degree: int) -> list[Any]:
+    """The feature steps of a probe of ``degree`` 1 (standardised z) or 2 (standardised z
+    and its standardised pairwise products)."""
+    if degree == 1:
+        return [StandardScaler()]
+    return [StandardScaler(), PolynomialFeatures(degree, include_bias=False), StandardScaler()]
+
+
+def _ridge_probe_r2(
+    name: str,
+    degree: int,
+    z: Any,
+    target: Any,
+    z_test: Any,
+    target_test: Any,
+    groups: Any,
+    n_splits: int,
+) -> float:
     x = as_samples(z)
     y = to_numpy(target).ravel()
-    model = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-3, 3, 13)))
+    model = make_pipeline(*_features(degree), RidgeCV(alphas=np.logspace(-3, 3, 13)))
     if z_test is not None:
         if groups is not None:
-            raise ValueError("linear_probe_r2: pass either groups or z_test/target_test")
+            raise ValueError(f"{name}: pass either groups or z_test/target_test")
         y_test = to_numpy(target_test).ravel()
         return float(r2_score(y_test, model.fit(x, y).predict(as_samples(z_test))))
     if groups is not None:
         groups = np.asarray(groups).ravel()
         if groups.shape != y.shape:
             raise ValueError(
-                f"linear_probe_r2: groups has {groups.size} labels for {y.size} samples; "
+                f"{name}: groups has {groups.size} labels for {y.size} samples; "
                 "give one block label (e.g. the year) per sample"
             )
         if np.unique(groups).size < 2:
             raise ValueError(
-                "linear_probe_r2: blocked cross-validation needs at least 2 groups (years); "
+                f"{name}: blocked cross-validation needs at least 2 groups (years); "
                 f"got only {np.unique(groups).tolist()}"
             )
         pred = cross_val_predict(model, x, y, cv=LeaveOneGroupOut(), groups=groups)
@@ -238,16 +294,41 @@ def linear_probe_accuracy(
     Returns:
         Balanced accuracy in [0, 1] (1/K: chance).
     """
+    return _logistic_probe_accuracy("linear_probe_accuracy", 1, z, labels, groups, cs)
+
+
+def quadratic_probe_accuracy(
+    z: Any, labels: Any, *, groups: Any, cs: Sequence[float] = (0.01, 0.1, 1.0)
+) -> float:
+    """Out-of-sample balanced accuracy of a logistic classifier of known labels on the
+    embeddings and all their products: the nonlinear companion of
+    :func:`linear_probe_accuracy`, scored the same way (nested blocked CV, ``C`` chosen
+    inside the fitting years, pooled balanced accuracy).
+
+    The features are those of :func:`quadratic_probe_r2` (standardised ``z`` and every
+    standardised ``z_i z_j``), so its decision boundaries are quadrics: it separates two
+    regimes that differ in the size of a feature rather than its sign — e.g. one regime
+    with large day-to-day change ``(z_t − z_{t−1})²`` where the embedding holds both days,
+    or two regimes on two lines through the origin — which no hyperplane separates.
+
+    Args and returns: those of :func:`linear_probe_accuracy`.
+    """
+    return _logistic_probe_accuracy("quadratic_probe_accuracy", 2, z, labels, groups, cs)
+
+
+def _logistic_probe_accuracy(
+    name: str, degree: int, z: Any, labels: Any, groups: Any, cs: Sequence[float]
+) -> float:
     x = as_samples(z)
     y = np.asarray(to_numpy(labels)).ravel().astype(int)
-    groups = _check_blocked("linear_probe_accuracy", x, y, groups)
+    groups = _check_blocked(name, x, y, groups)
     if np.unique(y).size < 2:
-        raise ValueError("linear_probe_accuracy: the labels hold a single class")
+        raise ValueError(f"{name}: the labels hold a single class")
     if not cs:
-        raise ValueError("linear_probe_accuracy: cs must hold at least one C")
+        raise ValueError(f"{name}: cs must hold at least one C")
 
     def probe(c: float):
-        return make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=2000))
+        return make_pipeline(*_features(degree), LogisticRegression(C=c, max_iter=2000))
 
     pred = _nested_blocked_predict(probe, cs, x, y, groups, balanced_accuracy_score)
     return float(balanced_accuracy_score(y, pred))

@@ -10,7 +10,6 @@ normalised units of the training period; embeddings are ``(N·T, E)``.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -21,11 +20,11 @@ from faconvlstm.evaluation.efficiency import layer_costs, time_call
 from faconvlstm.evaluation.interpretability import (
     attention_map,
     attention_mass_on_region,
-    knn_probe_accuracy,
-    knn_probe_r2,
     linear_probe_accuracy,
     linear_probe_r2,
     occlusion_attribution,
+    quadratic_probe_accuracy,
+    quadratic_probe_r2,
     region_mask,
     se_branch_statistics,
     uniform_attention_map,
@@ -117,10 +116,11 @@ def probes(subject: Embedder, z: np.ndarray, data: EvalData) -> Probes:
     """R² of linear probes of the generator's oscillator, of the tropical box index
     computed from the fields and of every user-given target (``evaluation.targets``),
     and the balanced accuracy of the regime probe, blocked cross-validated by calendar
-    year; the oscillator, box-index and regime probes also by k-nearest neighbours
-    (``*_knn``: :func:`~faconvlstm.evaluation.interpretability.knn_probe_r2`,
-    :func:`~faconvlstm.evaluation.interpretability.knn_probe_accuracy`), which read what a
-    linear readout cannot — e.g. a regime held as the size, not the sign, of a feature.
+    year; the oscillator, box-index and regime probes also by quadratic probes (``*_quad``:
+    :func:`~faconvlstm.evaluation.interpretability.quadratic_probe_r2`,
+    :func:`~faconvlstm.evaluation.interpretability.quadratic_probe_accuracy`: the same
+    readouts on the embeddings and their pairwise products), which read what a linear
+    readout cannot — e.g. a regime held as the size, not the sign, of a feature.
 
     The probe period is the training windows followed by the held-out windows (the
     encoder is frozen; only the linear readout is fitted). Each calendar year is one fold:
@@ -137,15 +137,15 @@ def probes(subject: Embedder, z: np.ndarray, data: EvalData) -> Probes:
     if data.oscillator is not None:
         target = np.concatenate([data.train_oscillator, data.oscillator])
         out.probe_r2 = linear_probe_r2(z_all, target, groups=years)
-        out.probe_r2_knn = knn_probe_r2(z_all, target, groups=years)
+        out.probe_r2_quad = quadratic_probe_r2(z_all, target, groups=years)
     index = driver_index(data, probe_fields(data))
     if index is not None:
         out.probe_r2_index = linear_probe_r2(z_all, index, groups=years)
-        out.probe_r2_index_knn = knn_probe_r2(z_all, index, groups=years)
+        out.probe_r2_index_quad = quadratic_probe_r2(z_all, index, groups=years)
     regime = probe_regime(data)
     if regime is not None:
         out.probe_acc_regime = linear_probe_accuracy(z_all, regime, groups=years)
-        out.probe_acc_regime_knn = knn_probe_accuracy(z_all, regime, groups=years)
+        out.probe_acc_regime_quad = quadratic_probe_accuracy(z_all, regime, groups=years)
     if data.targets:
         out.probe_r2_targets = {
             name: linear_probe_r2(z_all, series, groups=years)
@@ -176,21 +176,20 @@ def probe_years(data: EvalData) -> np.ndarray:
     return year_of(np.concatenate([data.train_times.ravel(), data.flat_times]))
 
 
-def regime_field_baseline(
-    data: EvalData, probe: Callable[..., float] = linear_probe_accuracy
-) -> float | None:
-    """Balanced accuracy of the single-day baseline of the regime probe: ``probe`` (the
-    linear classifier, or :func:`~faconvlstm.evaluation.interpretability.knn_probe_accuracy`
-    for the k-NN probe's baseline) of the true regime on each day's whole normalised field
-    (``C·H·W`` features, 0 where missing), scored like the embeddings' ``probe_acc_regime``
-    (blocked CV by year). With the linear probe it is the best a linear function of one day
-    can do; an embedding that beats it carries the regime's persistence. ``None`` without
-    regimes over the probe period."""
+def regime_field_baseline(data: EvalData) -> float | None:
+    """Balanced accuracy of the single-day linear baseline of the regime probe: a linear
+    classifier of the true regime on each day's whole normalised field (``C·H·W`` features,
+    0 where missing), scored like the embeddings' ``probe_acc_regime`` (blocked CV by year,
+    :func:`~faconvlstm.evaluation.interpretability.linear_probe_accuracy`). It is the best a
+    linear function of one day can do; an embedding that beats it carries the regime's
+    persistence. ``None`` without regimes over the probe period. (A quadratic probe of the
+    whole field would need ``(CHW)²/2`` features; the single-day reference of the quadratic
+    regime probe is EOF's, the quadratic probe of one day's leading PCs.)"""
     regime = probe_regime(data)
     if regime is None:
         return None
     fields = probe_fields(data)
-    return probe(fields.reshape(len(fields), -1), regime, groups=probe_years(data))
+    return linear_probe_accuracy(fields.reshape(len(fields), -1), regime, groups=probe_years(data))
 
 
 def robustness(

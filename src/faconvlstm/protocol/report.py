@@ -589,38 +589,39 @@ def _probe_sentence(results: Results) -> list[str]:
         "one fold each: every year is predicted by a ridge probe fitted on the other years; "
         "R² pooled over folds). One held-out year would sample a fraction of one cycle of "
         "a 2–7-year oscillator, and its R² swings with the data seed. The encoder is frozen "
-        "and never saw the probe targets; only the readout is fitted. The k-NN probes are "
-        "scored the same way (k chosen inside the fitting years) and read what an embedding "
-        "holds in a nonlinear form.",
+        "and never saw the probe targets; only the readout is fitted. The quadratic probes "
+        "are the same readouts on the embeddings and all their pairwise products, scored the "
+        "same way: they read what an embedding holds in the size of a feature, not only its "
+        "sign.",
     ]
 
 
 def _regime_probe_lines(results: Results) -> list[str]:
-    """The single-day baselines of the regime probes (linear and k-NN), and which subjects
-    beat them.
+    """The single-day baseline of the regime probes (linear and quadratic), and which
+    subjects beat it.
 
-    For each probe, the single-day references are the field baseline (the same probe on
-    each day's whole field), chance (1/k) and every subject that is itself a projection of
-    one day (EOF: not learned): their scores show how far the probe's own noise reaches (on
-    a record where one day holds no regime information, the baseline fell below chance and
-    EOF rose above it). A learned subject beats them when its mean balanced accuracy minus
-    one seed sd exceeds the highest of them.
+    The single-day references are the field baseline (a linear classifier on each day's
+    whole field), chance (1/k) and every subject that is itself a projection of one day
+    (EOF: not learned) scored by the same probe: their scores show how far the probe's own
+    noise reaches (on a record where one day holds no regime information, the baseline
+    fell below chance and EOF rose above it). A learned subject beats them when its mean
+    balanced accuracy minus one seed sd exceeds the highest of them. The quadratic probe's
+    verdict uses EOF's quadratic score (a quadratic probe of one day's leading PCs) as its
+    single-day reference beside the field baseline.
     """
-    info = results.data
-    k = info.n_regimes or info.n_clusters
-    probes = (
-        ("probe_acc_regime", info.probe_acc_regime_field, "a linear classifier", "linear"),
-        ("probe_acc_regime_knn", info.probe_acc_regime_field_knn, "a k-NN classifier", "k-NN"),
-    )
-    lines: list[str] = []
-    for key, base, classifier, kind in probes:
-        if base is None:
-            continue
+    base = results.data.probe_acc_regime_field
+    if base is None:
+        return []
+    k = results.data.n_regimes or results.data.n_clusters
+    verdicts = []
+    for key in ("probe_acc_regime", "probe_acc_regime_quad"):
         scores = {  # name -> (mean, seed sd)
             name: (r.summary.get(key), r.summary.get(f"{key}_sd") or 0.0)
             for name, r in results.models.items()
             if r.summary.get(key) is not None
         }
+        if not scores:
+            continue
         single_day = [n for n in scores if n in SUBJECTS and not SUBJECTS[n].learned]
         bar = max([base, 1.0 / k, *(scores[n][0] for n in single_day)])
         above = [
@@ -629,29 +630,27 @@ def _regime_probe_lines(results: Results) -> list[str]:
             if n not in single_day and mean - sd > bar
         ]
         refs = f" and {', '.join(subject_label(n) for n in single_day)}" if single_day else ""
-        verdict = (
+        verdicts.append(
             f"{', '.join(above)} beat{'s' if len(above) == 1 else ''} it, chance{refs} by "
             "more than one seed sd"
             if above
             else f"no learned embedding beats it, chance{refs} by more than one seed sd"
         )
-        if not lines:
-            lines += [
-                "",
-                "Regime persistence: "
-                f"{classifier} of the true regime on each day's whole field (the best "
-                f"single-day {kind} projection) has balanced accuracy {base:.3f} (chance "
-                f"{1 / k:.3f}; blocked CV by year, like the embeddings' regime probe); "
-                f"{verdict}. An embedding above all of them carries information about the "
-                "regime that no single day holds: its persistence, integrated by the "
-                "recurrence and the temporal attention.",
-            ]
-        else:
-            lines[-1] += (
-                f" With the nonlinear probe, {classifier} on each day's whole field has "
-                f"balanced accuracy {base:.3f}; {verdict}."
-            )
-    return lines
+    quadratic = (
+        f" With the quadratic probe (the same classifier on the embeddings and their pairwise "
+        f"products, which reads the size of a feature as well as its sign), {verdicts[1]}."
+        if len(verdicts) > 1
+        else ""
+    )
+    return [
+        "",
+        "Regime persistence: a linear classifier of the true regime on each day's whole "
+        f"field (the best single-day linear projection) has balanced accuracy {base:.3f} "
+        f"(chance {1 / k:.3f}; blocked CV by year, like the embeddings' regime probe); "
+        f"{verdicts[0]}.{quadratic} An embedding above all of them carries information about "
+        "the regime that no single day holds: its persistence, integrated by the recurrence "
+        "and the temporal attention.",
+    ]
 
 
 def _regimes_phrase(info: DataInfo) -> str:

@@ -22,8 +22,8 @@ metric is added with one :class:`Metric` entry (and the code that measures it).
                     "ari_truth", "nmi_truth", "silhouette", "davies_bouldin",
                     "calinski_harabasz", "cluster_rmse_ratio", "cluster_intra_rmse",
                     "cluster_inter_rmse", "cluster_spatial_correlation", "probe_r2",
-                    "probe_r2_index", "probe_acc_regime", "probe_years", "probe_r2_knn",
-                    "probe_r2_index_knn", "probe_acc_regime_knn",
+                    "probe_r2_index", "probe_acc_regime", "probe_years", "probe_r2_quad",
+                    "probe_r2_index_quad", "probe_acc_regime_quad",
                     "probe_r2_targets": {"<name>": R²},
                     "robustness": {"noise" | "random_mask" | "block_mask":
                     {"level": [...], "cosine": [...], "ari": [...]}}, "attribution",
@@ -149,20 +149,20 @@ METRICS: tuple[Metric, ...] = (
         headline=True,
     ),
     _m(
-        "probe_r2_knn",
-        "k-NN-probe R² of the oscillator (blocked CV by year)",
+        "probe_r2_quad",
+        "quadratic-probe R² of the oscillator (blocked CV by year)",
         True,
         headline=True,
     ),
     _m(
-        "probe_r2_index_knn",
-        "k-NN-probe R² of a tropical box index (blocked CV by year)",
+        "probe_r2_index_quad",
+        "quadratic-probe R² of a tropical box index (blocked CV by year)",
         True,
         headline=True,
     ),
     _m(
-        "probe_acc_regime_knn",
-        "k-NN-probe balanced accuracy of the true regime (blocked CV by year)",
+        "probe_acc_regime_quad",
+        "quadratic-probe balanced accuracy of the true regime (blocked CV by year)",
         True,
         headline=True,
     ),
@@ -325,15 +325,16 @@ class Probes:
     """R² of linear probes (``probe_r2*``) and the balanced accuracy of a linear regime
     classifier (``probe_acc_regime``), blocked cross-validated by calendar year over the
     training and held-out windows (``probe_years`` folds; ``None``: no truth), and the
-    same three scored by k-nearest-neighbour probes (``*_knn``), which read what the
-    embeddings hold in a nonlinear form."""
+    same three scored by quadratic probes (``*_quad``: the same readouts on the embeddings
+    and all their pairwise products), which read what lies in the size of a feature rather
+    than its sign."""
 
     probe_r2: float | None = None
     probe_r2_index: float | None = None
     probe_acc_regime: float | None = None
-    probe_r2_knn: float | None = None
-    probe_r2_index_knn: float | None = None
-    probe_acc_regime_knn: float | None = None
+    probe_r2_quad: float | None = None
+    probe_r2_index_quad: float | None = None
+    probe_acc_regime_quad: float | None = None
     probe_years: int | None = None
     probe_r2_targets: dict[str, float] | None = None
 
@@ -655,7 +656,6 @@ class DataInfo:
     labels: str | None = None
     recon_rmse_climatology: float | None = None
     probe_acc_regime_field: float | None = None
-    probe_acc_regime_field_knn: float | None = None
 
 
 @dataclass

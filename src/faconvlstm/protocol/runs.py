@@ -32,7 +32,6 @@ import yaml
 from tqdm.auto import tqdm
 
 from faconvlstm import __version__
-from faconvlstm.evaluation.interpretability import knn_probe_accuracy
 from faconvlstm.evaluation.stability import embedding_drift
 from faconvlstm.files import atomic_savez, atomic_write_json, atomic_write_text
 from faconvlstm.protocol.config import CompareConfig, load_compare_config
@@ -143,7 +142,6 @@ def _compare(plan: Plan, command: str | None, progress: bool) -> Path:
             labels=data.labels_source,
             recon_rmse_climatology=reconstruction(data.clim, data).recon_rmse,
             probe_acc_regime_field=regime_field_baseline(data),
-            probe_acc_regime_field_knn=regime_field_baseline(data, knn_probe_accuracy),
         ),
         cost_config,
         scaling,
