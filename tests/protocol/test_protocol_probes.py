@@ -105,6 +105,21 @@ def test_protocol_probe_is_blocked_by_year_over_train_and_held_out_windows():
     assert probes(_Flatten(), _Flatten().embed(noise.x), noise).probe_r2 < 0.02
 
 
+def test_protocol_quadratic_probe_reads_what_the_linear_one_cannot():
+    """The protocol scores every probe twice: a driver that is an even function of the
+    embedding (its squared size) is invisible to the linear probe and read by the
+    quadratic one; a linear driver is read by both alike (the degree is chosen inside
+    the fitting years)."""
+    rng = np.random.default_rng(4)
+    even = _eval_data(rng, lambda x: (x.numpy().reshape(-1, 4) ** 2).sum(1))
+    result = probes(_Flatten(), _Flatten().embed(even.x), even)
+    assert result.probe_r2 < 0.02
+    assert result.probe_r2_quad > 0.99  # an exact quadratic function of the embeddings
+    linear = _eval_data(rng, lambda x: x.numpy().reshape(-1, 4) @ np.array([1.0, -2.0, 0.5, 3]))
+    result = probes(_Flatten(), _Flatten().embed(linear.x), linear)
+    assert result.probe_r2_quad == pytest.approx(result.probe_r2, abs=1e-3)
+
+
 class _CausalMean:
     """A subject whose embedding at step t is the mean of the window's fields up to t: it
     integrates the recent past, as a recurrent encoder can."""

@@ -36,6 +36,8 @@ def test_results_hold_every_model_seed_and_summary_of_the_schema(finished):
     # the regime probe: every subject, and the single-day field baseline, in [0, 1]
     for model in results["models"].values():
         assert 0.0 <= model["summary"]["probe_acc_regime"] <= 1.0
+        assert 0.0 <= model["summary"]["probe_acc_regime_quad"] <= 1.0
+        assert isinstance(model["summary"]["probe_r2_quad"], float)
     assert 0.0 <= results["data"]["probe_acc_regime_field"] <= 1.0
 
 

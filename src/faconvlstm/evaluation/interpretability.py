@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 import xarray as xr
-from sklearn.linear_model import LogisticRegression, RidgeCV
+from sklearn.linear_model import LogisticRegression, Ridge, RidgeCV
 from sklearn.metrics import balanced_accuracy_score, r2_score
 from sklearn.model_selection import KFold, LeaveOneGroupOut, cross_val_predict
 from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
@@ -35,6 +35,8 @@ from faconvlstm.evaluation.quality import _spatial_dims
 
 __all__ = [
     "KNN_KS",
+    "QUADRATIC_ALPHAS",
+    "QUADRATIC_CS",
     "attention_map",
     "attention_mass_on_region",
     "box_mean_index",
@@ -186,38 +188,82 @@ def linear_probe_r2(
     Returns:
         R² (≤ 1; ≤ 0 means the driver is not linearly decodable out of sample).
     """
-    return _ridge_probe_r2("linear_probe_r2", 1, z, target, z_test, target_test, groups, n_splits)
+    x = as_samples(z)
+    y = to_numpy(target).ravel()
+    model = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-3, 3, 13)))
+    if z_test is not None:
+        if groups is not None:
+            raise ValueError("linear_probe_r2: pass either groups or z_test/target_test")
+        y_test = to_numpy(target_test).ravel()
+        return float(r2_score(y_test, model.fit(x, y).predict(as_samples(z_test))))
+    if groups is not None:
+        groups = np.asarray(groups).ravel()
+        if groups.shape != y.shape:
+            raise ValueError(
+                f"linear_probe_r2: groups has {groups.size} labels for {y.size} samples; "
+                "give one block label (e.g. the year) per sample"
+            )
+        if np.unique(groups).size < 2:
+            raise ValueError(
+                "linear_probe_r2: blocked cross-validation needs at least 2 groups (years); "
+                f"got only {np.unique(groups).tolist()}"
+            )
+        pred = cross_val_predict(model, x, y, cv=LeaveOneGroupOut(), groups=groups)
+        return float(r2_score(y, pred))
+    pred = cross_val_predict(model, x, y, cv=KFold(n_splits=n_splits, shuffle=False))
+    return float(r2_score(y, pred))
+
+
+#: Candidate ridge penalties of :func:`quadratic_probe_r2` (on standardised features).
+QUADRATIC_ALPHAS: tuple[float, ...] = tuple(float(a) for a in np.logspace(-1, 4, 11))
+#: Candidate inverse penalties of :func:`quadratic_probe_accuracy`.
+QUADRATIC_CS: tuple[float, ...] = (0.001, 0.01, 0.1, 1.0)
 
 
 def quadratic_probe_r2(
-    z: Any,
-    target: Any,
-    *,
-    z_test: Any = None,
-    target_test: Any = None,
-    groups: Any = None,
-    n_splits: int = 5,
+    z: Any, target: Any, *, groups: Any, alphas: Sequence[float] = QUADRATIC_ALPHAS
 ) -> float:
     r"""Out-of-sample R² of a ridge regression of a driver on the embeddings and all their
-    products: the nonlinear companion of :func:`linear_probe_r2`, scored the same way.
+    products: the nonlinear companion of :func:`linear_probe_r2` with ``groups``.
 
     The features are the standardised embedding ``z`` and every product ``z_i z_j``
-    (``i ≤ j``; ``E + E(E+1)/2`` features, 152 for E = 16), standardised again, then
-    ``RidgeCV`` as in the linear probe:
+    (``i ≤ j``; ``E + E(E+1)/2`` features, 152 for E = 16), standardised again, then a
+    ridge regression:
 
     .. math:: \hat y = b + \sum_i w_i z_i + \sum_{i \le j} v_{ij} z_i z_j
 
-    Its function class contains the linear probe's, so it reads everything a linear probe
-    does (up to the extra variance of more coefficients) and what lies in the *size* of a
-    feature rather than its sign: ``z₁²``, ``(z₁ − z₂)²``, a radius. Arguments, the three
-    ways to keep it out of sample and the pooled R² are those of :func:`linear_probe_r2`.
+    Its function class contains the linear probe's and what lies in the *size* of a
+    feature rather than its sign: ``z₁²``, ``(z₁ − z₂)²``, a radius. With 152 features
+    the penalty matters, days are autocorrelated, and products amplify any growth of the
+    anomalies from year to year: fitted outright on three training years of the demo's
+    record, the quadratic readout scored R² < 0 where the linear one scored 0.2–0.5
+    (``benchmarks/claim/probe_check.py``). So the readout is *chosen*: the degree (1: the
+    standardised ``z`` alone, 2: with the products) and the penalty ``α`` (from ``alphas``)
+    are chosen per outer fold by an inner leave-one-*group*-out on the fitting groups only
+    (nested blocked CV, as :func:`linear_probe_accuracy` chooses ``C``). The quadratic terms
+    are used where the other years say they help and nowhere else; predictions are pooled
+    over the outer folds (one per group) and scored by the pooled R² of
+    :func:`linear_probe_r2`.
+
+    Args:
+        z: ``(n, E)`` embeddings.
+        target: ``(n,)`` driver.
+        groups: ``(n,)`` block label of each sample (e.g. calendar year; at least 2).
+        alphas: candidate ridge penalties.
 
     Returns:
         R² (≤ 1; ≤ 0: not decodable out of sample by a quadratic function).
     """
-    return _ridge_probe_r2(
-        "quadratic_probe_r2", 2, z, target, z_test, target_test, groups, n_splits
-    )
+    x = as_samples(z)
+    y = to_numpy(target).ravel().astype(float)
+    groups = _check_blocked("quadratic_probe_r2", x, y, groups)
+
+    def probe(p: tuple[int, float]):
+        return make_pipeline(*_features(p[0]), Ridge(alpha=p[1]))
+
+    params = [(degree, float(a)) for degree in (1, 2) for a in alphas]
+    pred = _nested_blocked_predict(probe, params, x, y, groups, r2_score)
+    return float(r2_score(y, pred))
 
 
 def _features(degree: int) -> list[Any]:
@@ -226,42 +272,6 @@ def _features(degree: int) -> list[Any]:
     if degree == 1:
         return [StandardScaler()]
     return [StandardScaler(), PolynomialFeatures(degree, include_bias=False), StandardScaler()]
-
-
-def _ridge_probe_r2(
-    name: str,
-    degree: int,
-    z: Any,
-    target: Any,
-    z_test: Any,
-    target_test: Any,
-    groups: Any,
-    n_splits: int,
-) -> float:
-    x = as_samples(z)
-    y = to_numpy(target).ravel()
-    model = make_pipeline(*_features(degree), RidgeCV(alphas=np.logspace(-3, 3, 13)))
-    if z_test is not None:
-        if groups is not None:
-            raise ValueError(f"{name}: pass either groups or z_test/target_test")
-        y_test = to_numpy(target_test).ravel()
-        return float(r2_score(y_test, model.fit(x, y).predict(as_samples(z_test))))
-    if groups is not None:
-        groups = np.asarray(groups).ravel()
-        if groups.shape != y.shape:
-            raise ValueError(
-                f"{name}: groups has {groups.size} labels for {y.size} samples; "
-                "give one block label (e.g. the year) per sample"
-            )
-        if np.unique(groups).size < 2:
-            raise ValueError(
-                f"{name}: blocked cross-validation needs at least 2 groups (years); "
-                f"got only {np.unique(groups).tolist()}"
-            )
-        pred = cross_val_predict(model, x, y, cv=LeaveOneGroupOut(), groups=groups)
-        return float(r2_score(y, pred))
-    pred = cross_val_predict(model, x, y, cv=KFold(n_splits=n_splits, shuffle=False))
-    return float(r2_score(y, pred))
 
 
 def linear_probe_accuracy(
@@ -298,7 +308,7 @@ def linear_probe_accuracy(
 
 
 def quadratic_probe_accuracy(
-    z: Any, labels: Any, *, groups: Any, cs: Sequence[float] = (0.01, 0.1, 1.0)
+    z: Any, labels: Any, *, groups: Any, cs: Sequence[float] = QUADRATIC_CS
 ) -> float:
     """Out-of-sample balanced accuracy of a logistic classifier of known labels on the
     embeddings and all their products: the nonlinear companion of
@@ -309,7 +319,9 @@ def quadratic_probe_accuracy(
     standardised ``z_i z_j``), so its decision boundaries are quadrics: it separates two
     regimes that differ in the size of a feature rather than its sign — e.g. one regime
     with large day-to-day change ``(z_t − z_{t−1})²`` where the embedding holds both days,
-    or two regimes on two lines through the origin — which no hyperplane separates.
+    or two regimes on two lines through the origin — which no hyperplane separates. As in
+    :func:`quadratic_probe_r2`, the degree (1 or 2) is chosen with ``C`` inside the
+    fitting years, so the products are used only where the other years say they help.
 
     Args and returns: those of :func:`linear_probe_accuracy`.
     """
@@ -327,10 +339,12 @@ def _logistic_probe_accuracy(
     if not cs:
         raise ValueError(f"{name}: cs must hold at least one C")
 
-    def probe(c: float):
-        return make_pipeline(*_features(degree), LogisticRegression(C=c, max_iter=2000))
+    def probe(p: tuple[int, float]):
+        return make_pipeline(*_features(p[0]), LogisticRegression(C=p[1], max_iter=2000))
 
-    pred = _nested_blocked_predict(probe, cs, x, y, groups, balanced_accuracy_score)
+    # degree 2 chooses between the linear and the quadratic readout inside the fitting years
+    params = [(d, float(c)) for d in range(1, degree + 1) for c in cs]
+    pred = _nested_blocked_predict(probe, params, x, y, groups, balanced_accuracy_score)
     return float(balanced_accuracy_score(y, pred))
 
 

@@ -1,0 +1,100 @@
+"""The probes of a finished comparison, scored on its training years only.
+
+    python benchmarks/claim/probe_check.py runs/demo
+
+For every subject and seed of the comparison in DIR (trained checkpoints and its
+``compare.yaml``), the oscillator, box-index and regime probes — linear and quadratic —
+are fitted and scored by blocked cross-validation over the calendar years of the
+*training* windows alone. The evaluation period is never embedded, so this checks the
+design of a probe (does the quadratic readout read at least what the linear one does?)
+without touching the test period that the comparison's table reports.
+
+Prints one Markdown row per subject: the mean ± sd over seeds of each probe.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from faconvlstm.evaluation.interpretability import (
+    linear_probe_accuracy,
+    linear_probe_r2,
+    quadratic_probe_accuracy,
+    quadratic_probe_r2,
+)
+from faconvlstm.protocol.config import load_compare_config
+from faconvlstm.protocol.heldout import driver_index, prepare_data, year_of
+from faconvlstm.protocol.plan import make_plan
+from faconvlstm.protocol.subjects import SUBJECTS, EOFSubject, LearnedSubject
+from faconvlstm.training.infer import load_model
+
+PROBES = (
+    ("oscillator", "linear", linear_probe_r2),
+    ("oscillator", "quadratic", quadratic_probe_r2),
+    ("box index", "linear", linear_probe_r2),
+    ("box index", "quadratic", quadratic_probe_r2),
+    ("regime", "linear", linear_probe_accuracy),
+    ("regime", "quadratic", quadratic_probe_accuracy),
+)
+
+
+def training_year_probes(out: Path) -> dict[str, list[dict[str, float]]]:
+    """``{subject: [{"<target> <kind>": score}, one per seed]}`` over the training years."""
+    cfg = load_compare_config(out / "compare.yaml")
+    plan = make_plan(cfg, out)
+    ev = cfg.evaluation
+    data = prepare_data(plan.reference, ev.climatology_smooth_days, ev.targets, ev.labels)
+    years = year_of(data.train_times.ravel())
+    if np.unique(years).size < 2:
+        raise SystemExit(
+            f"probe_check: {out} trains on one calendar year ({years[0]}); blocked "
+            "cross-validation over the training years needs at least 2 "
+            "(train.data.train_years)"
+        )
+    shape = data.train_x.shape[-3:]
+    targets = {
+        "oscillator": data.train_oscillator,
+        "box index": driver_index(data, data.train_x.numpy().reshape(-1, *shape)),
+        "regime": data.train_regime,
+    }
+    n_eofs = cfg.eof_n_eofs or plan.reference.model.get("embed_dim", 32)
+    scores: dict[str, list[dict[str, float]]] = {}
+    for spec in plan.specs:
+        if SUBJECTS[spec.model].learned:
+            model, _ = load_model(spec.paths.last_checkpoint)
+            subject = LearnedSubject(model, data)
+        else:
+            subject = EOFSubject.fit(data, n_eofs)
+        z = subject.embed(data.train_x, data.train_phase)
+        row = {
+            f"{target} {kind}": probe(z, targets[target], groups=years)
+            for target, kind, probe in PROBES
+            if targets[target] is not None
+        }
+        scores.setdefault(spec.model, []).append(row)
+    return scores
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("out", type=Path, help="a finished compare folder")
+    args = ap.parse_args(argv)
+    scores = training_year_probes(args.out)
+    keys = list(next(iter(scores.values()))[0])
+    print("| subject | " + " | ".join(keys) + " |")
+    print("|---|" + "---|" * len(keys))
+    for name, rows in scores.items():
+        cells = [np.array([r[k] for r in rows]) for k in keys]
+        print(
+            f"| {name} | "
+            + " | ".join(
+                f"{c.mean():.3f} ± {c.std(ddof=1) if c.size > 1 else 0:.3f}" for c in cells
+            )
+            + " |"
+        )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

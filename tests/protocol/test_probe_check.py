@@ -1,0 +1,62 @@
+"""benchmarks/claim/probe_check.py: the probes of a finished comparison on its training
+years only (the evaluation period is never embedded)."""
+
+import copy
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tiny_compare import TINY
+
+from faconvlstm.protocol.runs import compare
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "claim" / "probe_check.py"
+
+
+@pytest.fixture
+def probe_check():
+    spec = importlib.util.spec_from_file_location("probe_check", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["probe_check"] = module
+    spec.loader.exec_module(module)
+    yield module
+    del sys.modules["probe_check"]
+
+
+def test_probe_check_scores_every_subject_and_seed_on_the_training_years(
+    tmp_path, probe_check, capsys
+):
+    cfg = copy.deepcopy(TINY)
+    cfg["models"] = ["fa", "eof"]
+    cfg["train"]["data"].update(
+        synthetic={"n_years": 3, "nlat": 8, "nlon": 16},
+        train_years=[2000, 2001],
+        val_years=[2002, 2002],
+    )
+    cfg["cost"]["enabled"] = False
+    compare(cfg, tmp_path, progress=False)
+    capsys.readouterr()  # compare's start line
+    scores = probe_check.training_year_probes(tmp_path)
+    assert set(scores) == {"fa", "eof"} and all(len(rows) == 2 for rows in scores.values())
+    keys = {
+        f"{t} {k}" for t in ("oscillator", "box index", "regime") for k in ("linear", "quadratic")
+    }
+    for rows in scores.values():
+        for row in rows:
+            assert set(row) == keys
+            assert all(np.isfinite(v) and v <= 1.0 for v in row.values())
+            assert 0.0 <= row["regime quadratic"] <= 1.0
+    # EOF does not depend on the seed
+    assert scores["eof"][0] == scores["eof"][1]
+    probe_check.main([str(tmp_path)])
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].startswith("| subject | oscillator linear | oscillator quadratic")
+    assert [line.split(" | ")[0] for line in table[2:]] == ["| fa", "| eof"]
+
+
+def test_probe_check_needs_two_training_years(finished, probe_check):
+    out, _ = finished  # TINY trains on 2000 alone
+    with pytest.raises(SystemExit, match="at least 2"):
+        probe_check.training_year_probes(out)
