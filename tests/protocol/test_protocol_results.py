@@ -152,10 +152,10 @@ def test_the_regime_probe_verdict_needs_chance_eof_and_a_seed_sd_beaten_too():
     assert "ConvLSTM," not in verdict(pattern)
 
 
-def test_the_quadratic_regime_probe_has_its_own_verdict_against_eof_quadratic():
+def test_the_quadratic_regime_probe_has_its_own_verdict_and_one_single_day_bar():
     """A regime held as the size of a feature, not its sign, is read by the quadratic probe
-    only: its verdict is judged against chance, the field baseline and EOF's quadratic
-    score (a quadratic function of one day), not against the linear scores."""
+    only: its verdict is its own, judged against chance, the field baseline and EOF's
+    scores by either probe (what one day gives)."""
     from faconvlstm.protocol.report import _regime_probe_lines
 
     results = _probe_results(
@@ -169,5 +169,15 @@ def test_the_quadratic_regime_probe_has_its_own_verdict_against_eof_quadratic():
     assert "no learned embedding beats it, chance and EOF/PCA" in linear
     assert "), FAConvLSTM beats it, chance and EOF/PCA by more than one seed sd" in quadratic
     assert "ConvLSTM," not in quadratic  # 0.62 - 0.02 is not above EOF's 0.61
+    # the persistence record as measured: FA's quadratic 0.558 ± 0.017 is above EOF's
+    # quadratic 0.531, not above EOF's linear 0.563 — one bar for both probes
+    measured = _probe_results(
+        0.462,
+        2,
+        {"fa": (0.538, 0.011), "convlstm": (0.547, 0.008), "eof": (0.563, 0.0)},
+        quad_scores={"fa": (0.558, 0.017), "convlstm": (0.549, 0.018), "eof": (0.531, 0.0)},
+    )
+    (line,) = [s for s in _regime_probe_lines(measured) if s]
+    assert line.count("no learned embedding beats it") == 2 and "beat it" not in line
     # without quadratic numbers (results of an older version) the line is the linear one
     assert "quadratic" not in _regime_probe_lines(_probe_results(0.462, 2, {"fa": (0.54, 0.01)}))[1]
