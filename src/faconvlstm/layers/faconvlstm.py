@@ -92,8 +92,9 @@ class FAConvLSTM2D(RecurrentConv2D):
         attention_every: $k_a$ above; 0 disables attention.
         attention_heads: heads n of the axial attention.
         attention_dim: width of each head, default `max(16, filters // 4)`.
-        fused: use the fused gate kernel (default, for the default activations); `False`
-            runs plain autograd ops.
+        fused: use the fused gate kernel (default, for the default activations) and the
+            depthwise mixing's one-node backward (`MultiScaleDepthwise`, any activation);
+            `False` runs plain autograd ops.
 
     Shape:
         - Input: (B, T, C, H, W) (`channels_first`) or (B, T, H, W, C) (`channels_last`);
@@ -181,7 +182,9 @@ class FAConvLSTM2D(RecurrentConv2D):
         F4 = 4 * filters
 
         self.recurrent_kernel = nn.Parameter(torch.empty(r, filters))
-        self.mixing = MultiScaleDepthwise(r, self.kernel_size, self.dilation_rates, boundary)
+        self.mixing = MultiScaleDepthwise(
+            r, self.kernel_size, self.dilation_rates, boundary, fused=self.fused
+        )
         self.se = SqueezeExcite(r, se_ratio) if se_ratio > 0 else None
         self.expansion = nn.Parameter(torch.empty(F4, r))
         self.bias = nn.Parameter(torch.zeros(F4)) if self.use_bias else None
