@@ -24,7 +24,7 @@ from torch import nn
 from faconvlstm.layers.boundary import conv_pads, pad2d, symmetric_torch_padding
 
 #: below this many pixels (B·H·W) the mixing runs as plain autograd convolutions: at
-#: 4×16×32 the one-node backward measured 0.92× of them (``benchmarks/depthwise_backward.py``)
+#: 4×16×32 the one-node backward measured 0.82-0.92× of them (``benchmarks/depthwise_backward.py``)
 FUSED_MIN_PIXELS = 1 << 14
 
 
