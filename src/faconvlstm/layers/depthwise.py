@@ -16,6 +16,7 @@ Chen et al., "DeepLab", TPAMI 2018.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -51,8 +52,15 @@ class _DepthwiseSum(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x, weight, windows, pads, rates):
-        out = None
+    def forward(
+        ctx: Any,
+        x: torch.Tensor,
+        weight: torch.Tensor,
+        windows: tuple[tuple[int, int, int, int], ...],
+        pads: tuple[tuple[int, int], ...],
+        rates: tuple[int, ...],
+    ) -> torch.Tensor:
+        out: torch.Tensor | None = None
         for w_k, (top, left, h, w), pad, d in zip(weight, windows, pads, rates):
             y = F.conv2d(
                 x[..., top : top + h, left : left + w], w_k, padding=pad, dilation=d,
@@ -61,10 +69,11 @@ class _DepthwiseSum(torch.autograd.Function):
             out = y if out is None else out.add_(y)
         ctx.save_for_backward(x, weight)
         ctx.geometry = (windows, pads, rates)
+        assert out is not None  # at least one rate (checked by MultiScaleDepthwise)
         return out
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         x, weight = ctx.saved_tensors
         windows, pads, rates = ctx.geometry
         need_x, need_w = ctx.needs_input_grad[:2]
@@ -74,8 +83,8 @@ class _DepthwiseSum(torch.autograd.Function):
         # the input's dtype and returned in each input's own dtype
         grad = grad.to(x.dtype)
         wx = weight.to(x.dtype)
-        gx = None
-        gw = torch.empty_like(weight) if need_w else None
+        gx: torch.Tensor | None = None
+        gw = torch.empty_like(weight)
         for k, ((top, left, h, w), (ph, pw), d) in enumerate(zip(windows, pads, rates)):
             if need_x:
                 g_k = F.conv2d(
@@ -90,7 +99,7 @@ class _DepthwiseSum(torch.autograd.Function):
             if need_w:
                 window = x[..., top : top + h, left : left + w]
                 gw[k] = _depthwise_weight_grad(grad, window, wx[k], (ph, pw), d)
-        return gx, gw, None, None, None
+        return gx, gw if need_w else None, None, None, None
 
 
 def _phase_split(t: torch.Tensor, d: int) -> torch.Tensor:
@@ -207,9 +216,10 @@ class MultiScaleDepthwise(nn.Module):
 
     def _reference(self, x: torch.Tensor) -> torch.Tensor:
         """Plain autograd: one convolution per branch, summed; x (B, r, H, W)."""
-        out = None
+        out: torch.Tensor | None = None
         for y in self._branches(x):
             out = y if out is None else out + y
+        assert out is not None  # at least one rate (checked in __init__)
         return out
 
     def _geometry(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple, tuple, tuple]:
@@ -227,7 +237,7 @@ class MultiScaleDepthwise(nn.Module):
         sym = [symmetric_torch_padding(p) for p in all_pads]
         if self.boundary == "zeros" and all(s is not None for s in sym):
             n = len(all_pads)
-            return x, ((0, 0, H, W),) * n, tuple(sym), self.dilation_rates  # type: ignore[return-value]
+            return x, ((0, 0, H, W),) * n, tuple(sym), self.dilation_rates
         top, bottom, left, right = (max(p[i] for p in all_pads) for i in range(4))
         xp = pad2d(x, (top, bottom, left, right), self.boundary)
         windows = tuple((top - t, left - lf, H + t + bt, W + lf + rt) for t, bt, lf, rt in all_pads)
