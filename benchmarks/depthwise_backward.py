@@ -17,7 +17,6 @@ minima in ms; ratio = plain / fused (how many times faster the fused path is).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import statistics
 import sys
@@ -30,14 +29,8 @@ from faconvlstm.files import atomic_write_text
 from faconvlstm.layers import depthwise
 from faconvlstm.layers.depthwise import MultiScaleDepthwise
 
-
-def _train_step_module():
-    path = Path(__file__).with_name("train_step.py")
-    spec = importlib.util.spec_from_file_location("_train_step", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import train_step as ts  # benchmarks/train_step.py: TrainStep, Row
 
 
 def _interleaved(fns: dict[bool, object], repeats: int) -> dict[bool, list[float]]:
@@ -69,7 +62,7 @@ def mixing_row(grid, r, batch, repeats):
     return _interleaved({True: run(True), False: run(False)}, repeats)
 
 
-def model_row(ts, grid, filters, batch, repeats):
+def model_row(grid, filters, batch, repeats):
     args = argparse.Namespace(in_channels=3, embed_dim=16, horizon=4, steps=12)
     step = ts.TrainStep(ts.Row("autoencoder", grid, filters, batch, 1), "fa", args)
     mixings = [m for m in step.model.modules() if isinstance(m, MultiScaleDepthwise)]
@@ -96,7 +89,6 @@ def main(argv=None) -> None:
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
     depthwise.FUSED_MIN_PIXELS = 0  # time both paths at every size
-    ts = _train_step_module()
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     lines = [
         "<!-- python benchmarks/depthwise_backward.py "
@@ -117,7 +109,7 @@ def main(argv=None) -> None:
             r = max(8, filters // 4)
             for what, times in (
                 ("mixing fwd+bwd", mixing_row(grid, r, a.batch, a.repeats)),
-                ("FA autoencoder step", model_row(ts, grid, filters, a.batch, a.repeats)),
+                ("FA autoencoder step", model_row(grid, filters, a.batch, a.repeats)),
             ):
                 plain, fused = statistics.median(times[False]), statistics.median(times[True])
                 line = (

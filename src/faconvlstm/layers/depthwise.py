@@ -29,6 +29,21 @@ from faconvlstm.layers.boundary import conv_pads, pad2d, symmetric_torch_padding
 FUSED_MIN_PIXELS = 1 << 14
 
 
+def _branch_outputs(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    windows: Sequence[tuple[int, int, int, int]],
+    pads: Sequence[tuple[int, int]],
+    rates: Sequence[int],
+) -> Iterator[torch.Tensor]:
+    """Each branch's convolution of its window of x (B, r, H_p, W_p): (B, r, H, W) each."""
+    for w_k, (top, left, h, w), pad, d in zip(weight, windows, pads, rates):
+        yield F.conv2d(
+            x[..., top : top + h, left : left + w], w_k, padding=pad, dilation=d,
+            groups=x.shape[1],
+        )  # fmt: skip
+
+
 class _DepthwiseSum(torch.autograd.Function):
     r"""$m = \sum_k \mathrm{DWConv}_{k, d_k}(x)$ on one input, with a backward built from
     forward convolutions.
@@ -46,8 +61,9 @@ class _DepthwiseSum(torch.autograd.Function):
         \text{padding } d_k (k_h - 1) - p_h,\ d_k (k_w - 1) - p_w\big)
     $$
 
-    added into ``x``'s gradient at the branch's window. The weight gradient is PyTorch's own
-    (``convolution_backward`` asked for the weight only). Equal to autograd through
+    added into ``x``'s gradient at the branch's window. The weight gradient is computed on
+    the d×d phase sub-grids, where the convolution is undilated
+    (:func:`_depthwise_weight_grad`). Equal to autograd through
     :meth:`MultiScaleDepthwise._reference` to float rounding (``tests/layers/test_depthwise.py``).
     """
 
@@ -61,11 +77,7 @@ class _DepthwiseSum(torch.autograd.Function):
         rates: tuple[int, ...],
     ) -> torch.Tensor:
         out: torch.Tensor | None = None
-        for w_k, (top, left, h, w), pad, d in zip(weight, windows, pads, rates):
-            y = F.conv2d(
-                x[..., top : top + h, left : left + w], w_k, padding=pad, dilation=d,
-                groups=x.shape[1],
-            )  # fmt: skip
+        for y in _branch_outputs(x, weight, windows, pads, rates):
             out = y if out is None else out.add_(y)
         ctx.save_for_backward(x, weight)
         ctx.geometry = (windows, pads, rates)
@@ -191,15 +203,8 @@ class MultiScaleDepthwise(nn.Module):
 
     def _branches(self, x: torch.Tensor) -> Iterator[torch.Tensor]:
         """Each branch's output (B, r, H, W) for x (B, r, H, W)."""
-        for weight, d in zip(self.weight, self.dilation_rates):
-            pads = conv_pads(x.shape[-2:], self.kernel_size, (1, 1), (d, d), "same")
-            sym = symmetric_torch_padding(pads) if self.boundary == "zeros" else None
-            if sym is not None:
-                yield F.conv2d(x, weight, padding=sym, dilation=d, groups=self.channels)
-            else:
-                yield F.conv2d(
-                    pad2d(x, pads, self.boundary), weight, dilation=d, groups=self.channels
-                )
+        xp, windows, pads, rates = self._geometry(x)
+        return _branch_outputs(xp, self.weight, windows, pads, rates)
 
     def forward(self, b: torch.Tensor) -> torch.Tensor:
         x = b.permute(0, 3, 1, 2)  # (B, r, H, W) view in channels_last memory format
