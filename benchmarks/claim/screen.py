@@ -159,6 +159,11 @@ SETTINGS: dict[str, list[str]] = {
     "persist": PERSISTENCE,
     "persist_causal": [*PERSISTENCE, "train.model.head_kwargs.causal=true"],
     "persist_fc1": [*PERSISTENCE, "train.loss.forecast.weight=1.0", "train.loss.forecast.leads=1"],
+    # below the EOFs on their own training years (fit_check.py): is the code limited by the
+    # coarse grid the head pools onto and the decoder lifts from (4x8 by default), or by the
+    # optimisation? A finer grid for both, and twice the epochs at the same schedule
+    "pool8x16": ["train.model.head_kwargs.pool_size=[8,16]"],
+    "cos32": ["train.trainer.max_epochs=32"],
 }
 
 HEADLINE = (

@@ -69,8 +69,9 @@ class Embedder(Protocol):
         are their annual phases (default: those of the evaluation windows)."""
         ...
 
-    def embed_and_reconstruct(self, x: Any) -> tuple[np.ndarray, np.ndarray]:
-        """Embeddings ``(N·T, E)`` and reconstructions ``(N, T, C, H, W)`` of ``x``."""
+    def embed_and_reconstruct(self, x: Any, phase: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        """Embeddings ``(N·T, E)`` and reconstructions ``(N, T, C, H, W)`` of ``x``;
+        ``phase`` as in :meth:`embed`."""
         ...
 
 
@@ -99,8 +100,8 @@ class LearnedSubject:
         (z,) = self._run(x, ("embeddings",), phase)
         return z.reshape(-1, z.shape[-1]).numpy()
 
-    def embed_and_reconstruct(self, x: Any) -> tuple[np.ndarray, np.ndarray]:
-        z, recon = self._run(x, ("embeddings", "recon"))
+    def embed_and_reconstruct(self, x: Any, phase: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        z, recon = self._run(x, ("embeddings", "recon"), phase)
         return z.reshape(-1, z.shape[-1]).numpy(), recon.numpy()
 
     def cluster_labels(self, x: Any, k: int) -> np.ndarray | None:
@@ -131,6 +132,6 @@ class EOFSubject:
         x = x.numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
         return self.eof.transform(x.reshape(-1, *x.shape[-3:]), lat=self.data.lat)
 
-    def embed_and_reconstruct(self, x: Any) -> tuple[np.ndarray, np.ndarray]:
+    def embed_and_reconstruct(self, x: Any, phase: Any = None) -> tuple[np.ndarray, np.ndarray]:
         z = self.embed(x)
         return z, self.eof.inverse_transform(z).reshape(x.shape)
