@@ -164,6 +164,13 @@ SETTINGS: dict[str, list[str]] = {
     # optimisation? A finer grid for both, and twice the epochs at the same schedule
     "pool8x16": ["train.model.head_kwargs.pool_size=[8,16]"],
     "cos32": ["train.trainer.max_epochs=32"],
+    # an objective that needs what persists over a window (loss.contrastive): the steps of
+    # one window attract, the other windows of the batch repel (InfoNCE, tau 0.1); the
+    # reconstruction never asks for the slow oscillator or a regime's persistence
+    "con01": ["train.loss.contrastive.weight=0.1"],
+    "con1": ["train.loss.contrastive.weight=1.0"],
+    "persist_con01": [*PERSISTENCE, "train.loss.contrastive.weight=0.1"],
+    "persist_con1": [*PERSISTENCE, "train.loss.contrastive.weight=1.0"],
 }
 
 HEADLINE = (

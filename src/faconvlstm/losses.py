@@ -6,6 +6,8 @@ weighted by the area of its cell, ``sin φ_{j+½} − sin φ_{j−½}``, normali
 that a loss on a regular lat-lon grid is an area mean rather than an over-count of the
 polar rows. The orthogonality penalty ``‖W Wᵀ − I‖²_F`` keeps the rows of the subspace
 head's projection close to an orthonormal basis (docs/design.md §2.3), the learned analogue of EOFs.
+:func:`window_contrastive_loss` is the window-contrastive term of the autoencoder
+objective (``loss.contrastive``).
 """
 
 from __future__ import annotations
@@ -15,7 +17,13 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-__all__ = ["latitude_weights", "latitude_weights_numpy", "orthogonality_penalty", "weighted_mse"]
+__all__ = [
+    "latitude_weights",
+    "latitude_weights_numpy",
+    "orthogonality_penalty",
+    "weighted_mse",
+    "window_contrastive_loss",
+]
 
 
 def latitude_weights_numpy(lat_deg: np.ndarray | Sequence[float]) -> np.ndarray:
@@ -102,3 +110,61 @@ def orthogonality_penalty(weight: torch.Tensor) -> torch.Tensor:
     w = weight.float().flatten(1)
     gram = w @ w.T
     return (gram - torch.eye(w.shape[0], device=w.device, dtype=w.dtype)).square().sum()
+
+
+def window_contrastive_loss(
+    z: torch.Tensor, temperature: float = 0.1, valid: torch.Tensor | None = None
+) -> torch.Tensor:
+    r"""Window-contrastive (InfoNCE) loss of per-step embeddings: steps of one window attract.
+
+    Every step embedding is an anchor; the other steps of its own window are its
+    positives, the steps of every other window in the batch its negatives (the supervised
+    contrastive loss of Khosla et al., NeurIPS 2020, with the window as the label; the
+    temporal-neighbour objective of time-contrastive learning). With
+    :math:`u_{bt} = z_{bt} / \lVert z_{bt} \rVert`, :math:`a = (b, t)` an anchor,
+    :math:`P(a) = \{(b, s) : s \ne t\}` and :math:`A(a)` every valid step but :math:`a`:
+
+    .. math::
+        L = -\frac{1}{|\mathcal A|}\sum_{a}\frac{1}{|P(a)|}\sum_{p\in P(a)}
+            \log\frac{\exp(u_a\cdot u_p/\tau)}{\sum_{n\in A(a)}\exp(u_a\cdot u_n/\tau)}
+
+    A code that minimises it carries what is constant over a window and differs between
+    windows (a persistent regime, a slow oscillation, the season) — information that a
+    one-day reconstruction does not ask for. Negatives are the windows of the local batch
+    only (under DDP each rank contrasts its own batch).
+
+    Args:
+        z: embeddings ``(B, T, E)`` (any units; only their directions count).
+        temperature: :math:`\tau > 0`.
+        valid: optional ``(B, T)`` bool, the steps that take part (an anchor needs at least
+            one valid positive to count).
+
+    Returns:
+        scalar tensor (nats): ``log(B·T − 1)`` for embeddings that carry nothing of the
+        window (all directions equal), falling towards 0 as each window's steps align
+        and the windows separate. A batch of one window has no negatives: the loss is 0.
+    """
+    if z.dim() != 3:
+        raise ValueError(
+            f"window_contrastive_loss expects embeddings (B, T, E), got {tuple(z.shape)}"
+        )
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    b, t, _ = z.shape
+    if valid is None:
+        valid = torch.ones(b, t, dtype=torch.bool, device=z.device)
+    valid = valid.reshape(b * t)
+    u = torch.nn.functional.normalize(z.reshape(b * t, -1).float(), dim=-1)
+    logits = (u @ u.T) / temperature
+    window = torch.arange(b, device=z.device).repeat_interleave(t)
+    eye = torch.eye(b * t, dtype=torch.bool, device=z.device)
+    others = valid[None, :] & valid[:, None] & ~eye  # the denominator's set A(a)
+    positive = others & (window[:, None] == window[None, :])
+    denominator = logits.masked_fill(~others, float("-inf"))
+    log_prob = logits - torch.logsumexp(denominator, dim=1, keepdim=True)
+    n_pos = positive.sum(1)
+    anchors = valid & (n_pos > 0) & (others.sum(1) > n_pos)
+    if not bool(anchors.any()):
+        return z.sum() * 0.0
+    per_anchor = -(log_prob.masked_fill(~positive, 0.0).sum(1)) / n_pos.clamp(min=1)
+    return per_anchor[anchors].mean().to(z.dtype)

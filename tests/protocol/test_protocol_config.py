@@ -96,6 +96,7 @@ def test_shipped_ablation_config_changes_one_thing_per_variant_on_validation_yea
         "masked30": ("loss", "masking", "fraction"),
         "joint_clustering": None,
         "forecast_pretext": ("loss", "forecast", "weight"),
+        "window_contrastive": ("loss", "contrastive", "weight"),
     }
     assert [v.name for v in cfg.variants] == list(expected)
 

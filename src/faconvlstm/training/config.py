@@ -23,7 +23,8 @@ A complete file (every section optional, defaults shown in the dataclasses below
       filters: [16, 16]
     optim: {lr: 0.001, weight_decay: 0.0, scheduler: none}
     loss: {latitude_weighted: true, regularization_weight: 1.0, teacher_forcing: 0.0,
-           clustering: {weight: 0.0, warmup_epochs: 2, update_interval: epoch, n_init: 10}}
+           clustering: {weight: 0.0, warmup_epochs: 2, update_interval: epoch, n_init: 10},
+           contrastive: {weight: 0.0, temperature: 0.1}}
     trainer: {max_epochs: 5, accelerator: cpu, devices: 1, strategy: auto, deterministic: true}
     checkpoint: {every_n_train_steps: 50}
 
@@ -187,10 +188,34 @@ class ForecastPretextConfig:
 
 
 @dataclass
+class ContrastiveConfig:
+    r"""Window-contrastive term of the autoencoder loss (``loss.contrastive``).
+
+    ``L = L_rec + weight · L_con``, :math:`L_{con}` the InfoNCE loss of
+    :func:`faconvlstm.losses.window_contrastive_loss` on the model's per-step
+    ``"embeddings"`` ``(B, T, E)``: the steps of one window are positives, the steps of the
+    batch's other windows negatives, cosine similarity at ``temperature`` :math:`\tau`.
+    It asks the code for what persists over a window and tells windows apart (a
+    persistent regime, a slow oscillation), which reconstructing each day does not.
+    ``weight = 0`` (default): off, exactly the plain autoencoder. Validation keeps
+    ``val/loss`` the reconstruction objective and logs ``val/contrastive``. Steps whose
+    every cell is missing do not take part. Needs ``data.batch_size >= 2``.
+    """
+
+    weight: float = 0.0
+    temperature: float = 0.1
+
+    @property
+    def enabled(self) -> bool:
+        return self.weight > 0
+
+
+@dataclass
 class LossConfig:
     """Training objective: latitude-weighted masked MSE + model regularisation
     (+ the joint clustering term ``clustering``, see :class:`ClusteringConfig`; + the
-    forecasting pretext ``forecast``, see :class:`ForecastPretextConfig`).
+    forecasting pretext ``forecast``, see :class:`ForecastPretextConfig`; + the
+    window-contrastive term ``contrastive``, see :class:`ContrastiveConfig`).
 
     ``teacher_forcing`` is the probability of feeding the true previous step to an
     autoregressive forecaster during training (scheduled sampling; forecast task only).
@@ -203,6 +228,7 @@ class LossConfig:
     masking: MaskingConfig = field(default_factory=MaskingConfig)
     clustering: ClusteringConfig = field(default_factory=ClusteringConfig)
     forecast: ForecastPretextConfig = field(default_factory=ForecastPretextConfig)
+    contrastive: ContrastiveConfig = field(default_factory=ContrastiveConfig)
 
     def __post_init__(self) -> None:
         # rebuilt from a checkpoint's plain hyperparameters
@@ -212,6 +238,8 @@ class LossConfig:
             self.clustering = ClusteringConfig(**self.clustering)
         if isinstance(self.forecast, dict):
             self.forecast = ForecastPretextConfig(**self.forecast)
+        if isinstance(self.contrastive, dict):
+            self.contrastive = ContrastiveConfig(**self.contrastive)
 
 
 @dataclass
@@ -652,6 +680,7 @@ def _check_consistency(cfg: RunConfig) -> None:
     _check_budget(cfg.trainer)
     _check_clustering(cfg)
     _check_forecast_pretext(cfg)
+    _check_contrastive(cfg)
     _check_signature(
         _synthetic_fn(), d.synthetic, "data.synthetic", "faconvlstm.data.synthetic", skip=()
     )
@@ -784,6 +813,32 @@ def _check_forecast_pretext(cfg: RunConfig) -> None:
             f"{key}.weight is {f.weight}: with bidirectional temporal attention the "
             "embedding of step t sees the steps it is asked to predict. Remove the key "
             f"(the pretext makes the head causal) or set {key}.weight to 0"
+        )
+
+
+def _check_contrastive(cfg: RunConfig) -> None:
+    """``loss.contrastive``: weight >= 0, temperature > 0, autoencoder only, batch >= 2."""
+    c = cfg.loss.contrastive
+    key = "loss.contrastive"
+    if c.weight < 0:
+        raise ConfigError(f"config key '{key}.weight': must be >= 0 (0: off), got {c.weight}")
+    if not c.temperature > 0:
+        raise ConfigError(
+            f"config key '{key}.temperature': must be > 0 (0.1 is the usual value), "
+            f"got {c.temperature}"
+        )
+    if not c.enabled:
+        return
+    if cfg.task != "autoencoder":
+        raise ConfigError(
+            f"config key '{key}.weight': the window-contrastive term trains the autoencoder "
+            f"task's embeddings (task {cfg.task!r} has none); set it to 0"
+        )
+    if cfg.data.batch_size < 2:
+        raise ConfigError(
+            f"config key 'data.batch_size' is {cfg.data.batch_size} but {key}.weight is "
+            f"{c.weight}: the contrastive term needs other windows in the batch as "
+            "negatives; use a batch of 2 or more"
         )
 
 

@@ -3,7 +3,8 @@
 * :class:`AutoencoderTask` — representation learning: reconstruct the input window,
   ``loss = wMSE(recon, x) + λ · model.regularization_loss()`` (``+ γ · KL(P‖Q)`` with
   joint deep clustering, ``loss.clustering``; :func:`clustering_loss`; ``+ w · L_fc``
-  with the forecasting pretext, ``loss.forecast``); with
+  with the forecasting pretext, ``loss.forecast``; ``+ w · L_con`` with the
+  window-contrastive term, ``loss.contrastive``); with
   ``loss.masking`` a share of the (t, lat, lon) cells is hidden from the input during
   training and the wMSE is taken on the hidden cells (:func:`draw_hidden`,
   :func:`masked_batch`).
@@ -40,7 +41,7 @@ import torch
 from torch import nn
 
 from faconvlstm import models
-from faconvlstm.losses import latitude_weights, weighted_mse
+from faconvlstm.losses import latitude_weights, weighted_mse, window_contrastive_loss
 from faconvlstm.training.checkpoint import META_KEY, make_metadata
 from faconvlstm.training.config import LossConfig, MaskingConfig, OptimConfig
 from faconvlstm.training.schedules import CosineSchedule
@@ -220,6 +221,12 @@ class AutoencoderTask(_Task):
     :class:`~faconvlstm.training.config.ForecastPretextConfig` (logged as
     ``train/forecast_mse`` and ``val/forecast_mse``; ``val/loss`` stays the
     reconstruction).
+
+    With ``loss.contrastive.weight = w > 0`` the training loss gains ``w · L_con``, the
+    window-contrastive InfoNCE term of
+    :class:`~faconvlstm.training.config.ContrastiveConfig` on the pass's embeddings
+    (logged as ``train/contrastive`` and ``val/contrastive``; ``val/loss`` stays the
+    reconstruction).
     """
 
     model_class_name = "SequenceAutoencoder"
@@ -294,6 +301,14 @@ class AutoencoderTask(_Task):
             # as with clustering, val/loss stays the reconstruction objective
             if train:
                 loss = loss + self.loss_cfg.forecast.weight * fc
+        con = self._contrastive_loss(batch)
+        if con is not None:
+            stage = "train" if train else "val"
+            self.log(
+                f"{stage}/contrastive", con, batch_size=batch["x"].shape[0], sync_dist=not train
+            )
+            if train:
+                loss = loss + self.loss_cfg.contrastive.weight * con
         kl = clustering_loss(self, self._outputs, batch, train)
         self._outputs = None
         if kl is None:
@@ -303,6 +318,22 @@ class AutoencoderTask(_Task):
         # validation logs the KL against its own batch's target but keeps val/loss the
         # reconstruction objective, comparable across the end of the warm-up
         return (loss + self.loss_cfg.clustering.weight * kl if train else loss), mse
+
+    def _contrastive_loss(self, batch: dict) -> torch.Tensor | None:
+        """The window-contrastive term ``L_con`` of this pass, or None (off).
+
+        A step takes part when any of its cells is valid (the batch's ``"mask"``; all
+        steps without one). See :class:`~faconvlstm.training.config.ContrastiveConfig`.
+        """
+        c = self.loss_cfg.contrastive
+        if not c.enabled:
+            return None
+        z = self._outputs["embeddings"]
+        valid = batch.get("mask")
+        steps = None
+        if valid is not None and valid.dim() == 5 and valid.shape[:2] == z.shape[:2]:
+            steps = valid.flatten(2).any(-1)
+        return window_contrastive_loss(z, c.temperature, steps)
 
     def _forecast_loss(self, batch: dict) -> torch.Tensor | None:
         """The forecasting pretext ``L_fc`` of this pass, or None (``loss.forecast`` off).
