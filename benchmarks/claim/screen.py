@@ -168,6 +168,7 @@ SETTINGS: dict[str, list[str]] = {
     # one window attract, the other windows of the batch repel (InfoNCE, tau 0.1); the
     # reconstruction never asks for the slow oscillator or a regime's persistence
     "con01": ["train.loss.contrastive.weight=0.1"],
+    "con001": ["train.loss.contrastive.weight=0.01"],
     "con1": ["train.loss.contrastive.weight=1.0"],
     "persist_con01": [*PERSISTENCE, "train.loss.contrastive.weight=0.1"],
     "persist_con1": [*PERSISTENCE, "train.loss.contrastive.weight=1.0"],
