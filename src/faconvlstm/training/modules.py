@@ -292,32 +292,26 @@ class AutoencoderTask(_Task):
 
     def _loss(self, batch: dict, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
         loss, mse = super()._loss(batch, train)
-        fc = self._forecast_loss(batch)
-        if fc is not None:
-            stage = "train" if train else "val"
-            self.log(
-                f"{stage}/forecast_mse", fc, batch_size=batch["x"].shape[0], sync_dist=not train
-            )
-            # as with clustering, val/loss stays the reconstruction objective
-            if train:
-                loss = loss + self.loss_cfg.forecast.weight * fc
-        con = self._contrastive_loss(batch)
-        if con is not None:
-            stage = "train" if train else "val"
-            self.log(
-                f"{stage}/contrastive", con, batch_size=batch["x"].shape[0], sync_dist=not train
-            )
-            if train:
-                loss = loss + self.loss_cfg.contrastive.weight * con
-        kl = clustering_loss(self, self._outputs, batch, train)
+        terms = (
+            ("forecast_mse", self._forecast_loss(batch), self.loss_cfg.forecast.weight),
+            ("contrastive", self._contrastive_loss(batch), self.loss_cfg.contrastive.weight),
+            # validation logs the KL against its own batch's target
+            (
+                "kl",
+                clustering_loss(self, self._outputs, batch, train),
+                self.loss_cfg.clustering.weight,
+            ),
+        )
         self._outputs = None
-        if kl is None:
-            return loss, mse
         stage = "train" if train else "val"
-        self.log(f"{stage}/kl", kl, batch_size=batch["x"].shape[0], sync_dist=not train)
-        # validation logs the KL against its own batch's target but keeps val/loss the
-        # reconstruction objective, comparable across the end of the warm-up
-        return (loss + self.loss_cfg.clustering.weight * kl if train else loss), mse
+        for name, value, weight in terms:
+            if value is None:
+                continue
+            self.log(f"{stage}/{name}", value, batch_size=batch["x"].shape[0], sync_dist=not train)
+            # val/loss stays the reconstruction objective (comparable across a warm-up)
+            if train:
+                loss = loss + weight * value
+        return loss, mse
 
     def _contrastive_loss(self, batch: dict) -> torch.Tensor | None:
         """The window-contrastive term ``L_con`` of this pass, or None (off).
