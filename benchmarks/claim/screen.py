@@ -172,6 +172,9 @@ SETTINGS: dict[str, list[str]] = {
     "con1": ["train.loss.contrastive.weight=1.0"],
     "persist_con01": [*PERSISTENCE, "train.loss.contrastive.weight=0.1"],
     "persist_con1": [*PERSISTENCE, "train.loss.contrastive.weight=1.0"],
+    # a fixed EOF path beside the learned one (z = EOF PCs + γ·learned; docs/claim.md)
+    "eofpath": ["train.model.eof_path=true"],
+    "persist_eofpath": [*PERSISTENCE, "train.model.eof_path=true"],
 }
 
 HEADLINE = (

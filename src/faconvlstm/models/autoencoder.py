@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from einops import rearrange
 from torch import nn
@@ -24,6 +25,7 @@ from faconvlstm.models.encoder import (
     prepare_input,
     resize_sequence,
 )
+from faconvlstm.models.eof import EOFEmbedding
 
 __all__ = ["SequenceAutoencoder"]
 
@@ -79,13 +81,36 @@ class SequenceAutoencoder(ConfigMixin, nn.Module):
             attention would hand ``z_t`` the very steps to be predicted, so L ≥ 1 requires
             ``head_kwargs={"causal": True}`` (ValueError otherwise). Train it with
             ``loss.forecast`` (docs/training.md, "Forecasting pretext").
+        eof_path: False (default: exactly the plain autoencoder) or True: add a fixed
+            linear EOF path beside the learned one (state-dict keys ``eof_*``), so that the
+            model starts at the best linear code and learns a correction to it,
+
+            .. math::
+                p_t &= \big((x_t - \mu)\circ w\big) V_E^\top, \qquad
+                z_t = p_t + \gamma_z\, z^{\text{learned}}_t,\\
+                \hat x_t &= \big(p_t V_E\big) \oslash w + \mu
+                + \gamma_x\, \hat x^{\text{learned}}_t,
+
+            with ``V_E`` the ``(E, C·H·W)`` leading multivariate EOFs of the normalised
+            training period, ``μ`` its mean state, ``w`` the √cos φ weights
+            (:class:`~faconvlstm.models.EOFEmbedding`; missing cells are zero anomaly),
+            ``z^learned`` the encoder's embedding and ``x̂^learned`` the decoder's
+            reconstruction from ``z``. ``V_E``, ``μ`` are fixed buffers set once by
+            :meth:`init_eof_path` (``faconvlstm fit`` calls it on the training period
+            before the first step; a resumed run loads them from the checkpoint); the
+            gates ``γ = (γ_z, γ_x)`` (``eof_gate``) are learned and start at 0, so the
+            untrained model *is* the E-EOF reconstruction and its embedding the principal
+            components. It answers whether a learned model adds anything to EOFs on
+            held-out years (docs/claim.md). Needs ``grid``; the path is grid-specific.
+        grid: ``(H, W)`` of the input grid, needed by (and only by) ``eof_path``; set from
+            the data by :func:`faconvlstm.training.build_model`.
 
     Inputs: ``x, times=None, mask=None, return_attention=False`` — as for
     :class:`~faconvlstm.models.Encoder`.
 
     Outputs: dict with
         - ``"recon"``: ``(B, T, C, H, W)``;
-        - ``"embeddings"``: ``(B, T, E)``;
+        - ``"embeddings"``: ``(B, T, E)`` (with ``eof_path``, ``z = p + γ_z z^learned``);
         - ``"hidden"``: ``(B, T, F_L, H', W')``, the encoder's last hidden states;
         - ``"states"``: the encoder's last ``(h, c)`` per layer;
         - ``"temporal_attention"``: ``(B, heads, T, T)``, only with ``return_attention``;
@@ -99,6 +124,11 @@ class SequenceAutoencoder(ConfigMixin, nn.Module):
     Train with :func:`faconvlstm.losses.weighted_mse` of ``recon`` against the original
     ``x`` (NaN cells are ignored there) plus :meth:`regularization_loss`.
     """
+
+    eof_encode: torch.Tensor
+    eof_decode: torch.Tensor
+    eof_mean: torch.Tensor
+    eof_initialized: torch.Tensor
 
     def __init__(
         self,
@@ -115,6 +145,8 @@ class SequenceAutoencoder(ConfigMixin, nn.Module):
         n_clusters: int | None = None,
         cluster_alpha: float = 1.0,
         forecast_leads: int = 0,
+        eof_path: bool = False,
+        grid: Sequence[int] | None = None,
     ) -> None:
         super().__init__()
         self._config = {
@@ -137,6 +169,15 @@ class SequenceAutoencoder(ConfigMixin, nn.Module):
             raise ValueError(f"forecast_leads must be >= 0 (0: no pretext), got {forecast_leads}")
         if forecast_leads:  # without the pretext, the config (and checkpoints) of today
             self._config.update(forecast_leads=forecast_leads)
+        if eof_path:  # without the path, the config (and checkpoints) of today
+            if grid is None or len(tuple(grid)) != 2 or min(int(g) for g in grid) < 1:
+                raise ValueError(
+                    "eof_path=True needs grid=(H, W), the input grid the EOFs are fitted on "
+                    f"(faconvlstm fit sets it from the data), got grid={grid!r}"
+                )
+            self._config.update(eof_path=True, grid=tuple(int(g) for g in grid))
+        elif grid is not None:
+            raise ValueError("grid is only used by eof_path=True; remove it or set eof_path")
         self.encoder = Encoder(
             in_channels,
             filters=filters,
@@ -179,6 +220,65 @@ class SequenceAutoencoder(ConfigMixin, nn.Module):
             self.forecast_out = nn.Conv2d(
                 dec_filters[-1], in_channels * forecast_leads, kernel_size=1
             )
+        self.eof_path = bool(eof_path)
+        self.eof_gate: nn.Parameter | None = None
+        if self.eof_path:  # created last: every other parameter draws what it draws without
+            n_state = in_channels * int(grid[0]) * int(grid[1])  # type: ignore[index]
+            self.eof_shape = (in_channels, int(grid[0]), int(grid[1]))  # type: ignore[index]
+            self.register_buffer("eof_encode", torch.zeros(embed_dim, n_state))
+            self.register_buffer("eof_decode", torch.zeros(embed_dim, n_state))
+            self.register_buffer("eof_mean", torch.zeros(n_state))
+            self.register_buffer("eof_initialized", torch.tensor(False))
+            self.eof_gate = nn.Parameter(torch.zeros(2))
+
+    @torch.no_grad()
+    def init_eof_path(self, fields: Any, lat: Any) -> EOFEmbedding:
+        """Fit the EOF path on the training period and store it (``eof_path=True`` only).
+
+        Args:
+            fields: ``(T, C, H, W)`` normalised training fields, NaN where missing (the
+                input the EOF baseline of ``compare`` is fitted on).
+            lat: ``(H,)`` latitudes in degrees.
+
+        Returns:
+            The fitted :class:`~faconvlstm.models.EOFEmbedding` (its ``transform`` equals
+            the embedding of the model while ``γ = 0``).
+        """
+        if not self.eof_path:
+            raise RuntimeError("init_eof_path needs a model built with eof_path=True")
+        fields = np.asarray(fields, dtype=np.float64)
+        if fields.ndim != 4 or tuple(fields.shape[1:]) != self.eof_shape:
+            raise ValueError(
+                f"init_eof_path expects fields (T, C, H, W) with (C, H, W) = {self.eof_shape}, "
+                f"got shape {fields.shape}"
+            )
+        eof = EOFEmbedding(n_eofs=self.eof_encode.shape[0]).fit(fields, lat=lat)
+        k = eof.components_.shape[0]
+        w = eof.weights_
+        safe_w = np.where(w > 0, w, np.inf)
+        dev, dt = self.eof_encode.device, self.eof_encode.dtype
+        self.eof_encode.zero_()
+        self.eof_decode.zero_()
+        self.eof_encode[:k] = torch.as_tensor(eof.components_ * w, device=dev, dtype=dt)
+        self.eof_decode[:k] = torch.as_tensor(eof.components_ / safe_w, device=dev, dtype=dt)
+        self.eof_mean.copy_(torch.as_tensor(np.nan_to_num(eof.mean_), device=dev, dtype=dt))
+        self.eof_initialized.fill_(True)
+        return eof
+
+    def _eof_pcs(self, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """Principal components ``(B, T, E)`` of ``x`` ``(B, T, C, H, W)`` on the EOF path."""
+        if tuple(x.shape[2:]) != self.eof_shape:
+            raise ValueError(
+                f"this model's EOF path was fitted on (C, H, W) = {self.eof_shape}; the input "
+                f"has {tuple(x.shape[2:])}: the path is grid-specific, regrid the input"
+            )
+        if not bool(self.eof_initialized):
+            raise RuntimeError(
+                "the EOF path (eof_path=True) was never fitted: call "
+                "model.init_eof_path(train_fields, lat) before training (faconvlstm fit does)"
+            )
+        anom = torch.where(valid, x - self.eof_mean.view(self.eof_shape), x.new_zeros(()))
+        return anom.flatten(2) @ self.eof_encode.to(x.dtype).T
 
     def forward(
         self,
@@ -188,8 +288,16 @@ class SequenceAutoencoder(ConfigMixin, nn.Module):
         return_attention: bool = False,
     ) -> dict[str, Any]:
         b = x.shape[0]
+        raw = x
         x, time_mask = prepare_input(x, mask)
         out = self.encoder(x, times=times, mask=time_mask, return_attention=return_attention)
+        pcs = None
+        if self.eof_gate is not None:
+            valid = ~torch.isnan(raw)
+            if mask is not None and mask.ndim >= 3:
+                valid = valid & mask.to(device=x.device, dtype=torch.bool)
+            pcs = self._eof_pcs(x, valid)
+            out["embeddings"] = pcs + self.eof_gate[0] * out["embeddings"]
         sizes = [tuple(h.shape[-2:]) for h, _ in out["states"]][::-1]
 
         h0, w0 = self.encoder.head.pool_size
@@ -202,6 +310,11 @@ class SequenceAutoencoder(ConfigMixin, nn.Module):
                 g = resize_sequence(g, sizes[j])
             g, _, _ = layer(g, mask=time_mask)
         out["recon"] = rearrange(self.out(g.flatten(0, 1)), "(b t) c h w -> b t c h w", b=b)
+        if pcs is not None and self.eof_gate is not None:
+            linear = (pcs @ self.eof_decode.to(pcs.dtype) + self.eof_mean).view(
+                *pcs.shape[:2], *self.eof_shape
+            )
+            out["recon"] = linear + self.eof_gate[1] * out["recon"]
         if self.forecast_out is not None:
             out["forecast"] = rearrange(
                 self.forecast_out(g.flatten(0, 1)),

@@ -852,7 +852,7 @@ def _synthetic_fn() -> Any:
 # model section
 
 
-_FROM_DATA = {"in_channels", "horizon"}
+_FROM_DATA = {"in_channels", "horizon", "grid"}
 
 #: Arguments of a recurrent layer that the encoder sets itself (not ``layer_kwargs``).
 _SET_BY_ENCODER = (
@@ -919,11 +919,12 @@ def validate_model_kwargs(model_cls: type, kwargs: dict) -> None:
     """Check the ``model`` section against ``model_cls.__init__`` (names and simple types),
     and ``model.layer_kwargs`` against the chosen cell's layer (:func:`validate_layer_kwargs`).
 
-    ``in_channels`` and ``horizon`` come from the data section and may not be given here.
+    ``in_channels``, ``horizon`` and ``grid`` come from the data and may not be given here.
     """
     for name in sorted(_FROM_DATA & set(kwargs)):
         raise ConfigError(
-            f"config key 'model.{name}' is set from the data (channels / data.horizon); remove it"
+            f"config key 'model.{name}' is set from the data (channels / data.horizon / the "
+            "grid); remove it"
         )
     _check_signature(
         model_cls.__init__, kwargs, "model", model_cls.__name__, skip=tuple(sorted(_FROM_DATA))

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 import yaml
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
@@ -69,10 +70,13 @@ def model_class(task: str) -> type[nn.Module]:
     return getattr(models, MODEL_CLASSES[task])
 
 
-def build_model(cfg: RunConfig, n_channels: int, periodic_lon: bool) -> nn.Module:
+def build_model(
+    cfg: RunConfig, n_channels: int, periodic_lon: bool, grid: Sequence[int] | None = None
+) -> nn.Module:
     """Instantiate the task's model from the ``model`` section and the data's shape.
 
-    ``in_channels`` comes from the data; ``horizon`` from ``data.horizon`` (forecast);
+    ``in_channels`` comes from the data, and so does ``grid`` ``(H, W)`` for
+    ``model.eof_path``; ``horizon`` from ``data.horizon`` (forecast);
     ``forecast_leads`` and a causal head from ``loss.forecast`` (autoencoder pretext);
     ``boundary`` defaults to ``"periodic_lon"`` when the data's longitudes wrap around.
     """
@@ -86,7 +90,19 @@ def build_model(cfg: RunConfig, n_channels: int, periodic_lon: bool) -> nn.Modul
     if cfg.loss.forecast.enabled:  # the forecasting pretext: a causal head, L leads
         kwargs["forecast_leads"] = cfg.loss.forecast.leads
         kwargs["head_kwargs"] = {"causal": True, **(kwargs.get("head_kwargs") or {})}
+    if kwargs.get("eof_path"):
+        if grid is None:
+            raise ConfigError("model.eof_path needs the data's grid: pass grid=(H, W)")
+        kwargs["grid"] = tuple(int(g) for g in grid)
     return cls(in_channels=n_channels, **kwargs)
+
+
+def train_fields(data: GriddedDataModule) -> np.ndarray:
+    """The normalised training period ``(T, C, H, W)`` (NaN where missing) of a set-up data
+    module: what ``compare``'s EOF baseline is fitted on (``model.eof_path`` loads it whole)."""
+    da = data.train_set.da
+    raw = np.asarray(da.values, dtype="float32")
+    return data.stats.normalize_array(raw, da["time"].values)
 
 
 def _check_resume(cfg: RunConfig, ckpt: dict, path: Path) -> None:
@@ -157,7 +173,10 @@ def _fit_locked(
     data = GriddedDataModule(cfg.data, seed=cfg.seed)
     data.setup("fit")
     desc = data.describe()
-    model = build_model(cfg, len(desc["channels"]), desc["periodic_lon"])
+    grid = (len(desc["lat"]), len(desc["lon"]))
+    model = build_model(cfg, len(desc["channels"]), desc["periodic_lon"], grid)
+    if getattr(model, "eof_path", False) and not resume:  # resumed: from the checkpoint
+        model.init_eof_path(train_fields(data), desc["lat"])  # type: ignore[operator]
     metadata = make_metadata(cfg.task, model, data.stats, desc, cfg.to_dict())
     task = TASKS[cfg.task](
         model, lat=desc["lat"], optim=cfg.optim, loss=cfg.loss, metadata=metadata
