@@ -1,0 +1,61 @@
+"""benchmarks/claim/eof_gates.py: how far a compare's EOF-path models moved off the EOFs."""
+
+import copy
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+from tiny_compare import TINY
+
+from faconvlstm.protocol.runs import compare
+
+SCRIPTS = Path(__file__).resolve().parents[2] / "benchmarks" / "claim"
+
+
+@pytest.fixture
+def eof_gates():
+    spec = importlib.util.spec_from_file_location("eof_gates", SCRIPTS / "eof_gates.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["eof_gates"] = module
+    spec.loader.exec_module(module)
+    yield module
+    del sys.modules["eof_gates"]
+
+
+def test_gates_of_trained_models_and_the_share_of_their_learned_part(tmp_path, eof_gates, capsys):
+    cfg = copy.deepcopy(TINY)
+    cfg["models"] = ["fa", "eof"]
+    cfg["train"]["data"].update(
+        synthetic={"n_years": 3, "nlat": 8, "nlon": 16},
+        train_years=[2000, 2000],
+        val_years=[2001, 2001],
+        test_years=[2002, 2002],
+    )
+    cfg["train"]["model"]["eof_path"] = True
+    cfg["cost"]["enabled"] = False
+    compare(cfg, tmp_path, progress=False)
+    rows = eof_gates.gate_rows(tmp_path)
+    assert [(r["model"], r["seed"]) for r in rows] == [("fa", 0), ("fa", 1)]  # not the EOFs
+    for row in rows:
+        assert row["gamma_z"] != 0 and row["gamma_x"] != 0  # training moved both gates
+        # the learned part is the gate times a finite, nonzero output: a positive share
+        assert 0 < row["z_share"] < 100 and 0 < row["x_share"] < 100
+    capsys.readouterr()
+    eof_gates.main([str(tmp_path)])
+    assert capsys.readouterr().out.splitlines()[0].startswith("| model | seed | γ_z | γ_x |")
+
+
+def test_a_comparison_without_the_path_is_refused(tmp_path, eof_gates):
+    cfg = copy.deepcopy(TINY)
+    cfg["models"] = ["fa"]
+    cfg["train"]["data"].update(
+        synthetic={"n_years": 3, "nlat": 8, "nlon": 16},
+        train_years=[2000, 2000],
+        val_years=[2001, 2001],
+        test_years=[2002, 2002],
+    )
+    cfg["cost"]["enabled"] = False
+    compare(cfg, tmp_path, progress=False)
+    with pytest.raises(SystemExit, match=r"no learned model with model\.eof_path"):
+        eof_gates.main([str(tmp_path)])
