@@ -23,18 +23,24 @@ def eof_gates():
     del sys.modules["eof_gates"]
 
 
-def test_gates_of_trained_models_and_the_share_of_their_learned_part(tmp_path, eof_gates, capsys):
+def _config(models, eof_path):
+    """The tiny comparison on 3 years: train 2000, validation 2001, test 2002 (unread)."""
     cfg = copy.deepcopy(TINY)
-    cfg["models"] = ["fa", "eof"]
+    cfg["models"] = models
     cfg["train"]["data"].update(
         synthetic={"n_years": 3, "nlat": 8, "nlon": 16},
         train_years=[2000, 2000],
         val_years=[2001, 2001],
         test_years=[2002, 2002],
     )
-    cfg["train"]["model"]["eof_path"] = True
+    if eof_path:
+        cfg["train"]["model"]["eof_path"] = True
     cfg["cost"]["enabled"] = False
-    compare(cfg, tmp_path, progress=False)
+    return cfg
+
+
+def test_gates_of_trained_models_and_the_share_of_their_learned_part(tmp_path, eof_gates, capsys):
+    compare(_config(models=["fa", "eof"], eof_path=True), tmp_path, progress=False)
     rows = eof_gates.gate_rows(tmp_path)
     assert [(r["model"], r["seed"]) for r in rows] == [("fa", 0), ("fa", 1)]  # not the EOFs
     for row in rows:
@@ -47,15 +53,6 @@ def test_gates_of_trained_models_and_the_share_of_their_learned_part(tmp_path, e
 
 
 def test_a_comparison_without_the_path_is_refused(tmp_path, eof_gates):
-    cfg = copy.deepcopy(TINY)
-    cfg["models"] = ["fa"]
-    cfg["train"]["data"].update(
-        synthetic={"n_years": 3, "nlat": 8, "nlon": 16},
-        train_years=[2000, 2000],
-        val_years=[2001, 2001],
-        test_years=[2002, 2002],
-    )
-    cfg["cost"]["enabled"] = False
-    compare(cfg, tmp_path, progress=False)
+    compare(_config(models=["fa"], eof_path=False), tmp_path, progress=False)
     with pytest.raises(SystemExit, match=r"no learned model with model\.eof_path"):
         eof_gates.main([str(tmp_path)])
