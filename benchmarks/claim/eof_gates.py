@@ -42,8 +42,8 @@ def gate_rows(out: Path) -> list[dict]:
         with torch.no_grad():
             res = model(data.x, times=data.phase, mask=data.valid)
             x = torch.where(data.valid, data.x, torch.zeros(()))
-            pcs = model._eof_pcs(x, data.valid)
-            linear = (pcs @ model.eof_decode + model.eof_mean).view(x.shape)
+            pcs = model.eof_pcs(x, data.valid)
+            linear = model.eof_reconstruct(pcs)
             learned_z = res["embeddings"] - pcs
             learned_x = res["recon"] - linear
         rows.append(

@@ -265,7 +265,7 @@ class SequenceAutoencoder(ConfigMixin, nn.Module):
         self.eof_initialized.fill_(True)
         return eof
 
-    def _eof_pcs(self, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    def eof_pcs(self, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         """Principal components ``(B, T, E)`` of ``x`` ``(B, T, C, H, W)`` on the EOF path."""
         if tuple(x.shape[2:]) != self.eof_shape:
             raise ValueError(
@@ -279,6 +279,12 @@ class SequenceAutoencoder(ConfigMixin, nn.Module):
             )
         anom = torch.where(valid, x - self.eof_mean.view(self.eof_shape), x.new_zeros(()))
         return anom.flatten(2) @ self.eof_encode.to(x.dtype).T
+
+    def eof_reconstruct(self, pcs: torch.Tensor) -> torch.Tensor:
+        """The E-EOF truncation ``(B, T, C, H, W)`` of principal components ``(B, T, E)``:
+        ``(p V_E) ⊘ w + μ``, the linear part of the reconstruction of the EOF path."""
+        linear = pcs @ self.eof_decode.to(pcs.dtype) + self.eof_mean
+        return linear.view(*pcs.shape[:2], *self.eof_shape)
 
     def forward(
         self,
@@ -296,7 +302,7 @@ class SequenceAutoencoder(ConfigMixin, nn.Module):
             valid = ~torch.isnan(raw)
             if mask is not None and mask.ndim >= 3:
                 valid = valid & mask.to(device=x.device, dtype=torch.bool)
-            pcs = self._eof_pcs(x, valid)
+            pcs = self.eof_pcs(x, valid)
             out["embeddings"] = pcs + self.eof_gate[0] * out["embeddings"]
         sizes = [tuple(h.shape[-2:]) for h, _ in out["states"]][::-1]
 
@@ -311,9 +317,7 @@ class SequenceAutoencoder(ConfigMixin, nn.Module):
             g, _, _ = layer(g, mask=time_mask)
         out["recon"] = rearrange(self.out(g.flatten(0, 1)), "(b t) c h w -> b t c h w", b=b)
         if pcs is not None and self.eof_gate is not None:
-            linear = (pcs @ self.eof_decode.to(pcs.dtype) + self.eof_mean).view(
-                *pcs.shape[:2], *self.eof_shape
-            )
+            linear = self.eof_reconstruct(pcs)
             out["recon"] = linear + self.eof_gate[1] * out["recon"]
         if self.forecast_out is not None:
             out["forecast"] = rearrange(
