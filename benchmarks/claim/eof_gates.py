@@ -25,7 +25,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fit_check import validation_data
 
-from faconvlstm.training.infer import load_model
+from faconvlstm.protocol.runs import measured_model
 
 
 def gate_rows(out: Path) -> list[dict]:
@@ -36,7 +36,7 @@ def gate_rows(out: Path) -> list[dict]:
     for spec in plan.specs:
         if not spec.learned:
             continue
-        model, _ = load_model(spec.paths.last_checkpoint)
+        model, _ = measured_model(spec)
         if not getattr(model, "eof_path", False):
             continue
         with torch.no_grad():

@@ -36,8 +36,8 @@ from faconvlstm.evaluation.quality import lat_weighted_rmse
 from faconvlstm.protocol.config import load_compare_config
 from faconvlstm.protocol.heldout import EvalData, prepare_data
 from faconvlstm.protocol.plan import make_plan
+from faconvlstm.protocol.runs import measured_model
 from faconvlstm.protocol.subjects import SUBJECTS, EOFSubject, LearnedSubject
-from faconvlstm.training.infer import load_model
 
 PERIODS = ("train", "validation")
 
@@ -83,7 +83,7 @@ def fit_check(out: Path) -> dict[str, list[dict[str, float]]]:
     n_eofs = cfg.eof_n_eofs or run.model.get("embed_dim", 32)
     for spec in plan.specs:
         if SUBJECTS[spec.model].learned:
-            model, _ = load_model(spec.paths.last_checkpoint)
+            model, _ = measured_model(spec)
             subject = LearnedSubject(model, data)
         else:
             subject = EOFSubject.fit(data, n_eofs)

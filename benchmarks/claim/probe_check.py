@@ -27,8 +27,8 @@ from faconvlstm.evaluation.interpretability import (
 from faconvlstm.protocol.config import load_compare_config
 from faconvlstm.protocol.heldout import driver_index, prepare_data, year_of
 from faconvlstm.protocol.plan import make_plan
+from faconvlstm.protocol.runs import measured_model
 from faconvlstm.protocol.subjects import SUBJECTS, EOFSubject, LearnedSubject
-from faconvlstm.training.infer import load_model
 
 PROBES = (
     ("oscillator", "linear", linear_probe_r2),
@@ -63,7 +63,7 @@ def training_year_probes(out: Path) -> dict[str, list[dict[str, float]]]:
     scores: dict[str, list[dict[str, float]]] = {}
     for spec in plan.specs:
         if SUBJECTS[spec.model].learned:
-            model, _ = load_model(spec.paths.last_checkpoint)
+            model, _ = measured_model(spec)
             subject = LearnedSubject(model, data)
         else:
             subject = EOFSubject.fit(data, n_eofs)

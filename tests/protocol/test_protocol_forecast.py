@@ -2,6 +2,8 @@
 
 import copy
 import json
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -265,6 +267,37 @@ def test_rerun_resumes_without_training_or_forecasting(forecast_run, monkeypatch
     monkeypatch.setattr(fr, "predict", refuse)
     again = json.loads(compare(copy.deepcopy(TINY_FC), out, progress=False).read_text())
     assert again["forecast"] == first["forecast"]
+
+
+def test_best_checkpoint_forecasts_again_from_best_ckpt_without_training(
+    forecast_run, tmp_path, monkeypatch
+):
+    src, first = forecast_run
+    out = tmp_path / "copy"
+    shutil.copytree(src, out)
+    import faconvlstm.protocol.forecast_runs as fr
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a finished run was trained again")
+
+    forecast_from = []
+    real_predict = fr.predict
+
+    def predict(ckpt, *args, **kwargs):
+        forecast_from.append(Path(ckpt).name)
+        return real_predict(ckpt, *args, **kwargs)
+
+    monkeypatch.setattr(fr, "fit", refuse)
+    monkeypatch.setattr(fr, "predict", predict)
+    cfg = copy.deepcopy(TINY_FC)
+    cfg["evaluation"]["checkpoint"] = "best"
+    again = json.loads(compare(cfg, out, progress=False).read_text())
+    assert forecast_from == ["best.ckpt"] * 6  # 3 subjects × 2 seeds, each forecast again
+    for name, model in again["forecast"]["models"].items():
+        for s, before in zip(model["seeds"], first["forecast"]["models"][name]["seeds"]):
+            assert before["checkpoint"] == "last" and s["checkpoint"] == "best"
+            assert s["checkpoint_epoch"] == int(np.argmin(s["history"]["val_loss"])) + 1
+    assert "`best.ckpt` (the epoch of lowest validation loss" in (out / "report.md").read_text()
 
 
 def test_forecast_section_round_trips_and_is_absent_from_autoencoder_results(forecast_run):

@@ -69,6 +69,10 @@ class EvaluationConfig:
     ``probe_windows``: evaluation windows embedded after every epoch (embedding drift) and
     used for the FA internals.
     ``climatology_smooth_days``: pooling window (days) of the ACC day-of-year climatology.
+    ``checkpoint``: the weights of each learned run that are measured: ``last`` (the end of
+    the budget, ``last.ckpt``) or ``best`` (``best.ckpt``, the epoch of the lowest
+    ``train.checkpoint.monitor``, by default the validation loss: early stopping on the
+    validation years, which the evaluation period never enters).
     """
 
     n_clusters: int | None = None
@@ -79,6 +83,7 @@ class EvaluationConfig:
     lobe_radius_deg: float = 20.0
     probe_windows: int = 8
     climatology_smooth_days: int = 31
+    checkpoint: Literal["last", "best"] = "last"
     targets: list[TargetConfig] = field(default_factory=list)
     labels: LabelsConfig | None = None
 
@@ -231,6 +236,12 @@ def load_compare_config(
     _check_variants(cfg)
     _check_models(cfg)
     reference = run_config(cfg, REFERENCE_SUBJECT, cfg.seeds[0])
+    if cfg.evaluation.checkpoint == "best" and reference.trainer.limit_val_batches == 0:
+        raise ConfigError(
+            "compare config key 'evaluation.checkpoint': 'best' is the epoch of lowest "
+            "validation loss, but train.trainer.limit_val_batches is 0 (no validation); "
+            "allow validation batches or set evaluation.checkpoint: last"
+        )
     if reference.task == "forecast":
         _check_forecast(cfg, reference)
     return cfg

@@ -282,7 +282,9 @@ class Scores:
 
 @dataclass
 class ForecastSeed:
-    """One learned run: its scores, training record and forecast file (``result.json``)."""
+    """One learned run: its scores, training record and forecast file (``result.json``),
+    and the checkpoint that forecast (``last`` or ``best``, the 1-based epoch of its
+    weights)."""
 
     seed: int
     scores: Scores
@@ -290,10 +292,18 @@ class ForecastSeed:
     model_params: int | None = None
     history: LossHistory | None = None
     forecast_file: str = ""
+    checkpoint: str = "last"
+    checkpoint_epoch: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"seed": self.seed, **self.scores.to_dict()}
-        for key in ("train_seconds", "model_params", "forecast_file"):
+        for key in (
+            "train_seconds",
+            "model_params",
+            "forecast_file",
+            "checkpoint",
+            "checkpoint_epoch",
+        ):
             out[key] = getattr(self, key)
         if self.history is not None:
             out["history"] = {
@@ -314,6 +324,8 @@ class ForecastSeed:
                 train_seconds=raw.pop("train_seconds", None),
                 model_params=raw.pop("model_params", None),
                 forecast_file=raw.pop("forecast_file", ""),
+                checkpoint=raw.pop("checkpoint", "last"),
+                checkpoint_epoch=raw.pop("checkpoint_epoch", None),
             )
         except KeyError as err:
             raise ValueError(f"{where}: missing key {err} of a forecast run") from None

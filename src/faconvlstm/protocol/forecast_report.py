@@ -29,6 +29,7 @@ from faconvlstm.protocol.report import (
     _figure_cost,
     _fmt,
     _save,
+    checkpoint_phrase,
     loss_curves_figure,
 )
 from faconvlstm.protocol.results import Results
@@ -235,8 +236,8 @@ def write_forecast_report(results: Results, layout: Layout) -> Path:
         f"climatology at the valid time). The climatology is the {fc.climatology}. "
         "Baselines: **persistence** holds the last input frame for every lead; "
         "**climatology** forecasts that climatology (its ACC is undefined: its anomaly is "
-        "zero). Learned models: mean ± sd over seeds, from each run's `last.ckpt` (never "
-        "selected on the test years).",
+        "zero). Learned models: mean ± sd over seeds, from each run's "
+        f"{checkpoint_phrase(budget.checkpoint)} (never selected on the test years).",
         "",
     ]
     for c in range(len(fc.channels)):

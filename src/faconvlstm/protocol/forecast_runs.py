@@ -3,7 +3,8 @@
 Every learned subject (and variant) is trained as a forecaster once per seed, on the same
 data with the same budget (:func:`faconvlstm.training.fit.fit`; only ``model.cell``
 differs), then issues its test-period forecast with
-:func:`faconvlstm.training.infer.predict` from its ``last.ckpt`` (denormalised with the
+:func:`faconvlstm.training.infer.predict` from its ``last.ckpt`` (``best.ckpt`` with
+``evaluation.checkpoint: best``; denormalised with the
 checkpoint's statistics, WeatherBench2 layout) into ``forecasts/<model>_seed<s>.nc``. That
 file is read back and scored per lead and field against the truth, next to the
 persistence and climatology baselines on the same initialisations
@@ -41,12 +42,12 @@ from faconvlstm.protocol.forecast import (
 )
 from faconvlstm.protocol.plan import Plan, RunSpec
 from faconvlstm.protocol.results import DataInfo, LossHistory
-from faconvlstm.protocol.runs import _cost_sweep, write_results
+from faconvlstm.protocol.runs import _cost_sweep, measured_model, write_results
 from faconvlstm.training.config import RunConfig
 from faconvlstm.training.datamodule import GriddedDataModule
 from faconvlstm.training.fit import fit
 from faconvlstm.training.history import EpochRecorder, read_history
-from faconvlstm.training.infer import load_model, predict
+from faconvlstm.training.infer import predict
 
 __all__ = ["ForecastData", "compare_forecast", "prepare_forecast_data", "run_forecast_one"]
 
@@ -178,14 +179,16 @@ def run_forecast_one(spec: RunSpec, plan: Plan, data: ForecastData) -> ForecastS
     its ``result.json`` last (a finished run is read back instead)."""
     paths = spec.paths
     if paths.result.exists():
-        return ForecastSeed.from_dict(json.loads(paths.result.read_text()), str(paths.result))
+        done = ForecastSeed.from_dict(json.loads(paths.result.read_text()), str(paths.result))
+        if done.checkpoint == spec.measured:  # else forecast again from the other one
+            return done
     paths.root.mkdir(parents=True, exist_ok=True)
     L.seed_everything(spec.seed, verbose=False)
     seconds = _train(spec, data)
-    model, _ = load_model(paths.last_checkpoint)
+    model, epoch = measured_model(spec)
     out = plan.layout.forecast(spec.model, spec.seed)
     predict(
-        paths.last_checkpoint,
+        spec.checkpoint,
         out,
         years=data.test_years,
         batch_size=spec.run.data.batch_size,
@@ -207,6 +210,8 @@ def run_forecast_one(spec: RunSpec, plan: Plan, data: ForecastData) -> ForecastS
         model_params=sum(p.numel() for p in model.parameters()),
         history=LossHistory(history.epoch, history.train_loss, history.val_loss),
         forecast_file=out.relative_to(plan.layout.root).as_posix(),
+        checkpoint=spec.measured,
+        checkpoint_epoch=epoch,
     )
     atomic_write_json(result.to_dict(), paths.result, indent=1)
     # what the next run reads back: the same cleaned values (NaN → None) as a resume sees

@@ -8,7 +8,9 @@ its figures) asks it for the path::
     out/report.md, out/figures/<name>.png  the report (:mod:`faconvlstm.protocol.report`)
     out/compare.yaml                       the configuration as run
     out/cost.json                          layer cost table + scaling sweep (a cache)
-    out/runs/<model>/seed<s>/train/        `faconvlstm fit` output (checkpoints, logs)
+    out/runs/<model>/seed<s>/train/        `faconvlstm fit` output (checkpoints, logs;
+                                           last.ckpt or best.ckpt is measured, as
+                                           evaluation.checkpoint says)
     out/runs/<model>/seed<s>/train/done.json   training finished (and its wall time)
     out/runs/<model>/seed<s>/epochs/       per-epoch losses and probe embeddings (drift)
     out/runs/<model>/seed<s>/arrays.npz    evaluation embeddings, labels, attention map
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -49,7 +52,13 @@ class RunPaths:
 
     @property
     def last_checkpoint(self) -> Path:
+        """The weights at the end of the budget (also what an interrupted run resumes)."""
         return self.train / "checkpoints" / "last.ckpt"
+
+    @property
+    def best_checkpoint(self) -> Path:
+        """The weights of the epoch with the lowest ``train.checkpoint.monitor``."""
+        return self.train / "checkpoints" / "best.ckpt"
 
     @property
     def train_done(self) -> Path:
@@ -133,16 +142,26 @@ class Layout:
 @dataclass(frozen=True)
 class RunSpec:
     """One run of the comparison: a subject, a seed, its `fit` configuration (``None`` for
-    a subject fitted in closed form) and its files."""
+    a subject fitted in closed form), its files, and which of its checkpoints is measured
+    (``evaluation.checkpoint``: ``last`` or ``best``)."""
 
     model: str
     seed: int
     run: RunConfig | None
     paths: RunPaths
+    measured: Literal["last", "best"] = "last"
 
     @property
     def learned(self) -> bool:
         return self.run is not None
+
+    @property
+    def checkpoint(self) -> Path:
+        """The checkpoint whose weights are measured (``paths.last_checkpoint`` or
+        ``paths.best_checkpoint``)."""
+        if self.measured == "best":
+            return self.paths.best_checkpoint
+        return self.paths.last_checkpoint
 
 
 @dataclass(frozen=True)
@@ -175,16 +194,16 @@ class Plan:
 def make_plan(cfg: CompareConfig, out: str | Path) -> Plan:
     """The plan of ``cfg`` written under ``out`` (nothing is created on disk)."""
     layout = Layout(Path(out))
+    measured = cfg.evaluation.checkpoint
     specs = []
     for model in cfg.models:
         for seed in cfg.seeds:
             run = run_config(cfg, model, seed) if SUBJECTS[model].learned else None
-            specs.append(RunSpec(model, seed, run, layout.run(model, seed)))
+            specs.append(RunSpec(model, seed, run, layout.run(model, seed), measured))
     for var in cfg.variants:
         for seed in cfg.seeds:
-            specs.append(
-                RunSpec(var.name, seed, run_config(cfg, var.name, seed), layout.run(var.name, seed))
-            )
+            run = run_config(cfg, var.name, seed)
+            specs.append(RunSpec(var.name, seed, run, layout.run(var.name, seed), measured))
     reference = next(
         (s.run for s in specs if (s.model, s.seed) == (REFERENCE_SUBJECT, cfg.seeds[0])), None
     )

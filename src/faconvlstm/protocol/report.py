@@ -484,6 +484,29 @@ def _giga(flops: float | None) -> float | None:
     return None if flops is None else flops / 1e9
 
 
+def checkpoint_phrase(checkpoint: str) -> str:
+    """How the report names the measured checkpoint (``evaluation.checkpoint``)."""
+    if checkpoint == "best":
+        return (
+            "`best.ckpt` (the epoch of lowest validation loss: early stopping on the "
+            "validation years)"
+        )
+    return "`last.ckpt` (the end of the budget)"
+
+
+def _best_epochs(results: Results) -> str:
+    """``" (epochs: FA 5, 7, 3; ...)"``: the epoch each run's measured weights are from,
+    when they were chosen by validation loss (empty for ``last``)."""
+    if results.budget.checkpoint != "best":
+        return ""
+    parts = []
+    for name, model in {**results.models, **results.variants}.items():
+        epochs = [s.training.checkpoint_epoch for s in model.seeds]
+        if any(e is not None for e in epochs):
+            parts.append(f"{subject_label(name)} {', '.join(_fmt(e) for e in epochs)}")
+    return f" (epoch of each seed: {'; '.join(parts)})" if parts else ""
+
+
 def _cost_sentence(cfg: dict) -> str:
     if not cfg:
         return "No layer cost was measured."
@@ -701,7 +724,8 @@ def write_report(results: Results, layout: Layout) -> Path:
         f"k = {info.n_clusters}. Seeds {results.seeds}; the same budget for "
         f"every learned model: {budget.max_epochs} epochs, batch "
         f"{budget.batch_size}, windows of {budget.window} steps, learning rate "
-        f"{budget.lr}.",
+        f"{budget.lr}; measured at each run's {checkpoint_phrase(budget.checkpoint)}"
+        f"{_best_epochs(results)}.",
         "",
         "## Headline metrics (mean ± sd over seeds)",
         "",

@@ -273,11 +273,15 @@ class TrainingRecord:
     """How a subject was trained or fitted: wall time (s), parameter count, for learned
     subjects the loss history, the embedding drift between epochs (1 − CKA per epoch
     transition, see :func:`~faconvlstm.evaluation.stability.embedding_drift`) and the wall
-    time (ms) of one forward+backward of the trained model; for EOF the explained variance."""
+    time (ms) of one forward+backward of the trained model, and which checkpoint was
+    measured (``checkpoint``: ``last`` or ``best``) with the 1-based epoch its weights are
+    from (``checkpoint_epoch``); for EOF the explained variance."""
 
     train_seconds: float | None = None
     model_params: int | None = None
     history: LossHistory | None = None
+    checkpoint: str | None = None
+    checkpoint_epoch: int | None = None
     drift: dict[str, list[float]] | None = None
     drift_cka_final: float | None = None
     model_fwd_bwd_ms: float | None = None
@@ -613,23 +617,28 @@ def _model_dict(m: ModelResult) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------- top level
 @dataclass
 class Budget:
-    """The training budget every learned subject gets."""
+    """The training budget every learned subject gets, and which of its checkpoints is
+    measured (``checkpoint``: ``last``, the end of the budget, or ``best``, the lowest
+    validation loss)."""
 
     max_epochs: int
     max_steps: int
     batch_size: int
     window: int
     lr: float
+    checkpoint: str = "last"
 
     @classmethod
-    def of(cls, run: Any) -> Budget:
-        """The budget of a run configuration (:class:`~faconvlstm.training.config.RunConfig`)."""
+    def of(cls, run: Any, checkpoint: str = "last") -> Budget:
+        """The budget of a run configuration (:class:`~faconvlstm.training.config.RunConfig`)
+        measured at ``checkpoint``."""
         return cls(
             max_epochs=run.trainer.max_epochs,
             max_steps=run.trainer.max_steps,
             batch_size=run.data.batch_size,
             window=run.data.window,
             lr=run.optim.lr,
+            checkpoint=checkpoint,
         )
 
 

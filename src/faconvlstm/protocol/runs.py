@@ -3,11 +3,14 @@
 Every subject is trained (learned) or fitted (EOF) once per seed on the same data with the
 same budget, then measured on the same held-out windows. Training is
 :func:`faconvlstm.training.fit.fit`; a trained model is read back with
-:func:`faconvlstm.training.infer.load_model` from its ``last.ckpt``.
+:func:`measured_model` from its ``last.ckpt``, or its ``best.ckpt`` (lowest validation
+loss) with ``evaluation.checkpoint: best``.
 
 Resuming: rerunning the same command into the same folder skips every finished run (its
 ``result.json`` is written atomically, after everything else of that run), continues an
-interrupted training from its ``last.ckpt``, and reuses the cached layer cost sweep. The
+interrupted training from its ``last.ckpt``, and reuses the cached layer cost sweep. A
+finished run measured at another checkpoint than ``evaluation.checkpoint`` now names is
+measured again without training again. The
 file layout is :class:`faconvlstm.protocol.plan.Layout`.
 
 With ``train.task: forecast`` the learned subjects are trained as forecasters and scored
@@ -60,11 +63,12 @@ from faconvlstm.protocol.results import (
 )
 from faconvlstm.protocol.subjects import EOFSubject, LearnedSubject
 from faconvlstm.runtime import thread_setting
+from faconvlstm.training.checkpoint import CheckpointError, load_checkpoint
 from faconvlstm.training.fit import fit
 from faconvlstm.training.history import EpochRecorder, read_history
-from faconvlstm.training.infer import load_model
+from faconvlstm.training.infer import model_from_checkpoint
 
-__all__ = ["compare", "run_one"]
+__all__ = ["compare", "measured_model", "run_one"]
 
 
 def compare(
@@ -164,7 +168,7 @@ def write_results(
     results = Results(
         config=dataclasses.asdict(plan.cfg),
         seeds=list(plan.cfg.seeds),
-        budget=Budget.of(plan.reference),
+        budget=Budget.of(plan.reference, plan.cfg.evaluation.checkpoint),
         data=data,
         cost_config=cost_config,
         scaling=scaling,
@@ -221,19 +225,26 @@ def run_one(spec: RunSpec, plan: Plan, data: EvalData) -> SeedResult:
     finished run is read back instead)."""
     paths = spec.paths
     if paths.result.exists():
-        return SeedResult.from_dict(json.loads(paths.result.read_text()), str(paths.result))
+        done = SeedResult.from_dict(json.loads(paths.result.read_text()), str(paths.result))
+        # measured at another checkpoint (evaluation.checkpoint changed): measure again,
+        # from the finished training
+        if not spec.learned or (done.training.checkpoint or "last") == spec.measured:
+            return done
     paths.root.mkdir(parents=True, exist_ok=True)
     L.seed_everything(spec.seed, verbose=False)
     ev = plan.cfg.evaluation
     result = SeedResult(spec.seed)
     extra_arrays: dict[str, np.ndarray] = {}
     if spec.learned:
-        model, seconds = _train(spec, data, ev.probe_windows)
+        seconds = _train(spec, data, ev.probe_windows)
+        model, epoch = measured_model(spec)
         subject = LearnedSubject(model, data)
         history = read_history(paths.epochs)
         result.training = TrainingRecord(
             train_seconds=seconds,
             history=LossHistory(history.epoch, history.train_loss, history.val_loss),
+            checkpoint=spec.measured,
+            checkpoint_epoch=epoch,
         )
         if len(history.snapshots) >= 2:
             drift = embedding_drift(history.snapshots)
@@ -273,9 +284,9 @@ def _fit_eof(plan: Plan, data: EvalData) -> tuple[EOFSubject, TrainingRecord]:
     return subject, record
 
 
-def _train(spec: RunSpec, data: EvalData, probe_windows: int) -> tuple[torch.nn.Module, float]:
-    """Train (or resume, or reuse) one learned subject; returns it and its training time
-    in seconds (of the run that finished it)."""
+def _train(spec: RunSpec, data: EvalData, probe_windows: int) -> float:
+    """Train (or resume, or reuse) one learned subject; returns its training time in
+    seconds (of the run that finished it)."""
     paths = spec.paths
     if not paths.train_done.exists():
         idx = data.probe(probe_windows)
@@ -289,5 +300,28 @@ def _train(spec: RunSpec, data: EvalData, probe_windows: int) -> tuple[torch.nn.
             summary=False,  # the outer compare bar reports progress; no nested lines
         )
         atomic_write_json({"train_seconds": time.perf_counter() - start}, paths.train_done)
-    model, _ = load_model(paths.last_checkpoint)
-    return model, float(json.loads(paths.train_done.read_text())["train_seconds"])
+    return float(json.loads(paths.train_done.read_text())["train_seconds"])
+
+
+def measured_model(spec: RunSpec) -> tuple[torch.nn.Module, int]:
+    """The trained model of a learned run whose weights are measured (``spec.checkpoint``:
+    ``last.ckpt`` or ``best.ckpt``, as ``evaluation.checkpoint`` says), in eval mode, and
+    the epoch (1-based) those weights are from.
+
+    Raises:
+        CheckpointError: the checkpoint is missing (``best.ckpt`` of a run that never
+            validated) or unreadable.
+    """
+    path = spec.checkpoint
+    if spec.measured == "best" and not path.exists() and spec.paths.last_checkpoint.exists():
+        monitor = spec.run.checkpoint.monitor if spec.run is not None else "val/loss"
+        raise CheckpointError(
+            f"{path} does not exist: evaluation.checkpoint is 'best', but the run never "
+            f"logged '{monitor}' (no validation batches?); give the run validation years "
+            "or set evaluation.checkpoint: last"
+        )
+    ckpt = load_checkpoint(path)
+    # Lightning stores the 0-based epoch in progress when the checkpoint was written (both
+    # files are written at an epoch's end: best.ckpt after its validation)
+    epoch = int(ckpt["epoch"]) + 1
+    return model_from_checkpoint(ckpt, path), epoch

@@ -46,7 +46,15 @@ from faconvlstm.training.datamodule import open_source
 from faconvlstm.training.fit import model_class
 from faconvlstm.training.modules import target_channels
 
-__all__ = ["Terminated", "check_device", "check_output", "embed", "load_model", "predict"]
+__all__ = [
+    "Terminated",
+    "check_device",
+    "check_output",
+    "embed",
+    "load_model",
+    "model_from_checkpoint",
+    "predict",
+]
 
 
 class Terminated(KeyboardInterrupt):
@@ -126,6 +134,19 @@ def load_model(ckpt_path: str | Path, device: str | torch.device = "cpu") -> tup
             stored model configuration.
     """
     ckpt = load_checkpoint(ckpt_path)
+    return model_from_checkpoint(ckpt, ckpt_path, device), ckpt["faconvlstm"]
+
+
+def model_from_checkpoint(
+    ckpt: dict, ckpt_path: str | Path = "checkpoint", device: str | torch.device = "cpu"
+) -> nn.Module:
+    """The trained model (in eval mode) of a checkpoint already read by
+    :func:`~faconvlstm.training.checkpoint.load_checkpoint` (whose other entries, e.g.
+    Lightning's ``epoch``, the caller may want too).
+
+    Raises:
+        CheckpointError: weights that do not fit the stored model configuration.
+    """
     meta = ckpt["faconvlstm"]
     try:
         model = model_class(meta["task"]).from_config(meta["model_config"])
@@ -137,7 +158,7 @@ def load_model(ckpt_path: str | Path, device: str | torch.device = "cpu") -> tup
         raise CheckpointError(
             f"{ckpt_path}: the weights do not match the stored model configuration: {err}"
         ) from err
-    return model.to(device).eval(), meta
+    return model.to(device).eval()
 
 
 def open_data(meta: dict, source: str | None = None, years: list[int] | None = None) -> Any:
