@@ -184,3 +184,25 @@ def test_validation_defaults_to_the_end_of_the_training_period():
 def test_overlapping_periods_are_refused():
     with pytest.raises(ValueError, match="overlap"):
         _split(train_years=[2000, 2001], val_years=[2001, 2001])
+
+
+def test_compare_long_is_the_demo_on_a_ten_year_record():
+    """Only the record's length and the years differ; 2008 (the screen's year) is unused."""
+    import dataclasses
+
+    from faconvlstm.protocol.config import load_compare_config
+
+    demo = dataclasses.asdict(load_compare_config("compare_demo"))
+    long = dataclasses.asdict(load_compare_config("compare_long"))
+    data = long["train"]["data"]
+    assert (
+        data["synthetic"].pop("n_years") == 10
+        and demo["train"]["data"]["synthetic"].pop("n_years") == 5
+    )
+    years = {k: data.pop(k) for k in ("train_years", "val_years", "test_years")}
+    assert years == {"train_years": [2000, 2006], "val_years": [2007, 2007],
+                     "test_years": [2009, 2009]}  # fmt: skip
+    for k in ("train_years", "val_years", "test_years"):
+        demo["train"]["data"].pop(k)
+    demo.pop("out"), long.pop("out")
+    assert long == demo
