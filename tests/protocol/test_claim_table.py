@@ -1,13 +1,9 @@
 """benchmarks/claim/table.py: the screen table and the two-fold decision rule."""
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
-
-SCRIPTS = Path(__file__).resolve().parents[2] / "benchmarks" / "claim"
+from tiny_compare import claim_script
 
 BASE = {
     "ari_truth": 0.3,
@@ -21,12 +17,7 @@ BASE = {
 
 @pytest.fixture
 def table():
-    sys.path.insert(0, str(SCRIPTS))
-    spec = importlib.util.spec_from_file_location("claim_table", SCRIPTS / "table.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    yield module
-    sys.path.remove(str(SCRIPTS))
+    yield from claim_script("table", module_name="claim_table")
 
 
 def _row(setting, fold, **changes):

@@ -1,41 +1,21 @@
 """benchmarks/claim/eof_gates.py: how far a compare's EOF-path models moved off the EOFs."""
 
-import copy
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
-from tiny_compare import TINY
+from tiny_compare import claim_script, tiny_years
 
 from faconvlstm.protocol.runs import compare
-
-SCRIPTS = Path(__file__).resolve().parents[2] / "benchmarks" / "claim"
 
 
 @pytest.fixture
 def eof_gates():
-    spec = importlib.util.spec_from_file_location("eof_gates", SCRIPTS / "eof_gates.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["eof_gates"] = module
-    spec.loader.exec_module(module)
-    yield module
-    del sys.modules["eof_gates"]
+    yield from claim_script("eof_gates")
 
 
 def _config(models, eof_path):
     """The tiny comparison on 3 years: train 2000, validation 2001, test 2002 (unread)."""
-    cfg = copy.deepcopy(TINY)
-    cfg["models"] = models
-    cfg["train"]["data"].update(
-        synthetic={"n_years": 3, "nlat": 8, "nlon": 16},
-        train_years=[2000, 2000],
-        val_years=[2001, 2001],
-        test_years=[2002, 2002],
-    )
+    cfg = tiny_years(models, 3, train=(2000, 2000), val=(2001, 2001), test=(2002, 2002))
     if eof_path:
         cfg["train"]["model"]["eof_path"] = True
-    cfg["cost"]["enabled"] = False
     return cfg
 
 

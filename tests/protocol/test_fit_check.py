@@ -1,43 +1,23 @@
 """benchmarks/claim/fit_check.py: reconstruction of a finished comparison on its training
 and validation years (the test period is never opened), beside the EOFs."""
 
-import copy
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
-from tiny_compare import TINY
+from tiny_compare import claim_script, tiny_years
 
 from faconvlstm.protocol.heldout import year_of
 from faconvlstm.protocol.runs import compare
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "claim" / "fit_check.py"
-
 
 @pytest.fixture
 def fit_check():
-    spec = importlib.util.spec_from_file_location("fit_check", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["fit_check"] = module
-    spec.loader.exec_module(module)
-    yield module
-    del sys.modules["fit_check"]
+    yield from claim_script("fit_check")
 
 
 @pytest.fixture(scope="module")
 def three_year_compare(tmp_path_factory):
     """fa and eof, 2 seeds; train 2000-2001, validation 2002, test 2003 (never scored)."""
-    cfg = copy.deepcopy(TINY)
-    cfg["models"] = ["fa", "eof"]
-    cfg["train"]["data"].update(
-        synthetic={"n_years": 4, "nlat": 8, "nlon": 16},
-        train_years=[2000, 2001],
-        val_years=[2002, 2002],
-        test_years=[2003, 2003],
-    )
-    cfg["cost"]["enabled"] = False
+    cfg = tiny_years(["fa", "eof"], 4, train=(2000, 2001), val=(2002, 2002), test=(2003, 2003))
     out = tmp_path_factory.mktemp("fit_check")
     compare(cfg, out, progress=False)
     return out

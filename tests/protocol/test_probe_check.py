@@ -1,41 +1,22 @@
 """benchmarks/claim/probe_check.py: the probes of a finished comparison on its training
 years only (the evaluation period is never embedded)."""
 
-import copy
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
-from tiny_compare import TINY
+from tiny_compare import claim_script, tiny_years
 
 from faconvlstm.protocol.runs import compare
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "claim" / "probe_check.py"
 
 
 @pytest.fixture
 def probe_check():
-    spec = importlib.util.spec_from_file_location("probe_check", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["probe_check"] = module
-    spec.loader.exec_module(module)
-    yield module
-    del sys.modules["probe_check"]
+    yield from claim_script("probe_check")
 
 
 def test_probe_check_scores_every_subject_and_seed_on_the_training_years(
     tmp_path, probe_check, capsys
 ):
-    cfg = copy.deepcopy(TINY)
-    cfg["models"] = ["fa", "eof"]
-    cfg["train"]["data"].update(
-        synthetic={"n_years": 3, "nlat": 8, "nlon": 16},
-        train_years=[2000, 2001],
-        val_years=[2002, 2002],
-    )
-    cfg["cost"]["enabled"] = False
+    cfg = tiny_years(["fa", "eof"], 3, train=(2000, 2001), val=(2002, 2002))
     compare(cfg, tmp_path, progress=False)
     capsys.readouterr()  # compare's start line
     scores = probe_check.training_year_probes(tmp_path)

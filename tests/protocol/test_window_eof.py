@@ -1,46 +1,27 @@
 """benchmarks/claim/window_eof.py: per-day EOFs against window (extended) EOFs on the
 training and validation years of a finished comparison (the test period is never opened)."""
 
-import copy
-import importlib.util
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-from tiny_compare import TINY
+from tiny_compare import TINY, claim_script, tiny_years
 
 from faconvlstm.protocol.runs import compare
 
-SCRIPTS = Path(__file__).resolve().parents[2] / "benchmarks" / "claim"
 WINDOW = TINY["train"]["data"]["window"]
 WIDTH = TINY["train"]["model"]["embed_dim"]
 
 
 @pytest.fixture
 def window_eof():
-    spec = importlib.util.spec_from_file_location("window_eof", SCRIPTS / "window_eof.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["window_eof"] = module
-    spec.loader.exec_module(module)
-    yield module
-    for name in ("window_eof", "fit_check"):
-        sys.modules.pop(name, None)
-    sys.path.remove(str(SCRIPTS))
+    yield from claim_script("window_eof")  # it imports fit_check, dropped with it
 
 
 @pytest.fixture(scope="module")
 def eof_only(tmp_path_factory):
     """The EOF baseline alone (nothing trained): train 2000, validation 2001, test 2002."""
-    cfg = copy.deepcopy(TINY)
-    cfg["models"] = ["eof"]
-    cfg["train"]["data"].update(
-        synthetic={"n_years": 3, "nlat": 8, "nlon": 16},
-        train_years=[2000, 2000],
-        val_years=[2001, 2001],
-        test_years=[2002, 2002],
-    )
-    cfg["cost"]["enabled"] = False
+    cfg = tiny_years(["eof"], 3, train=(2000, 2000), val=(2001, 2001), test=(2002, 2002))
     out = tmp_path_factory.mktemp("window_eof")
     compare(cfg, out, progress=False)
     return out

@@ -1,4 +1,12 @@
-"""A tiny comparison (3 subjects × 2 seeds, 8×16 grid, 2 epochs) for the protocol tests."""
+"""A tiny comparison (3 subjects × 2 seeds, 8×16 grid, 2 epochs) for the protocol tests,
+and the loader of the ``benchmarks/claim`` scripts those tests exercise."""
+
+import copy
+import importlib.util
+import sys
+from pathlib import Path
+
+CLAIM_SCRIPTS = Path(__file__).resolve().parents[2] / "benchmarks" / "claim"
 
 TINY = {
     "seeds": [0, 1],
@@ -41,3 +49,41 @@ TINY = {
         "memory": False,
     },
 }
+
+
+def tiny_years(models, n_years, train, val, test=None):
+    """TINY on an ``n_years`` 8×16 record (from 2000) with the given (first, last) training,
+    validation and (unless None) test years, for ``models``, layer cost off."""
+    cfg = copy.deepcopy(TINY)
+    cfg["models"] = list(models)
+    cfg["train"]["data"].update(
+        synthetic={"n_years": n_years, "nlat": 8, "nlon": 16},
+        train_years=list(train),
+        val_years=list(val),
+    )
+    if test is not None:
+        cfg["train"]["data"]["test_years"] = list(test)
+    cfg["cost"]["enabled"] = False
+    return cfg
+
+
+def claim_script(name, module_name=None):
+    """For a fixture, ``yield from claim_script("fit_check")``: ``benchmarks/claim/<name>.py``
+    imported as the module ``module_name`` (default ``name``), with the scripts' folder on
+    ``sys.path`` as when run; afterwards ``sys.path`` is restored and every claim script it
+    loaded is dropped from ``sys.modules``."""
+    module_name = module_name or name
+    path, before = list(sys.path), set(sys.modules)
+    sys.path.insert(0, str(CLAIM_SCRIPTS))
+    spec = importlib.util.spec_from_file_location(module_name, CLAIM_SCRIPTS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        sys.path[:] = path
+        for key in set(sys.modules) - before:
+            origin = getattr(sys.modules[key], "__file__", None)
+            if key == module_name or (origin and Path(origin).parent == CLAIM_SCRIPTS):
+                del sys.modules[key]
