@@ -20,7 +20,6 @@ import argparse
 import os
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -31,18 +30,6 @@ from faconvlstm.layers.depthwise import MultiScaleDepthwise
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import train_step as ts  # benchmarks/train_step.py: TrainStep, Row
-
-
-def _interleaved(fns: dict[bool, object], repeats: int) -> dict[bool, list[float]]:
-    for fn in fns.values():
-        fn()  # warm-up
-    times: dict[bool, list[float]] = {k: [] for k in fns}
-    for rep in range(repeats):
-        for key in sorted(fns, reverse=rep % 2 == 1):
-            start = time.perf_counter()
-            fns[key]()
-            times[key].append((time.perf_counter() - start) * 1e3)
-    return times
 
 
 def mixing_row(grid, r, batch, repeats):
@@ -59,7 +46,7 @@ def mixing_row(grid, r, batch, repeats):
 
         return fn
 
-    return _interleaved({True: run(True), False: run(False)}, repeats)
+    return ts.time_interleaved({False: run(False), True: run(True)}, repeats)
 
 
 def model_row(grid, filters, batch, repeats):
@@ -75,7 +62,7 @@ def model_row(grid, filters, batch, repeats):
 
         return fn
 
-    return _interleaved({True: run(True), False: run(False)}, repeats)
+    return ts.time_interleaved({False: run(False), True: run(True)}, repeats)
 
 
 def main(argv=None) -> None:

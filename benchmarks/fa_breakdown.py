@@ -32,7 +32,6 @@ import argparse
 import os
 import statistics
 import sys
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -43,7 +42,7 @@ from faconvlstm import ConvLSTM2D, FAConvLSTM2D
 from faconvlstm.evaluation.efficiency import saved_for_backward_mb
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import train_step as ts  # benchmarks/train_step.py: load_text, write_markdown, _grid
+import train_step as ts  # benchmarks/train_step.py: time_interleaved, load_text, write_markdown
 
 _MINIMAL = {"attention_every": 0, "se_ratio": 0, "dilation_rates": (1,)}
 
@@ -78,27 +77,13 @@ def _step(layer: torch.nn.Module, x: torch.Tensor) -> Callable[[], None]:
     return run
 
 
-def time_interleaved(fns: dict[str, Callable[[], None]], repeats: int) -> dict[str, list[float]]:
-    """ms of each function over ``repeats`` rounds, the order reversed every other round."""
-    for fn in fns.values():
-        fn()  # warm-up: lazy init, oneDNN primitive caches
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    keys = list(fns)
-    for rep in range(repeats):
-        for key in keys if rep % 2 == 0 else keys[::-1]:
-            start = time.perf_counter()
-            fns[key]()
-            times[key].append((time.perf_counter() - start) * 1e3)
-    return times
-
-
 def measure(
     grid: tuple[int, int], filters: int, batch: int, steps: int, in_channels: int, repeats: int
 ) -> list[dict[str, Any]]:
     """One row per layer: label, median and min ms, saved MiB, ratios to ConvLSTM."""
     layers = build_layers(filters, in_channels)
     x = torch.randn(batch, steps, in_channels, *grid, generator=torch.Generator().manual_seed(0))
-    times = time_interleaved({k: _step(v, x) for k, v in layers.items()}, repeats)
+    times = ts.time_interleaved({k: _step(v, x) for k, v in layers.items()}, repeats)
     saved = {k: saved_for_backward_mb(v, x) for k, v in layers.items()}
     ref_ms, ref_mb = statistics.median(times["convlstm"]), saved["convlstm"]
     rows = []

@@ -39,7 +39,7 @@ import os
 import statistics
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -152,10 +152,23 @@ class TrainStep:
         return float(loss.detach())
 
 
-def _timed(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return (time.perf_counter() - start) * 1e3
+def time_interleaved(
+    fns: dict[Any, Callable[[], object]], repeats: int, warmup: bool = True
+) -> dict[Any, list[float]]:
+    """ms of each function over ``repeats`` rounds, in the dict's order and reversed every
+    other round (so machine noise hits all alike); a warm-up call of each first unless
+    ``warmup=False``. The interleaving of every side-by-side benchmark here."""
+    if warmup:
+        for fn in fns.values():
+            fn()  # lazy init, kernel caches, optimizer moments
+    times: dict[Any, list[float]] = {k: [] for k in fns}
+    keys = list(fns)
+    for rep in range(repeats):
+        for key in keys if rep % 2 == 0 else keys[::-1]:
+            start = time.perf_counter()
+            fns[key]()
+            times[key].append((time.perf_counter() - start) * 1e3)
+    return times
 
 
 def time_row(row: Row, args: argparse.Namespace) -> dict[str, dict[str, float]]:
@@ -163,12 +176,8 @@ def time_row(row: Row, args: argparse.Namespace) -> dict[str, dict[str, float]]:
     steps = {cell: TrainStep(row, cell, args) for cell in CELLS}
     for step in steps.values():
         step()  # warm-up: kernel caches, AdamW's moments
-    times: dict[str, list[float]] = {cell: [] for cell in CELLS}
     with busy_load(row.busy, args.busy_seconds):
-        for rep in range(args.repeats):
-            order = CELLS if rep % 2 == 0 else CELLS[::-1]
-            for cell in order:
-                times[cell].append(_timed(steps[cell]))
+        times = time_interleaved(steps, args.repeats, warmup=False)
     return {
         cell: {"median_ms": statistics.median(t), "min_ms": min(t), "times_ms": t}
         for cell, t in times.items()
