@@ -172,3 +172,83 @@ def test_runs_under_cpu_autocast(cell):
         loss = weighted_mse(model(x, y=y, teacher_forcing=0.5)["forecast"], y)
     assert torch.isfinite(loss)
     loss.backward()
+
+
+def _attention_calls(model: Forecaster) -> list[int]:
+    """Register a counter on each FA forecaster layer's attention; returns the live counts."""
+    counts = [0] * len(model.forecaster)
+    for i, layer in enumerate(model.forecaster):
+
+        def hook(module, inputs, output, i=i):
+            counts[i] += 1
+
+        layer.attention.register_forward_hook(hook)
+    return counts
+
+
+@pytest.mark.parametrize(
+    ("horizon", "every", "expected"),
+    [(4, 4, 1), (4, 2, 2), (6, 4, 2), (5, 2, 3), (3, 1, 3)],
+)
+def test_lead_attention_schedule_attends_as_the_layer_does_over_the_leads(horizon, every, expected):
+    # "schedule": after leads k, 2k, ... and at the last (floor((N-1)/k) + 1 calls);
+    # "every": at each of the N leads
+    x = torch.randn(2, 3, 2, 8, 16)
+    kwargs = {**SMALL, "layer_kwargs": {"attention_every": every}}
+    for mode, calls in (("schedule", expected), ("every", horizon)):
+        model = Forecaster(2, horizon=horizon, lead_attention=mode, **kwargs)
+        counts = _attention_calls(model)
+        model(x)
+        assert counts == [calls] * len(model.forecaster), mode
+
+
+def test_lead_attention_schedule_with_attention_at_every_step_is_the_old_forecaster():
+    # k_a = 1 attends at every lead either way: same parameters, same forecast and gradient
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 2, 8, 16)
+    kwargs = {**SMALL, "layer_kwargs": {"attention_every": 1}}
+    torch.manual_seed(1)
+    every = Forecaster(2, horizon=3, lead_attention="every", **kwargs)
+    schedule = Forecaster(2, horizon=3, lead_attention="schedule", **kwargs)
+    schedule.load_state_dict(every.state_dict())
+    for model in (every, schedule):
+        _randomise_output(model)
+    schedule.out.load_state_dict(every.out.state_dict())
+    for model in (every, schedule):
+        model.zero_grad()
+        model(x)["forecast"].square().mean().backward()
+    torch.testing.assert_close(schedule(x)["forecast"], every(x)["forecast"])
+    for (name, a), b in zip(every.named_parameters(), schedule.parameters()):
+        torch.testing.assert_close(b.grad, a.grad, msg=name)
+
+
+def test_lead_attention_schedule_changes_fa_forecasts_only():
+    x = torch.randn(2, 3, 2, 8, 16)
+    for cell, same in (("convlstm", True), ("fa", False)):
+        torch.manual_seed(2)
+        every = Forecaster(2, horizon=4, cell=cell, lead_attention="every", **SMALL)
+        _randomise_output(every)
+        schedule = Forecaster(2, horizon=4, cell=cell, lead_attention="schedule", **SMALL)
+        schedule.load_state_dict(every.state_dict())
+        if cell == "fa":  # γ starts at 0 (attention is a no-op): open it
+            for layer in (*every.forecaster, *schedule.forecaster):
+                nn.init.constant_(layer.gamma, 0.5)
+        a, b = every(x)["forecast"], schedule(x)["forecast"]
+        assert torch.equal(a, b) is same, cell
+        assert torch.isfinite(b).all()
+
+
+def test_lead_attention_is_checked_and_kept_in_the_config():
+    with pytest.raises(ValueError, match="lead_attention must be one of 'every', 'schedule'"):
+        Forecaster(2, horizon=2, lead_attention="sometimes", **SMALL)
+    model = Forecaster(2, horizon=2, lead_attention="schedule", **SMALL)
+    assert Forecaster.from_config(model.get_config()).lead_attention == "schedule"
+
+
+def test_a_config_saved_before_lead_attention_rebuilds_attention_at_every_lead():
+    # models trained before the option existed attended at every lead: loading one must not
+    # silently switch it to today's default
+    assert Forecaster(2, horizon=2, **SMALL).lead_attention == "schedule"
+    old = Forecaster(2, horizon=2, **SMALL).get_config()
+    del old["lead_attention"]
+    assert Forecaster.from_config(old).lead_attention == "every"

@@ -230,3 +230,21 @@ def test_a_checkpoint_from_before_new_config_keys_still_resumes(tmp_path, traine
     cfg["loss"] = {"masking": {"fraction": 0.3}}
     with pytest.raises(ConfigError, match="loss"):
         fit(cfg, out=tmp_path / "run", resume=True)
+
+
+def test_a_forecaster_saved_before_lead_attention_resumes_and_loads_as_it_was_trained(
+    tmp_path, tiny_config
+):
+    from faconvlstm.training import load_model
+
+    cfg = _forecast_config(tiny_config)
+    last = fit(deepcopy(cfg), out=tmp_path / "run")
+    ckpt = torch.load(last, weights_only=True)
+    assert ckpt["faconvlstm"]["model_config"]["lead_attention"] == "schedule"
+    for config in (ckpt["faconvlstm"]["model_config"], ckpt["hyper_parameters"]["model_config"]):
+        del config["lead_attention"]  # as written before the option existed
+    torch.save(ckpt, last)
+    assert load_model(last)[0].lead_attention == "every"
+    cfg["trainer"]["max_epochs"] = 2
+    resumed = load_checkpoint(fit(deepcopy(cfg), out=tmp_path / "run", resume=True))
+    assert resumed["faconvlstm"]["model_config"]["lead_attention"] == "every"

@@ -33,7 +33,7 @@ from faconvlstm.layers.convlstm import ConvLSTM2D
 from faconvlstm.layers.faconvlstm import FAConvLSTM2D
 from faconvlstm.layers.recurrent import RecurrentConv2D
 
-__all__ = ["CellState", "ConvLSTM2DCell", "FAConvLSTM2DCell"]
+__all__ = ["CellState", "ConvLSTM2DCell", "FAConvLSTM2DCell", "advance"]
 
 #: layer arguments about whole sequences, meaningless for one step
 _SEQUENCE_ARGUMENTS = ("return_sequences", "return_state", "go_backwards", "stateful")
@@ -119,19 +119,35 @@ class RecurrentCell2D(nn.Module):
                 f"(data_format={layer.data_format!r}), got {shape}; for a whole sequence "
                 f"call the layer ({type(layer).__name__})"
             )
-        x, out_hw = layer._prepare(x_t.unsqueeze(1))
-        training = layer.training and torch.is_grad_enabled()
-        xs = layer._input_sequence(x, layer._input_masks(x, training))
-        if state is None:
-            step = 0
-            h, c = layer._zero_state(xs, out_hw)
-        else:
-            h, c, step = _unpack(state)
-            h, c = layer._given_state((h, c), xs, out_hw)
-        rec_masks = layer._recurrent_masks(h, training)
-        h, c = layer._advance(xs[0], h, c, rec_masks, step, last, training)
-        h, c = layer._to_external(h), layer._to_external(c)
-        return h, CellState(h, c, step + 1)
+        return advance(layer, x_t, state, last)
+
+
+def advance(
+    layer: RecurrentConv2D,
+    x_t: torch.Tensor,
+    state: CellState | Sequence[Any] | None = None,
+    last: bool = False,
+) -> tuple[torch.Tensor, CellState]:
+    """One frame through ``layer``'s own step: what a cell wrapping ``layer`` computes.
+
+    For loops inside a model that owns its layers (the :class:`~faconvlstm.models.Forecaster`'s
+    lead steps) without wrapping them in cell modules. Arguments, shapes and the
+    ``(h, CellState)`` result are those of :meth:`RecurrentCell2D.forward` (``x_t`` is not
+    checked here).
+    """
+    x, out_hw = layer._prepare(x_t.unsqueeze(1))
+    training = layer.training and torch.is_grad_enabled()
+    xs = layer._input_sequence(x, layer._input_masks(x, training))
+    if state is None:
+        step = 0
+        h, c = layer._zero_state(xs, out_hw)
+    else:
+        h, c, step = _unpack(state)
+        h, c = layer._given_state((h, c), xs, out_hw)
+    rec_masks = layer._recurrent_masks(h, training)
+    h, c = layer._advance(xs[0], h, c, rec_masks, step, last, training)
+    h, c = layer._to_external(h), layer._to_external(c)
+    return h, CellState(h, c, step + 1)
 
 
 def _unpack(state: CellState | Sequence[Any]) -> tuple[torch.Tensor, torch.Tensor, int]:

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from faconvlstm.layers.cells import advance
 from faconvlstm.models.encoder import (
     ConfigMixin,
     Encoder,
@@ -29,6 +30,9 @@ from faconvlstm.models.encoder import (
 )
 
 __all__ = ["Forecaster"]
+
+#: Accepted ``lead_attention`` values (see :class:`Forecaster`).
+LEAD_ATTENTION = ("every", "schedule")
 
 
 class Forecaster(ConfigMixin, nn.Module):
@@ -58,9 +62,18 @@ class Forecaster(ConfigMixin, nn.Module):
     targets are not among the inputs (``out_channels`` given without
     ``target_channels``), :math:`\hat y_0 = 0`.
 
-    In the forecaster each layer is called with one step at a time, so an
-    ``FAConvLSTM2D``'s axial attention (run "every k steps and at the last step") runs at
-    every lead time.
+    The forecaster layers run one step per lead time. ``lead_attention`` says when an
+    ``FAConvLSTM2D`` forecaster layer attends (its axial attention; ConvLSTM has none and
+    is the same either way): ``"every"`` — at every lead, as calling the layer on one
+    frame at a time does (each call's only step is its last); ``"schedule"`` — as the layer
+    does over a sequence, here the N leads: after leads :math:`k_a, 2k_a, \dots` and at the
+    last lead N (:math:`a_{n-1}` of :class:`~faconvlstm.FAConvLSTM2D` with
+    :math:`k_a` = ``attention_every``), so attention runs :math:`\lfloor (N-1)/k_a\rfloor + 1`
+    times instead of N (once for N ≤ k_a). Attention is the largest single cost of an FA step
+    (benchmarks/fa_breakdown.py), and each lead's attention maps are kept for the backward.
+    The default ``"schedule"`` was chosen on validation-year forecast skill, where the two
+    agree to within the spread of seeds (docs/performance.md, "The forecaster's lead
+    attention"); models saved before the option existed load as ``"every"``.
 
     Args:
         in_channels: C, input channels.
@@ -76,6 +89,8 @@ class Forecaster(ConfigMixin, nn.Module):
             inputs when ``out_channels`` is None or C).
         residual: predict the change from the previous frame (persistence at init).
         context_channels: K, width of the embedding/season context fed to the forecaster.
+        lead_attention: ``"every"`` or ``"schedule"``: when FA forecaster layers attend
+            (above).
 
     Inputs: ``x, times=None, future_times=None, y=None, teacher_forcing=0.0, mask=None``
         - **x**: ``(B, T, C, H, W)``; NaN cells read as 0.
@@ -107,6 +122,7 @@ class Forecaster(ConfigMixin, nn.Module):
         target_channels: Sequence[int] | None = None,
         residual: bool = True,
         context_channels: int = 8,
+        lead_attention: str = "schedule",
         layer_kwargs: dict[str, Any] | None = None,
         head_kwargs: dict[str, Any] | None = None,
     ) -> None:
@@ -125,11 +141,18 @@ class Forecaster(ConfigMixin, nn.Module):
             "target_channels": None if target_channels is None else tuple(target_channels),
             "residual": residual,
             "context_channels": context_channels,
+            "lead_attention": lead_attention,
             "layer_kwargs": layer_kwargs,
             "head_kwargs": head_kwargs,
         }
         if horizon < 1 or patch_size < 1 or context_channels < 1:
             raise ValueError("horizon, patch_size and context_channels must be ≥ 1")
+        if lead_attention not in LEAD_ATTENTION:
+            raise ValueError(
+                f"lead_attention must be one of {', '.join(map(repr, LEAD_ATTENTION))}, "
+                f"got {lead_attention!r}"
+            )
+        self.lead_attention = lead_attention
         if target_channels is None and out_channels in (None, in_channels):
             target_channels = range(in_channels)
         if target_channels is not None:
@@ -165,6 +188,15 @@ class Forecaster(ConfigMixin, nn.Module):
         self.out = nn.Conv2d(sum(filters), out_channels * p2, kernel_size=1)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Forecaster:
+        """Build a new (untrained) model from :meth:`get_config`'s output.
+
+        A config saved before ``lead_attention`` existed (no such key) rebuilds the model it
+        was trained as: attention at every lead (``"every"``), not today's default.
+        """
+        return cls(**{"lead_attention": "every", **config})
 
     def _patch(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, T, C, H, W)`` → ``(B, T, C·p², ⌈H/p⌉, ⌈W/p⌉)``."""
@@ -217,7 +249,12 @@ class Forecaster(ConfigMixin, nn.Module):
             for i, (layer, state) in enumerate(zip(self.forecaster, states)):
                 if i > 0 and self.encoder.downsample[i - 1] > 1:
                     g = pool_sequence(g, self.encoder.downsample[i - 1])
-                g, h, c = layer(g, initial_state=state)
+                if self.lead_attention == "every":
+                    g, h, c = layer(g, initial_state=state)
+                else:  # the layer's own schedule over the lead steps: step n, last at N
+                    last = n == self.horizon - 1
+                    h, (_, c, _) = advance(layer, g[:, 0], (*state, n), last)
+                    g = h[:, None]
                 new_states.append((h, c))
                 hidden.append(g if i == 0 else resize_sequence(g, grid))
             states = new_states
