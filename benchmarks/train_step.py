@@ -101,16 +101,26 @@ def preset_rows(name: str) -> list[Row]:
 
 # ---------------------------------------------------------------------- the training step
 def build_model(
-    model: str, cell: str, in_channels: int, filters: int, embed_dim: int, horizon: int
+    model: str,
+    cell: str,
+    in_channels: int,
+    filters: int,
+    embed_dim: int,
+    horizon: int,
+    lead_attention: str | None = None,
 ) -> torch.nn.Module:
-    """A one-layer model of ``cell``; every other argument is the same for both cells."""
+    """A one-layer model of ``cell``; every other argument is the same for both cells.
+
+    ``lead_attention``: the forecaster's (None: the library default; ConvLSTM's forecast
+    does not depend on it)."""
     from faconvlstm.models import Forecaster, SequenceAutoencoder
 
     common = {"filters": (filters,), "cell": cell, "embed_dim": embed_dim}
     if model == "autoencoder":
         return SequenceAutoencoder(in_channels, **common)
     if model == "forecaster":
-        return Forecaster(in_channels, horizon=horizon, **common)
+        leads = {} if lead_attention is None else {"lead_attention": lead_attention}
+        return Forecaster(in_channels, horizon=horizon, **common, **leads)
     raise ValueError(f"model must be one of {MODELS}, got {model!r}")
 
 
@@ -125,7 +135,13 @@ class TrainStep:
     def __init__(self, row: Row, cell: str, args: argparse.Namespace, seed: int = 0) -> None:
         torch.manual_seed(seed)
         self.model = build_model(
-            row.model, cell, args.in_channels, row.filters, args.embed_dim, args.horizon
+            row.model,
+            cell,
+            args.in_channels,
+            row.filters,
+            args.embed_dim,
+            args.horizon,
+            getattr(args, "lead_attention", None),
         )
         self.model.train()
         gen = torch.Generator().manual_seed(seed)
@@ -201,7 +217,10 @@ def peak_memory_mb(row: Row, cell: str, args: argparse.Namespace) -> float:
         "row": asdict(row),
         "cell": cell,
         "threads": row.threads,
-        "args": {k: getattr(args, k) for k in ("in_channels", "embed_dim", "horizon", "steps")},
+        "args": {
+            k: getattr(args, k, None)
+            for k in ("in_channels", "embed_dim", "horizon", "steps", "lead_attention")
+        },
     }
     argv = [sys.executable, str(Path(__file__).resolve()), "--memory-child"]
     return run_memory_child(spec, argv=argv, timeout=args.memory_timeout)
@@ -360,10 +379,20 @@ def load_text() -> str:
         return "load average n/a"
 
 
+def lead_attention_default() -> str:
+    """The library's default ``Forecaster(lead_attention=...)``."""
+    import inspect
+
+    from faconvlstm.models import Forecaster
+
+    return inspect.signature(Forecaster).parameters["lead_attention"].default
+
+
 def machine_line(args: argparse.Namespace) -> str:
     return (
         f"torch {torch.__version__}, {os.cpu_count()} CPUs, {load_text()} at start; "
         f"T={args.steps}, C={args.in_channels}, E={args.embed_dim}, horizon={args.horizon}, "
+        f"lead_attention={getattr(args, 'lead_attention', None) or lead_attention_default()}, "
         f"repeats={args.repeats}, one recurrent layer per stack"
     )
 
@@ -422,6 +451,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--busy-seconds", type=float, default=600.0, help="burners' own time limit")
     p.add_argument("--steps", type=int, default=12, help="T, input steps")
     p.add_argument("--horizon", type=int, default=4, help="forecaster lead steps N")
+    p.add_argument(
+        "--lead-attention",
+        choices=("every", "schedule"),
+        help="the forecaster's lead_attention (default: the library's)",
+    )
     p.add_argument("--in-channels", type=int, default=3, help="C (the demo's 3 variables)")
     p.add_argument("--embed-dim", type=int, default=16, help="E (the demo's)")
     p.add_argument("--repeats", type=int, default=3)

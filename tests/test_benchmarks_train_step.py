@@ -127,3 +127,21 @@ def test_peak_step_growth_counts_what_the_step_allocates():
         gc.enable()
     # VmHWM is page-granular and the allocator may reuse cached pages: at least most of it
     assert mb > 32
+
+
+def test_lead_attention_reaches_the_forecaster_and_the_machine_line(bench, monkeypatch):
+    args = bench.parse_args(["--models", "forecaster", "--lead-attention", "every"])
+    row = bench.Row("forecaster", (8, 16), 4, 2, 1, 0)
+    assert bench.TrainStep(row, "fa", args).model.lead_attention == "every"
+    assert "lead_attention=every" in bench.machine_line(args)
+    default = bench.parse_args(["--models", "forecaster"])
+    assert default.lead_attention is None  # the library's default, named in the table
+    expected = bench.lead_attention_default()
+    assert bench.TrainStep(row, "fa", default).model.lead_attention == expected
+    assert f"lead_attention={expected}" in bench.machine_line(default)
+    # and the fresh process that measures peak memory builds the same forecaster
+    specs = []
+    monkeypatch.setattr(bench, "run_memory_child", lambda spec, **kw: specs.append(spec) or 1.0)
+    bench.peak_memory_mb(row, "fa", args)
+    child = bench.argparse.Namespace(**specs[0]["args"])
+    assert bench.TrainStep(row, "fa", child).model.lead_attention == "every"
