@@ -18,7 +18,8 @@ Variants (each a constructor argument of ``FAConvLSTM2D``, every other one the d
   also ``dilation_rates=(1,)``: one 3×3 depthwise branch;
 * ``- fused gates`` — that minimal layer with ``fused=False`` (plain autograd gates);
 * ``fa, gradient checkpointing`` — ``gradient_checkpointing=True`` (the steps are
-  recomputed in the backward).
+  recomputed in the backward); ``fa, attention checkpointing`` —
+  ``attention_checkpointing=True`` (only the attended steps' attention is).
 
 Ratios are ConvLSTM / variant: how many times faster (or smaller) the variant is.
 
@@ -55,6 +56,7 @@ VARIANTS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("fa - attention - SE - rates 2, 4", _MINIMAL),
     ("fa - attention - SE - rates 2, 4 - fused gates", {**_MINIMAL, "fused": False}),
     ("fa, gradient checkpointing", {"gradient_checkpointing": True}),
+    ("fa, attention checkpointing", {"attention_checkpointing": True}),
 )
 
 

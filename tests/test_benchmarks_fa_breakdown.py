@@ -35,3 +35,5 @@ def test_variants_differ_only_in_the_named_parts(load_benchmark):
     saved = {k: bench.saved_for_backward_mb(v, x) for k, v in layers.items()}
     assert saved["fa, attention every step"] > saved["fa"] > saved["fa - attention"]
     assert saved["fa, gradient checkpointing"] < saved["fa"]
+    assert layers["fa, attention checkpointing"].attention_checkpointing
+    assert saved["fa - attention"] < saved["fa, attention checkpointing"] < saved["fa"]

@@ -130,6 +130,38 @@ def test_capture_internals_shapes_and_zero_cost_when_off(x):
         assert not module._forward_hooks
 
 
+def test_attention_checkpointing_same_values_and_grads_less_saved(x):
+    from faconvlstm.evaluation.efficiency import saved_for_backward_mb
+
+    layers = [
+        make(attention_every=2, return_sequences=True, attention_checkpointing=ck)
+        for ck in (False, True)
+    ]
+    for layer in layers:
+        with torch.no_grad():
+            layer.gamma.fill_(0.5)  # attention on, so its gradients are exercised
+    outs = [layer(x) for layer in layers]
+    torch.testing.assert_close(outs[1], outs[0])
+    for out in outs:
+        out.square().sum().backward()
+    for (name, a), b in zip(layers[0].named_parameters(), layers[1].parameters()):
+        torch.testing.assert_close(b.grad, a.grad, msg=name)
+    plain, ck = (saved_for_backward_mb(layer, x) for layer in layers)
+    # 3 attended steps x (B·H·W = 192 px) x ~11 saved F- or d-wide maps of 16 floats ≈ 0.4 MiB
+    assert plain - ck > 0.25, (plain, ck)
+    assert FAConvLSTM2D.from_config(layers[1].get_config()).attention_checkpointing
+
+
+def test_attention_checkpointing_records_each_attention_once(x):
+    from torch.utils.checkpoint import set_checkpoint_early_stop
+
+    layer = make(attention_every=2, attention_checkpointing=True)
+    # without early stop a recompute runs the attention module whole, hooks included
+    with set_checkpoint_early_stop(False), layer.capture_internals() as rec:
+        layer(x).sum().backward()
+    assert [a["step"] for a in rec["attention"]] == [1, 3, 4]
+
+
 def test_attention_maps_match_attention_output(x):
     """The maps returned are the weights the layer actually used (recompute the output)."""
     from faconvlstm.layers.axial_attention import AxialAttention

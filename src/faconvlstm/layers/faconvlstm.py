@@ -16,6 +16,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from faconvlstm.layers.axial_attention import AxialAttention
 from faconvlstm.layers.boundary import conv_pads, pad2d, symmetric_torch_padding
@@ -92,6 +93,12 @@ class FAConvLSTM2D(RecurrentConv2D):
         attention_every: $k_a$ above; 0 disables attention.
         attention_heads: heads n of the axial attention.
         attention_dim: width of each head, default `max(16, filters // 4)`.
+        attention_checkpointing: in training, recompute the axial attention of each attended
+            step in the backward pass instead of keeping what it saves (about 11 floats per
+            pixel and filter per attended step: q, k, v, their column copies, both
+            attention outputs, the projection's input and output), for one more attention
+            forward per attended step; the same result and gradients. Redundant with
+            `gradient_checkpointing`, which recomputes the whole step.
         fused: use the fused gate kernel (default, for the default activations) and the
             depthwise mixing's one-node backward (`MultiScaleDepthwise`, any activation);
             `False` runs plain autograd ops.
@@ -153,6 +160,7 @@ class FAConvLSTM2D(RecurrentConv2D):
         attention_every: int = 4,
         attention_heads: int = 1,
         attention_dim: int | None = None,
+        attention_checkpointing: bool = False,
         fused: bool = True,
     ) -> None:
         super().__init__(
@@ -178,6 +186,7 @@ class FAConvLSTM2D(RecurrentConv2D):
         self.attention_every = attention_every
         self.attention_heads = attention_heads
         self.attention_dim = max(16, filters // 4) if attention_dim is None else int(attention_dim)
+        self.attention_checkpointing = bool(attention_checkpointing)
         self.fused = bool(fused)
         F4 = 4 * filters
 
@@ -241,6 +250,7 @@ class FAConvLSTM2D(RecurrentConv2D):
             "attention_every": self.attention_every,
             "attention_heads": self.attention_heads,
             "attention_dim": self.attention_dim,
+            "attention_checkpointing": self.attention_checkpointing,
             "fused": self.fused,
         }
 
@@ -319,8 +329,23 @@ class FAConvLSTM2D(RecurrentConv2D):
         )
         h_new, c_new = h_new.view(B, H, W, F_), c_new.view(B, H, W, F_)
         if attend:
-            h_new = h_new + self.gamma * self.attention(h_new)
+            if self._checkpoint_attention():
+                delta = checkpoint(self.attention, h_new, use_reentrant=False)
+            else:
+                delta = self.attention(h_new)
+            h_new = h_new + self.gamma * delta
         return h_new, c_new
+
+    def _checkpoint_attention(self) -> bool:
+        """Recompute this step's attention in the backward (not inside a checkpointed step,
+        nor while recording: the recompute would fire the recording hooks twice)."""
+        return (
+            self.attention_checkpointing
+            and not self.gradient_checkpointing
+            and self.training
+            and torch.is_grad_enabled()
+            and not self._recording()
+        )
 
 
 class _Recorder:
