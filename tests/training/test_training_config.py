@@ -186,23 +186,29 @@ def test_overlapping_periods_are_refused():
         _split(train_years=[2000, 2001], val_years=[2001, 2001])
 
 
-def test_compare_long_is_the_demo_on_a_ten_year_record():
-    """Only the record's length and the years differ; 2008 (the screen's year) is unused."""
+@pytest.mark.parametrize(
+    ("name", "n_years", "years"),
+    [
+        ("compare_long", 10, ([2000, 2006], [2007, 2007], [2009, 2009])),
+        ("compare_long20", 20, ([2000, 2016], [2017, 2017], [2019, 2019])),
+    ],
+)
+def test_compare_long_is_the_demo_on_a_longer_record(name, n_years, years):
+    """Only the record's length and the years differ; the screen's scored year is unused."""
     import dataclasses
 
     from faconvlstm.protocol.config import load_compare_config
 
     demo = dataclasses.asdict(load_compare_config("compare_demo"))
-    long = dataclasses.asdict(load_compare_config("compare_long"))
+    long = dataclasses.asdict(load_compare_config(name))
     data = long["train"]["data"]
     assert (
-        data["synthetic"].pop("n_years") == 10
+        data["synthetic"].pop("n_years") == n_years
         and demo["train"]["data"]["synthetic"].pop("n_years") == 5
     )
-    years = {k: data.pop(k) for k in ("train_years", "val_years", "test_years")}
-    assert years == {"train_years": [2000, 2006], "val_years": [2007, 2007],
-                     "test_years": [2009, 2009]}  # fmt: skip
-    for k in ("train_years", "val_years", "test_years"):
+    keys = ("train_years", "val_years", "test_years")
+    assert tuple(data.pop(k) for k in keys) == years
+    for k in keys:
         demo["train"]["data"].pop(k)
     demo.pop("out"), long.pop("out")
     assert long == demo
