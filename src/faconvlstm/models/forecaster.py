@@ -241,6 +241,7 @@ class Forecaster(ConfigMixin, nn.Module):
         forcing = self.training and y is not None and teacher_forcing > 0
         truth = torch.nan_to_num(y) if forcing else None
         forecasts = []
+        schedule = self.lead_attention == "schedule"
         for n in range(self.horizon):
             ctx = self.context(torch.cat([z_last, pe[:, n]], dim=-1))
             u = self._patch(prev[:, None])
@@ -249,12 +250,11 @@ class Forecaster(ConfigMixin, nn.Module):
             for i, (layer, state) in enumerate(zip(self.forecaster, states)):
                 if i > 0 and self.encoder.downsample[i - 1] > 1:
                     g = pool_sequence(g, self.encoder.downsample[i - 1])
-                if self.lead_attention == "every":
-                    g, h, c = layer(g, initial_state=state)
-                else:  # the layer's own schedule over the lead steps: step n, last at N
-                    last = n == self.horizon - 1
-                    h, (_, c, _) = advance(layer, g[:, 0], (*state, n), last)
-                    g = h[:, None]
+                # "every": each lead is step 0 and the last, as a one-frame layer call;
+                # "schedule": lead n is step n of the layer's schedule, the last at N
+                step, last = (n, n == self.horizon - 1) if schedule else (0, True)
+                h, (_, c, _) = advance(layer, g[:, 0], (*state, step), last)
+                g = h[:, None]
                 new_states.append((h, c))
                 hidden.append(g if i == 0 else resize_sequence(g, grid))
             states = new_states

@@ -174,10 +174,11 @@ def _fit_locked(
     data.setup("fit")
     desc = data.describe()
     grid = (len(desc["lat"]), len(desc["lon"]))
-    model = build_model(cfg, len(desc["channels"]), desc["periodic_lon"], grid)
     if resume:  # the model the weights were trained as: a default changed since (e.g.
         # Forecaster.lead_attention) must not change the network in the middle of a run
         model = model_class(cfg.task).from_config(ckpt["faconvlstm"]["model_config"])
+    else:
+        model = build_model(cfg, len(desc["channels"]), desc["periodic_lon"], grid)
     if getattr(model, "eof_path", False) and not resume:  # resumed: from the checkpoint
         model.init_eof_path(train_fields(data), desc["lat"])  # type: ignore[operator]
     metadata = make_metadata(cfg.task, model, data.stats, desc, cfg.to_dict())
