@@ -31,6 +31,8 @@ CONFIGS = [
          peephole=False, use_bias=False, return_sequences=True),
     dict(filters=3, kernel_size=3, padding="valid", data_format="channels_first",
          recurrent_dropout=0.0),
+    dict(filters=4, kernel_size=3, padding="same", attention_every=3, attention_heads=2,
+         attention_dim=3, go_backwards=True, return_sequences=True),
 ]  # fmt: skip
 
 
@@ -47,13 +49,36 @@ def _pair(cfg):
     return x, fused, ref
 
 
+def _graph_nodes(tensor):
+    """Names of every autograd node behind ``tensor``."""
+    seen, stack, names = set(), [tensor.grad_fn], []
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        names.append(type(node).__name__)
+        stack.extend(next_node for next_node, _ in node.next_functions)
+    return names
+
+
+@pytest.mark.parametrize("one_node_depthwise", [False, True])
 @pytest.mark.parametrize("cfg", CONFIGS)
-def test_fused_matches_keras_ops_outputs_and_gradients(cfg):
+def test_fused_matches_keras_ops_outputs_and_gradients(monkeypatch, cfg, one_node_depthwise):
+    # the PyTorch layer's one-node depthwise backward runs from FUSED_MIN_PIXELS up
+    # (64x128-sized batches); a threshold of 0 puts these small grids on it too
+    import faconvlstm.layers.depthwise as dw
+
+    if one_node_depthwise:
+        monkeypatch.setattr(dw, "FUSED_MIN_PIXELS", 0)
     x, fused, ref = _pair(cfg)
     assert fused.cell.uses_fused and not ref.cell.uses_fused
     results = []
     for layer in (fused, ref):
         out = layer(torch.as_tensor(x))
+        nodes = _graph_nodes(out)
+        if layer is fused:
+            assert any("DepthwiseSum" in n for n in nodes) == one_node_depthwise
         out.pow(2).sum().backward()
         grads = [w.value.grad.detach().clone() for w in layer.trainable_weights]
         results.append((out.detach().numpy(), grads))
@@ -75,3 +100,33 @@ def test_config_round_trip_with_and_without_fused():
     old = FAConvLSTM2D(3, 3).get_config()
     del old["fused"]  # a config saved before the argument existed
     assert FAConvLSTM2D.from_config(old).fused is True
+
+
+@pytest.mark.parametrize("mask_kind", ["steps", "pixels"])
+def test_fused_matches_keras_ops_with_a_mask(mask_kind):
+    cfg = dict(filters=3, kernel_size=3, padding="same", attention_every=2,
+               return_sequences=True, go_backwards=True)  # fmt: skip
+    x, fused, ref = _pair(cfg)
+    rng = np.random.default_rng(4)
+    shape = (2, 4) if mask_kind == "steps" else (2, 4, 6, 8)
+    mask = torch.as_tensor(rng.random(shape) > 0.3)
+    results = []
+    for layer in (fused, ref):
+        out = layer(torch.as_tensor(x), mask=mask)
+        out.pow(2).sum().backward()
+        grads = [w.value.grad.detach().clone() for w in layer.trainable_weights]
+        results.append((out.detach().numpy(), grads))
+    np.testing.assert_allclose(results[0][0], results[1][0], atol=TOL, rtol=TOL)
+    for g_fused, g_ref in zip(results[0][1], results[1][1]):
+        np.testing.assert_allclose(g_fused, g_ref, atol=TOL, rtol=TOL)
+
+
+def test_the_time_loop_reads_the_steps_through_unbind_not_indexing():
+    # Keras' torch scan indexes the (T, ...) inputs at each step; each index's backward
+    # (SelectBackward0) writes a zero-filled gradient of the whole sequence. The layer's
+    # loop unbinds them instead.
+    layer = FAConvLSTM2D(3, 3, padding="same", return_sequences=True)
+    x = torch.as_tensor(np.random.default_rng(0).normal(size=(2, 6, 5, 7, 2)).astype("float32"))
+    nodes = _graph_nodes(layer(x))
+    assert "SelectBackward0" not in nodes
+    assert "UnbindBackward0" in nodes

@@ -5,7 +5,12 @@ import torch
 
 import faconvlstm.layers.depthwise as dw
 from faconvlstm import FAConvLSTM2D
-from faconvlstm.layers.depthwise import MultiScaleDepthwise, _DepthwiseSum, _phase_split
+from faconvlstm.layers.depthwise import (
+    MultiScaleDepthwise,
+    _DepthwiseSum,
+    _geometry,
+    _phase_split,
+)
 
 GEOMETRIES = [
     # (kernel, rates, boundary): symmetric zero pads take the unpadded path, the others
@@ -32,11 +37,11 @@ def test_gradcheck(kernel, rates, boundary):
     m = _module(kernel, rates, boundary)
     b = torch.randn(2, 7, 13, 3, dtype=torch.float64, requires_grad=True)
     x = b.permute(0, 3, 1, 2)
-    xp, windows, pads, rates_ = m._geometry(x)
+    xp, windows, pads, rates_ = _geometry(x, kernel, rates, boundary)
     weight = m.weight.detach().clone().requires_grad_()
     assert torch.autograd.gradcheck(
-        lambda b, w: _DepthwiseSum.apply(m._geometry(b.permute(0, 3, 1, 2))[0], w, windows,
-                                         pads, rates_),
+        lambda b, w: _DepthwiseSum.apply(_geometry(b.permute(0, 3, 1, 2), kernel, rates,
+                                                   boundary)[0], w, windows, pads, rates_),
         (b, weight),
     )  # fmt: skip
 

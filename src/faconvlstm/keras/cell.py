@@ -429,47 +429,58 @@ class FAConvLSTM2DCell(keras.layers.Layer):
             and activations.serialize(self.recurrent_activation) == "sigmoid"
         )
 
-    def _conv_torch(self, x: Any, weight: Any, strides, dilation, pads: Pads, groups: int = 1):
-        """``F.conv2d`` of the NCHW view ``x`` (channels-last memory) with padding ``pads``:
-        zero padding is passed to the convolution when symmetric (no padded copy)."""
+    def _conv_input_torch(self, frames: Any) -> Any:
+        """:meth:`_conv_input` with ``F.conv2d``: (N, H, W, C) → (N, H', W', r), contiguous.
+
+        The HWIO kernel is used as an OIHW view (``permute``, no copy here) and the frames
+        as an NCHW view of channels-last memory; zero padding is passed to the convolution
+        when symmetric (no padded copy)."""
         import torch.nn.functional as F
 
         from faconvlstm.layers.boundary import pad2d, symmetric_torch_padding
 
-        sym = symmetric_torch_padding(pads) if self.boundary == "zeros" else None
-        if sym is None:
-            x, sym = pad2d(x, pads, self.boundary), 0
-        return F.conv2d(x, weight, stride=strides, padding=sym, dilation=dilation, groups=groups)
-
-    def _conv_input_torch(self, frames: Any) -> Any:
-        """:meth:`_conv_input` with ``F.conv2d``: (N, H, W, C) → (N, H', W', r), contiguous.
-
-        The HWIO kernel is used as an OIHW view (``permute``, no copy here)."""
         pads = conv_pads(
             frames.shape[1:3], self.kernel_size, self.strides, self.dilation_rate, self.padding
         )
+        x = frames.permute(0, 3, 1, 2)
+        sym = symmetric_torch_padding(pads) if self.boundary == "zeros" else None
+        if sym is None:
+            x, sym = pad2d(x, pads, self.boundary), 0
         weight = self.kernel.value.permute(3, 2, 0, 1)  # (r, C, kh, kw)
-        z = self._conv_torch(
-            frames.permute(0, 3, 1, 2), weight, self.strides, self.dilation_rate, pads
-        )
+        z = F.conv2d(x, weight, stride=self.strides, padding=sym, dilation=self.dilation_rate)
         return z.permute(0, 2, 3, 1).contiguous()  # a no-op when z is channels-last
 
     def _mixing_torch(self, b: Any) -> Any:
-        """:meth:`mixing` with grouped ``F.conv2d`` on the NCHW view of b (B, H, W, r)."""
-        x = b.permute(0, 3, 1, 2)
-        kernel = self.depthwise_kernel.value  # (n, kh, kw, r, 1)
-        out = None
-        for i, d in enumerate(self.dilation_rates):
-            pads = conv_pads(b.shape[1:3], self.kernel_size, (1, 1), (d, d), "same")
-            weight = kernel[i].permute(2, 3, 0, 1)  # (r, 1, kh, kw)
-            y = self._conv_torch(x, weight, 1, d, pads, groups=self.bottleneck)
-            out = y if out is None else out + y
-        return out.permute(0, 2, 3, 1)
+        """:meth:`mixing` with the PyTorch layer's
+        :func:`~faconvlstm.layers.depthwise.depthwise_sum` (its one-node backward from
+        64×128 up) on b (B, H, W, r); the (n, kh, kw, r, 1) kernel as an (n, r, 1, kh, kw)
+        view."""
+        from faconvlstm.layers.depthwise import depthwise_sum
+
+        weight = self.depthwise_kernel.value.permute(0, 3, 4, 1, 2)
+        return depthwise_sum(b, weight, self.kernel_size, self.dilation_rates, self.boundary)
+
+    def _attention_torch(self, h: Any) -> Any:
+        """:meth:`axial_attention` with the PyTorch layer's
+        :func:`~faconvlstm.layers.axial_attention.axial_attention`
+        (``scaled_dot_product_attention``); the (in, out) kernels as (out, in) views."""
+        from faconvlstm.layers.axial_attention import axial_attention
+
+        return axial_attention(
+            h,
+            self.qkv_kernel.value.t(),
+            self.qkv_bias.value,
+            self.proj_kernel.value.t(),
+            self.proj_bias.value,
+            self.attention_heads,
+        )
 
     def _step_torch(self, xs_t, h, c, recurrent_mask, attend):
         """:meth:`step` on the PyTorch backend: the PyTorch layer's step on Keras weights.
 
-        b = xs_t + h U_h as one ``addmm``; the expansion m E + b_g and the gate update in
+        b = xs_t + h U_h as one ``addmm``; the depthwise mixing and the attention with the
+        PyTorch layer's functions (:meth:`_mixing_torch`, :meth:`_attention_torch`); the
+        expansion m E + b_g and the gate update in
         :func:`~faconvlstm.layers.fused_gates.lstm_gates`, which takes E (r, 4F) as its
         transposed (4F, r) view and the flattened (B·H'·W', ·) maps as views (channels
         last is its layout)."""
@@ -490,8 +501,8 @@ class FAConvLSTM2DCell(keras.layers.Layer):
         peep = None if self.peephole_weight is None else self.peephole_weight.value
         h, c = lstm_gates(m.reshape(-1, r), c.reshape(-1, F_), self.expansion.value.t(), bias, peep)
         h, c = h.view(B, H, W, F_), c.view(B, H, W, F_)
-        if self.attention_every > 0 and attend is not False:
-            h = ops.cond(attend, lambda: h + self.gamma * self.axial_attention(h), lambda: h)
+        if self.attention_every > 0 and attend is not False and bool(attend):
+            h = h + self.gamma.value * self._attention_torch(h)
         return h, c
 
     def mixing(self, b: Any) -> Any:

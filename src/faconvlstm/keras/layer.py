@@ -274,6 +274,24 @@ class FAConvLSTM2D(keras.layers.RNN):
             ops.equal(ops.mod(t + 1, self.cell.attention_every), 0), ops.equal(t, steps - 1)
         )
 
+    def _scan(self, step: Any, init: tuple, inputs: dict[str, Any]) -> tuple[Any, Any]:
+        """``keras.ops.scan(step, init, inputs)``, with the stacked per-step outputs.
+
+        On the torch backend the time loop is a Python loop over ``torch.unbind`` views:
+        Keras' torch ``scan`` indexes each input at every step (``x[t]``), and the backward
+        of every such index writes a zero-filled gradient of the whole (T, B, H', W', r)
+        sequence, T times over; unbinding has one backward for all steps. Same results."""
+        if keras.backend.backend() != "torch":
+            return ops.scan(step, init, inputs, unroll=self.unroll)
+        import torch
+
+        columns = {key: torch.unbind(value, 0) for key, value in inputs.items()}
+        carry, outputs = init, []
+        for t in range(len(columns["x"])):
+            carry, out = step(carry, {key: value[t] for key, value in columns.items()})
+            outputs.append(out)
+        return carry, torch.stack(outputs)
+
     def _check_mask(self, mask: Any, x: Any) -> Any:
         """The boolean mask, checked against the channels-last sequence ``x`` (B, T, H, W, C).
 
@@ -372,7 +390,7 @@ class FAConvLSTM2D(keras.layers.RNN):
             return carry, (carry if tensorflow else carry[2])
 
         tensorflow = keras.backend.backend() == "tensorflow"
-        (h, c, last), outputs = ops.scan(step, (h0, c0, zeros), inputs, unroll=self.unroll)
+        (h, c, last), outputs = self._scan(step, (h0, c0, zeros), inputs)
         if tensorflow:
             outputs = outputs[2]
         h, c = cell.to_external(h), cell.to_external(c)

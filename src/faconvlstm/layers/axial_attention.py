@@ -24,6 +24,42 @@ from einops import rearrange
 from torch import nn
 
 
+def _split(qkv: torch.Tensor, heads: int) -> tuple[torch.Tensor, ...]:
+    """q, k, v of the projection ``qkv`` (B, H, W, 3·n·d) as rows ((B·H), n, W, d) and
+    columns ((B·W), n, H, d)."""
+    q, k, v = qkv.chunk(3, dim=-1)
+    rows = [rearrange(t, "b h w (n d) -> (b h) n w d", n=heads) for t in (q, k, v)]
+    cols = [rearrange(t, "b h w (n d) -> (b w) n h d", n=heads) for t in (q, k, v)]
+    return (*rows, *cols)
+
+
+def axial_attention(
+    h: torch.Tensor,
+    qkv_weight: torch.Tensor,
+    qkv_bias: torch.Tensor | None,
+    proj_weight: torch.Tensor,
+    proj_bias: torch.Tensor | None,
+    heads: int,
+) -> torch.Tensor:
+    r"""$\Delta = W_o(\mathrm{RowAttn} + \mathrm{ColAttn}) + b_o$ of h (B, H, W, F), the
+    functional form of :class:`AxialAttention` (``F.scaled_dot_product_attention`` per
+    axis), for weights held elsewhere (the Keras front end on the torch backend).
+
+    ``qkv_weight`` (3·n·d, F) and ``proj_weight`` (F, n·d) are in ``nn.Linear`` layout
+    (out, in); views (e.g. a transposed (in, out) Keras kernel) are fine. Returns
+    (B, H, W, F).
+    """
+    B, H, W = h.shape[:3]
+    qr, kr, vr, qc, kc, vc = _split(F.linear(h, qkv_weight, qkv_bias), heads)
+    row = F.scaled_dot_product_attention(qr, kr, vr)
+    col = F.scaled_dot_product_attention(qc, kc, vc)
+    # every size given: einops cannot infer one from an empty (B = 0) batch
+    out = rearrange(row, "(b h) n w d -> b h w (n d)", b=B, h=H) + rearrange(
+        col, "(b w) n h d -> b h w (n d)", b=B, w=W
+    )
+    return F.linear(out, proj_weight, proj_bias)
+
+
 class AxialAttention(nn.Module):
     """Row + column attention on a channels-last map.
 
@@ -49,22 +85,12 @@ class AxialAttention(nn.Module):
 
     def _split(self, h: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """q, k, v of h (B, H, W, F) as rows ((B·H), n, W, d) and columns ((B·W), n, H, d)."""
-        n = self.heads
-        q, k, v = self.qkv(h).chunk(3, dim=-1)
-        rows = [rearrange(t, "b h w (n d) -> (b h) n w d", n=n) for t in (q, k, v)]
-        cols = [rearrange(t, "b h w (n d) -> (b w) n h d", n=n) for t in (q, k, v)]
-        return (*rows, *cols)
+        return _split(F.linear(h, self.qkv.weight, self.qkv.bias), self.heads)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        B, H, W = h.shape[:3]
-        qr, kr, vr, qc, kc, vc = self._split(h)
-        row = F.scaled_dot_product_attention(qr, kr, vr)
-        col = F.scaled_dot_product_attention(qc, kc, vc)
-        # every size given: einops cannot infer one from an empty (B = 0) batch
-        out = rearrange(row, "(b h) n w d -> b h w (n d)", b=B, h=H) + rearrange(
-            col, "(b w) n h d -> b h w (n d)", b=B, w=W
+        return axial_attention(
+            h, self.qkv.weight, self.qkv.bias, self.proj.weight, self.proj.bias, self.heads
         )
-        return self.proj(out)
 
     def attention_maps(self, h: torch.Tensor) -> dict[str, torch.Tensor]:
         """The softmax weights :meth:`forward` uses for h (B, H, W, F), recomputed:

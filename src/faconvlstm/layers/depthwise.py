@@ -63,8 +63,8 @@ class _DepthwiseSum(torch.autograd.Function):
 
     added into ``x``'s gradient at the branch's window. The weight gradient is computed on
     the d×d phase sub-grids, where the convolution is undilated
-    (:func:`_depthwise_weight_grad`). Equal to autograd through
-    :meth:`MultiScaleDepthwise._reference` to float rounding (``tests/layers/test_depthwise.py``).
+    (:func:`_depthwise_weight_grad`). Equal to autograd through :func:`depthwise_sum`
+    with ``fused=False`` to float rounding (``tests/layers/test_depthwise.py``).
     """
 
     @staticmethod
@@ -149,6 +149,57 @@ def _depthwise_weight_grad(
     )[1]  # fmt: skip
 
 
+def _geometry(
+    x: torch.Tensor, kernel_size: Sequence[int], rates: tuple[int, ...], boundary: str
+) -> tuple[torch.Tensor, tuple, tuple, tuple]:
+    """``(x_p, windows, pads, rates)`` for :class:`_DepthwiseSum` on x (B, r, H, W).
+
+    Zero boundary with symmetric "same" pads (odd kernels): x itself, each branch over
+    all of it with its own zero padding. Otherwise x is padded once by the largest pad
+    of each side (wrapping longitude for ``periodic_lon``), and branch k reads the
+    window of its own pads, with no implicit padding.
+    """
+    H, W = x.shape[-2:]
+    kh, kw = kernel_size
+    all_pads = [conv_pads((H, W), (kh, kw), (1, 1), (d, d), "same") for d in rates]
+    sym = [symmetric_torch_padding(p) for p in all_pads]
+    if boundary == "zeros" and all(s is not None for s in sym):
+        return x, ((0, 0, H, W),) * len(all_pads), tuple(sym), rates
+    top, bottom, left, right = (max(p[i] for p in all_pads) for i in range(4))
+    xp = pad2d(x, (top, bottom, left, right), boundary)
+    windows = tuple((top - t, left - lf, H + t + bt, W + lf + rt) for t, bt, lf, rt in all_pads)
+    return xp, windows, ((0, 0),) * len(all_pads), rates
+
+
+def depthwise_sum(
+    b: torch.Tensor,
+    weight: torch.Tensor,
+    kernel_size: Sequence[int],
+    rates: Sequence[int],
+    boundary: str = "zeros",
+    fused: bool = True,
+) -> torch.Tensor:
+    r"""$m = \sum_{d} \mathrm{DWConv}_{k,d}(b)$ with "same" output size: the functional form
+    of :class:`MultiScaleDepthwise`, for weights held elsewhere (the Keras front end on the
+    torch backend).
+
+    b (B, H, W, r) channels last; weight (n, r, 1, kh, kw), one depthwise kernel per rate
+    (a permuted view is fine). From ``FUSED_MIN_PIXELS`` (B·H·W) up and with ``fused``, all
+    branches run as one autograd node (:class:`_DepthwiseSum`); otherwise, and while
+    compiling or exporting, one autograd convolution per branch. Returns (B, H, W, r).
+    """
+    x = b.permute(0, 3, 1, 2)  # (B, r, H, W) view in channels_last memory format
+    xp, windows, pads, rates = _geometry(x, kernel_size, tuple(rates), boundary)
+    small = x.shape[0] * x.shape[2] * x.shape[3] < FUSED_MIN_PIXELS
+    if not fused or small or torch.compiler.is_compiling() or torch.compiler.is_exporting():
+        out: torch.Tensor | None = None
+        for y in _branch_outputs(xp, weight, windows, pads, rates):
+            out = y if out is None else out + y
+        assert out is not None  # at least one rate (checked by the callers)
+        return out.permute(0, 2, 3, 1)
+    return _DepthwiseSum.apply(xp, weight, windows, pads, rates).permute(0, 2, 3, 1)
+
+
 class MultiScaleDepthwise(nn.Module):
     """Sum of dilated depthwise convolutions with "same" output size.
 
@@ -160,7 +211,7 @@ class MultiScaleDepthwise(nn.Module):
         fused: from ``FUSED_MIN_PIXELS`` (B·H·W) up, run all branches as one autograd node
             whose backward is forward convolutions and undilated weight gradients
             (:class:`_DepthwiseSum`); ``False`` runs one autograd convolution per branch
-            (:meth:`_reference`, also used below that size and under ``torch.compile``).
+            (also used below that size and under ``torch.compile``); see :func:`depthwise_sum`.
 
     Shape:
         - Input ``b``: (B, H, W, r) — channels last, the FA cell's internal layout.
@@ -203,50 +254,14 @@ class MultiScaleDepthwise(nn.Module):
 
     def _branches(self, x: torch.Tensor) -> Iterator[torch.Tensor]:
         """Each branch's output (B, r, H, W) for x (B, r, H, W)."""
-        xp, windows, pads, rates = self._geometry(x)
+        geometry = _geometry(x, self.kernel_size, self.dilation_rates, self.boundary)
+        xp, windows, pads, rates = geometry
         return _branch_outputs(xp, self.weight, windows, pads, rates)
 
     def forward(self, b: torch.Tensor) -> torch.Tensor:
-        x = b.permute(0, 3, 1, 2)  # (B, r, H, W) view in channels_last memory format
-        small = x.shape[0] * x.shape[2] * x.shape[3] < FUSED_MIN_PIXELS
-        if (
-            not self.fused
-            or small
-            or torch.compiler.is_compiling()
-            or torch.compiler.is_exporting()
-        ):
-            return self._reference(x).permute(0, 2, 3, 1)
-        xp, windows, pads, rates = self._geometry(x)
-        return _DepthwiseSum.apply(xp, self.weight, windows, pads, rates).permute(0, 2, 3, 1)
-
-    def _reference(self, x: torch.Tensor) -> torch.Tensor:
-        """Plain autograd: one convolution per branch, summed; x (B, r, H, W)."""
-        out: torch.Tensor | None = None
-        for y in self._branches(x):
-            out = y if out is None else out + y
-        assert out is not None  # at least one rate (checked in __init__)
-        return out
-
-    def _geometry(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple, tuple, tuple]:
-        """``(x_p, windows, pads, rates)`` for :class:`_DepthwiseSum` on x (B, r, H, W).
-
-        Zero boundary with symmetric "same" pads (odd kernels): x itself, each branch over
-        all of it with its own zero padding. Otherwise x is padded once by the largest pad
-        of each side (wrapping longitude for ``periodic_lon``), and branch k reads the
-        window of its own pads, with no implicit padding.
-        """
-        H, W = x.shape[-2:]
-        all_pads = [
-            conv_pads((H, W), self.kernel_size, (1, 1), (d, d), "same") for d in self.dilation_rates
-        ]
-        sym = [symmetric_torch_padding(p) for p in all_pads]
-        if self.boundary == "zeros" and all(s is not None for s in sym):
-            n = len(all_pads)
-            return x, ((0, 0, H, W),) * n, tuple(sym), self.dilation_rates
-        top, bottom, left, right = (max(p[i] for p in all_pads) for i in range(4))
-        xp = pad2d(x, (top, bottom, left, right), self.boundary)
-        windows = tuple((top - t, left - lf, H + t + bt, W + lf + rt) for t, bt, lf, rt in all_pads)
-        return xp, windows, ((0, 0),) * len(all_pads), self.dilation_rates
+        return depthwise_sum(
+            b, self.weight, self.kernel_size, self.dilation_rates, self.boundary, self.fused
+        )
 
     def branch_energy(self, b: torch.Tensor) -> torch.Tensor:
         """(B, n_branches): the mean square of each branch's output for b (B, H, W, r)."""
