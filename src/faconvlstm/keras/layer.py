@@ -59,6 +59,7 @@ class FAConvLSTM2D(keras.layers.RNN):
     The time loop. Attention runs on the steps t (processing order, 0-based) with
     ``(t + 1) % attention_every == 0`` and on the last step, which a Keras RNN cell cannot
     know (it sees neither t nor T). So the layer runs its own loop with ``keras.ops.scan``
+    (on the torch backend a Python loop over the unbound steps, :meth:`_scan`)
     over the steps (carry ``(h, c, previous output)``), the attention under ``keras.ops.cond``
     on a schedule computed from T, and reproduces ``keras.layers.RNN``'s semantics exactly:
     ``go_backwards`` reverses the inputs and the mask (outputs stay in processing order);
