@@ -435,19 +435,16 @@ class FAConvLSTM2DCell(keras.layers.Layer):
         The HWIO kernel is used as an OIHW view (``permute``, no copy here) and the frames
         as an NCHW view of channels-last memory; zero padding is passed to the convolution
         when symmetric (no padded copy)."""
-        import torch.nn.functional as F
-
-        from faconvlstm.layers.boundary import pad2d, symmetric_torch_padding
+        from faconvlstm.layers.boundary import conv2d_padded
 
         pads = conv_pads(
             frames.shape[1:3], self.kernel_size, self.strides, self.dilation_rate, self.padding
         )
-        x = frames.permute(0, 3, 1, 2)
-        sym = symmetric_torch_padding(pads) if self.boundary == "zeros" else None
-        if sym is None:
-            x, sym = pad2d(x, pads, self.boundary), 0
         weight = self.kernel.value.permute(3, 2, 0, 1)  # (r, C, kh, kw)
-        z = F.conv2d(x, weight, stride=self.strides, padding=sym, dilation=self.dilation_rate)
+        z = conv2d_padded(
+            frames.permute(0, 3, 1, 2), weight, pads, self.boundary, self.strides,
+            self.dilation_rate,
+        )  # fmt: skip
         return z.permute(0, 2, 3, 1).contiguous()  # a no-op when z is channels-last
 
     def _mixing_torch(self, b: Any) -> Any:
@@ -501,7 +498,7 @@ class FAConvLSTM2DCell(keras.layers.Layer):
         peep = None if self.peephole_weight is None else self.peephole_weight.value
         h, c = lstm_gates(m.reshape(-1, r), c.reshape(-1, F_), self.expansion.value.t(), bias, peep)
         h, c = h.view(B, H, W, F_), c.view(B, H, W, F_)
-        if self.attention_every > 0 and attend is not False and bool(attend):
+        if self.attention_every > 0 and bool(attend):
             h = h + self.gamma.value * self._attention_torch(h)
         return h, c
 

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from faconvlstm.geometry import Pads, conv_pads
 
 # conv_pads is re-exported: each spatial op takes its padding and its pad op from here
-__all__ = ["conv_pads", "pad2d", "symmetric_torch_padding"]
+__all__ = ["conv2d_padded", "conv_pads", "pad2d", "symmetric_torch_padding"]
 
 
 def pad2d(x: torch.Tensor, pads: Pads, boundary: str = "zeros") -> torch.Tensor:
@@ -51,3 +51,21 @@ def symmetric_torch_padding(pads: Pads) -> tuple[int, int] | None:
     if top == bottom and left == right:
         return (top, left)
     return None
+
+
+def conv2d_padded(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    pads: Pads,
+    boundary: str = "zeros",
+    stride: int | tuple[int, int] = 1,
+    dilation: int | tuple[int, int] = 1,
+    bias: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """``F.conv2d`` of x (N, C, H, W) padded by ``pads`` = (top, bottom, left, right) under
+    ``boundary``: symmetric zero pads go to the convolution itself (no padded copy), any
+    other padding through :func:`pad2d` first."""
+    sym = symmetric_torch_padding(pads) if boundary == "zeros" else None
+    if sym is None:
+        x, sym = pad2d(x, pads, boundary), (0, 0)
+    return F.conv2d(x, weight, bias, stride=stride, padding=sym, dilation=dilation)

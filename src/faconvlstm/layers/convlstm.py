@@ -10,10 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from faconvlstm.layers.boundary import conv_pads, pad2d, symmetric_torch_padding
+from faconvlstm.layers.boundary import conv2d_padded, conv_pads
 from faconvlstm.layers.recurrent import RecurrentConv2D, glorot_uniform_
 
 
@@ -99,11 +98,7 @@ class ConvLSTM2D(RecurrentConv2D):
         bias: torch.Tensor | None = None,
     ):
         pads = conv_pads(x.shape[-2:], self.kernel_size, strides, dilation, padding)
-        sym = symmetric_torch_padding(pads) if self.boundary == "zeros" else None
-        if sym is not None:
-            return F.conv2d(x, weight, bias, stride=strides, padding=sym, dilation=dilation)
-        x = pad2d(x, pads, self.boundary)
-        return F.conv2d(x, weight, bias, stride=strides, dilation=dilation)
+        return conv2d_padded(x, weight, pads, self.boundary, strides, dilation, bias)
 
     @property
     def joint_step(self) -> bool:

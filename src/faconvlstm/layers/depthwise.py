@@ -255,8 +255,7 @@ class MultiScaleDepthwise(nn.Module):
     def _branches(self, x: torch.Tensor) -> Iterator[torch.Tensor]:
         """Each branch's output (B, r, H, W) for x (B, r, H, W)."""
         geometry = _geometry(x, self.kernel_size, self.dilation_rates, self.boundary)
-        xp, windows, pads, rates = geometry
-        return _branch_outputs(xp, self.weight, windows, pads, rates)
+        return _branch_outputs(geometry[0], self.weight, *geometry[1:])
 
     def forward(self, b: torch.Tensor) -> torch.Tensor:
         return depthwise_sum(

@@ -14,12 +14,11 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from faconvlstm.layers.axial_attention import AxialAttention
-from faconvlstm.layers.boundary import conv_pads, pad2d, symmetric_torch_padding
+from faconvlstm.layers.boundary import conv2d_padded, conv_pads
 from faconvlstm.layers.depthwise import MultiScaleDepthwise
 from faconvlstm.layers.fused_gates import lstm_gates, lstm_gates_reference
 from faconvlstm.layers.recurrent import RecurrentConv2D, glorot_uniform_
@@ -303,15 +302,9 @@ class FAConvLSTM2D(RecurrentConv2D):
         pads = conv_pads(
             frames.shape[-2:], self.kernel_size, self.strides, self.dilation_rate, self.padding
         )
-        sym = symmetric_torch_padding(pads) if self.boundary == "zeros" else None
-        weight = self.input_kernel
-        if sym is not None:
-            z = F.conv2d(
-                frames, weight, stride=self.strides, padding=sym, dilation=self.dilation_rate
-            )
-        else:
-            frames = pad2d(frames, pads, self.boundary)
-            z = F.conv2d(frames, weight, stride=self.strides, dilation=self.dilation_rate)
+        z = conv2d_padded(
+            frames, self.input_kernel, pads, self.boundary, self.strides, self.dilation_rate
+        )
         z = z.permute(0, 2, 3, 1).contiguous()  # (T·B, H', W', r), a no-op in channels_last
         return z.view(steps, batch, *z.shape[1:])
 
