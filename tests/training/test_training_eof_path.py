@@ -142,3 +142,34 @@ def test_fit_sets_the_path_from_the_training_period_and_learns_the_gates(tmp_pat
     resumed, _ = load_model(last)
     torch.testing.assert_close(resumed.eof_encode, model.eof_encode)
     assert not torch.equal(resumed.eof_gate, model.eof_gate)
+
+
+def test_the_reconstruction_reads_the_input_only_through_the_embedding():
+    """Two inputs with different principal components p but the same embedding
+    z = p + γ_z·z_learned get the same reconstruction: the linear part reads z, not p, so
+    the path is a bottleneck of E numbers per step like the EOF baseline it is compared with
+    (reading p gave the decoder 2E numbers)."""
+    f = _fields()
+    model = _model()
+    model.init_eof_path(f, LAT)
+    model.eval()
+    with torch.no_grad():
+        model.eof_gate.copy_(torch.tensor([0.5, 0.3]))
+    x1 = torch.as_tensor(np.nan_to_num(f[:12])).reshape(1, 12, C, H, W)
+    x2 = torch.as_tensor(np.nan_to_num(f[12:24])).reshape(1, 12, C, H, W)
+    valid = torch.ones_like(x1, dtype=torch.bool)
+    p1, p2 = model.eof_pcs(x1, valid), model.eof_pcs(x2, valid)
+    assert (p1 - p2).abs().max() > 0.1
+    z = torch.randn(1, 12, E)
+    learned = {"x1": (z - p1) / 0.5, "x2": (z - p2) / 0.5}  # so that z is the same for both
+    recon = {}
+    for name, x in (("x1", x1), ("x2", x2)):
+        hook = model.encoder.head.register_forward_hook(lambda *_, n=name: learned[n])
+        try:
+            with torch.no_grad():
+                out = model(x)
+        finally:
+            hook.remove()
+        torch.testing.assert_close(out["embeddings"], z)
+        recon[name] = out["recon"]
+    torch.testing.assert_close(recon["x1"], recon["x2"])

@@ -88,8 +88,8 @@ class SequenceAutoencoder(ConfigMixin, nn.Module):
             .. math::
                 p_t &= \big((x_t - \mu)\circ w\big) V_E^\top, \qquad
                 z_t = p_t + \gamma_z\, z^{\text{learned}}_t,\\
-                \hat x_t &= \big(p_t V_E\big) \oslash w + \mu
-                + \gamma_x\, \hat x^{\text{learned}}_t,
+                \hat x_t &= \big(z_t V_E\big) \oslash w + \mu
+                + \gamma_x\, \hat x^{\text{learned}}_t(z),
 
             with ``V_E`` the ``(E, C·H·W)`` leading multivariate EOFs of the normalised
             training period, ``μ`` its mean state, ``w`` the √cos φ weights
@@ -100,10 +100,27 @@ class SequenceAutoencoder(ConfigMixin, nn.Module):
             before the first step; a resumed run loads them from the checkpoint); the
             gates ``γ = (γ_z, γ_x)`` (``eof_gate``) are learned and start at 0, so the
             untrained model *is* the E-EOF reconstruction and its embedding the principal
-            components. It answers whether a learned model adds anything to EOFs on
-            held-out years (docs/claim.md). Needs ``grid``; the path is grid-specific.
+            components. Both parts of the reconstruction read ``z`` only, so the
+            embedding stays a bottleneck of E numbers per step, the width of the EOF
+            baseline it is compared with (until 2026-12-07 the linear part read ``p``, a
+            second E-number path around ``z``; docs/claim.md, "The EOF path's bypass").
+            It answers whether a learned model adds anything to EOFs on held-out years
+            (docs/claim.md). Needs ``grid``; the path is grid-specific.
         grid: ``(H, W)`` of the input grid, needed by (and only by) ``eof_path``; set from
             the data by :func:`faconvlstm.training.build_model`.
+        decoder: ``"recurrent"`` (default: the decoder layers run over the window's steps
+            in order, so :math:`\hat x_t` depends on :math:`z_1..z_t`) or ``"per_step"``:
+            the same layers, same parameters, run on every step as a sequence of length one
+            (time folded into the batch), so that
+
+            .. math:: \hat x_t = \mathrm{Dec}(z_t)
+
+            and each step's embedding alone must reconstruct its step, as each day's
+            principal components do for the EOF baseline. A recurrent decoder carries what
+            it has read in its state, so a slowly varying part of the field need be in the
+            embedding of only one step of a window (docs/claim.md, "A per-step decoder").
+            An FA decoder layer then attends at every step (each step is its sequence's
+            last).
 
     Inputs: ``x, times=None, mask=None, return_attention=False`` — as for
     :class:`~faconvlstm.models.Encoder`.
@@ -147,6 +164,7 @@ class SequenceAutoencoder(ConfigMixin, nn.Module):
         forecast_leads: int = 0,
         eof_path: bool = False,
         grid: Sequence[int] | None = None,
+        decoder: str = "recurrent",
     ) -> None:
         super().__init__()
         self._config = {
@@ -178,6 +196,11 @@ class SequenceAutoencoder(ConfigMixin, nn.Module):
             self._config.update(eof_path=True, grid=tuple(int(g) for g in grid))
         elif grid is not None:
             raise ValueError("grid is only used by eof_path=True; remove it or set eof_path")
+        if decoder not in ("recurrent", "per_step"):
+            raise ValueError(f"decoder must be 'recurrent' or 'per_step', got {decoder!r}")
+        if decoder != "recurrent":  # the default keeps the config (and checkpoints) of today
+            self._config.update(decoder=decoder)
+        self.decoder_kind = decoder
         self.encoder = Encoder(
             in_channels,
             filters=filters,
@@ -311,13 +334,21 @@ class SequenceAutoencoder(ConfigMixin, nn.Module):
         g = resize_sequence(g, sizes[0])
         if self.skip_hidden:
             g = torch.cat([g, out["hidden"]], dim=2)
+        dec_mask = time_mask
+        if self.decoder_kind == "per_step":  # every step its own sequence of length one
+            g = g.flatten(0, 1).unsqueeze(1)
+            dec_mask = None if time_mask is None else time_mask.reshape(-1, 1)
         for j, layer in enumerate(self.decoder):
             if tuple(g.shape[-2:]) != sizes[j]:
                 g = resize_sequence(g, sizes[j])
-            g, _, _ = layer(g, mask=time_mask)
+            g, _, _ = layer(g, mask=dec_mask)
+        if self.decoder_kind == "per_step":
+            g = g.reshape(b, -1, *g.shape[2:])
         out["recon"] = rearrange(self.out(g.flatten(0, 1)), "(b t) c h w -> b t c h w", b=b)
         if pcs is not None and self.eof_gate is not None:
-            linear = self.eof_reconstruct(pcs)
+            # the linear part reads the embedding z, not the PCs p: the reconstruction then
+            # depends on the input only through z's E numbers, as the EOF baseline's does
+            linear = self.eof_reconstruct(out["embeddings"])
             out["recon"] = linear + self.eof_gate[1] * out["recon"]
         if self.forecast_out is not None:
             out["forecast"] = rearrange(
