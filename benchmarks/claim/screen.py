@@ -216,6 +216,11 @@ SETTINGS: dict[str, list[str]] = {
         "train.model.eof_path=true",
         "evaluation.checkpoint=best",
     ],
+    # a decoder without memory (model.decoder=per_step): step t is rebuilt from z_t alone,
+    # as a day from its principal components. The recurrent decoder carries what it has
+    # read, so a slow signal need be coded in one step of a window only
+    "perstep": ["train.model.decoder=per_step"],
+    "eofpath_perstep": ["train.model.eof_path=true", "train.model.decoder=per_step"],
 }
 
 HEADLINE = (
