@@ -10,6 +10,14 @@ design of a probe (does the quadratic readout read at least what the linear one 
 without touching the test period that the comparison's table reports.
 
 Prints one Markdown row per subject: the mean ± sd over seeds of each probe.
+
+    python benchmarks/claim/probe_check.py runs/demo --by-position
+
+scores the linear probes on the embeddings of one window position at a time (the steps
+t = 0..T-1 of the training windows, each its own sample set): does a slow signal sit in
+every step's code, or only in some? A recurrent decoder lets a model keep a slowly
+varying part of the field in the code of one step per window (docs/claim.md, "A decoder
+without memory"). One row per subject and probe: the mean over seeds at each position.
 """
 
 import argparse
@@ -40,8 +48,10 @@ PROBES = (
 )
 
 
-def training_year_probes(out: Path) -> dict[str, list[dict[str, float]]]:
-    """``{subject: [{"<target> <kind>": score}, one per seed]}`` over the training years."""
+def training_year_probes(out: Path, by_position: bool = False) -> dict[str, list[dict[str, float]]]:
+    """``{subject: [{"<target> <kind>": score}, one per seed]}`` over the training years;
+    with ``by_position`` the linear probes only, keyed ``"<target> linear t=<t>"``, each
+    fitted and scored on the embeddings of window position t alone."""
     cfg = load_compare_config(out / "compare.yaml")
     plan = make_plan(cfg, out)
     ev = cfg.evaluation
@@ -60,6 +70,10 @@ def training_year_probes(out: Path) -> dict[str, list[dict[str, float]]]:
         "regime": data.train_regime,
     }
     n_eofs = cfg.eof_n_eofs or plan.reference.model.get("embed_dim", 32)
+    n_windows, steps = data.train_x.shape[:2]
+    probes = [p for p in PROBES if targets[p[0]] is not None]
+    if by_position:
+        probes = [p for p in probes if p[1] == "linear"]
     scores: dict[str, list[dict[str, float]]] = {}
     for spec in plan.specs:
         if SUBJECTS[spec.model].learned:
@@ -68,20 +82,48 @@ def training_year_probes(out: Path) -> dict[str, list[dict[str, float]]]:
         else:
             subject = EOFSubject.fit(data, n_eofs)
         z = subject.embed(data.train_x, data.train_phase)
-        row = {
-            f"{target} {kind}": probe(z, targets[target], groups=years)
-            for target, kind, probe in PROBES
-            if targets[target] is not None
-        }
+        if by_position:  # sample i·T + t is window i, step t
+            z_w, y_w = z.reshape(n_windows, steps, -1), years.reshape(n_windows, steps)
+            row = {}
+            for target, kind, probe in probes:
+                y = np.asarray(targets[target]).reshape(n_windows, steps)
+                for t in range(steps):
+                    row[f"{target} {kind} t={t}"] = probe(z_w[:, t], y[:, t], groups=y_w[:, t])
+        else:
+            row = {
+                f"{target} {kind}": probe(z, targets[target], groups=years)
+                for target, kind, probe in probes
+            }
         scores.setdefault(spec.model, []).append(row)
     return scores
+
+
+def print_by_position(scores: dict[str, list[dict[str, float]]]) -> None:
+    """One Markdown row per subject and probe: the seeds' mean at each window position."""
+    keys = list(next(iter(scores.values()))[0])
+    names = list(dict.fromkeys(k.split(" t=")[0] for k in keys))
+    steps = len(keys) // len(names)
+    print("| subject | probe | " + " | ".join(f"t={t}" for t in range(steps)) + " |")
+    print("|---|---|" + "---|" * steps)
+    for subject, rows in scores.items():
+        for name in names:
+            means = [np.mean([r[f"{name} t={t}"] for r in rows]) for t in range(steps)]
+            print(f"| {subject} | {name} | " + " | ".join(f"{m:.3f}" for m in means) + " |")
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out", type=Path, help="a finished compare folder")
+    ap.add_argument(
+        "--by-position",
+        action="store_true",
+        help="linear probes on each window position's embeddings alone",
+    )
     args = ap.parse_args(argv)
-    scores = training_year_probes(args.out)
+    scores = training_year_probes(args.out, by_position=args.by_position)
+    if args.by_position:
+        print_by_position(scores)
+        return
     keys = list(next(iter(scores.values()))[0])
     print("| subject | " + " | ".join(keys) + " |")
     print("|---|" + "---|" * len(keys))

@@ -118,7 +118,7 @@ class SequenceAutoencoder(ConfigMixin, nn.Module):
             and each step's embedding alone must reconstruct its step, as each day's
             principal components do for the EOF baseline. A recurrent decoder carries what
             it has read in its state, so a slowly varying part of the field need be in the
-            embedding of only one step of a window (docs/claim.md, "A per-step decoder").
+            embedding of only one step of a window (docs/claim.md, "A decoder without memory").
             An FA decoder layer then attends at every step (each step is its sequence's
             last).
 
