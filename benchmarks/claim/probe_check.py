@@ -72,8 +72,12 @@ def training_year_probes(out: Path, by_position: bool = False) -> dict[str, list
     n_eofs = cfg.eof_n_eofs or plan.reference.model.get("embed_dim", 32)
     n_windows, steps = data.train_x.shape[:2]
     probes = [p for p in PROBES if targets[p[0]] is not None]
-    if by_position:
+    if by_position:  # sample i·T + t is window i, step t
         probes = [p for p in probes if p[1] == "linear"]
+        by_step = {
+            t: np.asarray(y).reshape(n_windows, steps) for t, y in targets.items() if y is not None
+        }
+        years_w = years.reshape(n_windows, steps)
     scores: dict[str, list[dict[str, float]]] = {}
     for spec in plan.specs:
         if SUBJECTS[spec.model].learned:
@@ -82,13 +86,15 @@ def training_year_probes(out: Path, by_position: bool = False) -> dict[str, list
         else:
             subject = EOFSubject.fit(data, n_eofs)
         z = subject.embed(data.train_x, data.train_phase)
-        if by_position:  # sample i·T + t is window i, step t
-            z_w, y_w = z.reshape(n_windows, steps, -1), years.reshape(n_windows, steps)
-            row = {}
-            for target, kind, probe in probes:
-                y = np.asarray(targets[target]).reshape(n_windows, steps)
-                for t in range(steps):
-                    row[f"{target} {kind} t={t}"] = probe(z_w[:, t], y[:, t], groups=y_w[:, t])
+        if by_position:
+            z_w = z.reshape(n_windows, steps, -1)
+            row = {
+                f"{target} {kind} t={t}": probe(
+                    z_w[:, t], by_step[target][:, t], groups=years_w[:, t]
+                )
+                for target, kind, probe in probes
+                for t in range(steps)
+            }
         else:
             row = {
                 f"{target} {kind}": probe(z, targets[target], groups=years)
