@@ -9,6 +9,7 @@ normalised units of the training period; embeddings are ``(N·T, E)``.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from typing import Any
 
@@ -330,17 +331,21 @@ def fa_internals(
 
 def model_step_ms(model: torch.nn.Module, data: EvalData, batch: int = 4) -> float:
     """Wall time (ms, min of 3) of one forward+backward of the trained model on ``batch``
-    evaluation windows, on the CPU."""
+    evaluation windows, on the CPU.
+
+    Timed on a copy: a training-mode forward updates BatchNorm running statistics (the
+    subspace head's ``norm: batch``), and four of them on evaluation windows would move
+    the measured model's statistics a third of the way (``1 − 0.9⁴``) to those windows'.
+    The model passed in is left exactly as it was."""
     x, phase = data.x[:batch], data.phase[:batch]
+    model = copy.deepcopy(model)
     model.train()
 
     def step() -> None:
         model(x, times=phase)["recon"].square().mean().backward()
         model.zero_grad(set_to_none=True)
 
-    ms = min(time_call(step, torch.device("cpu"), repeats=3))
-    model.eval()
-    return ms
+    return min(time_call(step, torch.device("cpu"), repeats=3))
 
 
 def layer_cost_sweep(cfg: CostConfig, kinds: list[str]) -> tuple[dict[str, Any], list[ScalingRow]]:
