@@ -118,3 +118,25 @@ def test_thread_setting_refuses_what_is_not_a_count(bad):
     with pytest.raises(ValueError, match="threads must be"):
         with thread_setting(bad):
             pass
+
+
+def _blas_threads() -> set[int]:
+    from threadpoolctl import threadpool_info
+
+    return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
+
+
+def test_thread_setting_limits_the_blas_pools_of_the_evaluation_and_restores_them():
+    # scikit-learn's probes run on NumPy/SciPy's BLAS: one thread per core there collapses
+    # on a busy machine as PyTorch's pool does, so `threads` holds for both
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    import numpy as np  # noqa: F401  (loads NumPy's BLAS, so that there is a pool to limit)
+
+    with threadpoolctl.threadpool_limits(2, user_api="blas"):
+        if _blas_threads() != {2}:
+            pytest.skip("this BLAS cannot run 2 threads here")
+        with thread_setting(1):
+            assert _blas_threads() == {1}
+        assert _blas_threads() == {2}
+        with thread_setting(None):  # null: left as it is
+            assert _blas_threads() == {2}

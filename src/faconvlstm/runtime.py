@@ -32,7 +32,7 @@ import os
 import statistics
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 
 import torch
@@ -112,6 +112,12 @@ def _user_chose() -> str | None:
 def thread_setting(threads: int | str | None) -> Iterator[int]:
     """Run a block with ``threads`` PyTorch intra-op threads and restore the previous count.
 
+    The same count limits the BLAS and OpenMP pools of NumPy, SciPy and scikit-learn inside
+    the block (``threadpoolctl``): the evaluation's probes and k-means run there, and a
+    BLAS pool of one thread per core collapses on a busy machine just as PyTorch's does
+    (measured on the 2-core machine: a quadratic ridge probe fit 29 ms with one BLAS
+    thread, 58 ms with two; ``benchmarks/claim/probe_cost.py``).
+
     Args:
         threads: an integer ≥ 1 (that many), ``"auto"`` (:func:`choose_threads`, unless
             ``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS`` is set) or ``None`` (unchanged).
@@ -130,6 +136,21 @@ def thread_setting(threads: int | str | None) -> Iterator[int]:
         raise ValueError(f"threads must be an integer >= 1, 'auto' or null, got {threads!r}")
     torch.set_num_threads(n)
     try:
-        yield n
+        with _native_pools(None if threads is None else n):
+            yield n
     finally:
         torch.set_num_threads(before)
+
+
+def _native_pools(n: int | None) -> AbstractContextManager:
+    """The BLAS and OpenMP pools of NumPy, SciPy and scikit-learn (the evaluation's probes
+    and clusterings) limited to ``n`` threads for a block (``threadpoolctl``), then
+    restored; unchanged for ``None`` or where ``threadpoolctl`` is not installed (the
+    PyTorch-only extra, which runs none of them)."""
+    if n is None:
+        return nullcontext()
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return nullcontext()
+    return threadpool_limits(n)
