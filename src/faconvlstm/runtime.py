@@ -116,7 +116,7 @@ def thread_setting(threads: int | str | None) -> Iterator[int]:
     the block (``threadpoolctl``): the evaluation's probes and k-means run there, and a
     BLAS pool of one thread per core collapses on a busy machine just as PyTorch's does
     (measured on the 2-core machine: a quadratic ridge probe fit 29 ms with one BLAS
-    thread, 58 ms with two; ``benchmarks/claim/probe_cost.py``).
+    thread, 58 ms with two; ``benchmarks/probe_cost.py``).
 
     Args:
         threads: an integer ≥ 1 (that many), ``"auto"`` (:func:`choose_threads`, unless
