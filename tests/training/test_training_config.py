@@ -212,3 +212,16 @@ def test_compare_long_is_the_demo_on_a_longer_record(name, n_years, years):
         demo["train"]["data"].pop(k)
     demo.pop("out"), long.pop("out")
     assert long == demo
+
+
+def test_compare_long20_perstep_is_compare_long20_with_the_per_step_decoder():
+    import dataclasses
+
+    from faconvlstm.protocol.config import load_compare_config
+
+    shipped = dataclasses.asdict(load_compare_config("compare_long20"))
+    perstep = dataclasses.asdict(load_compare_config("compare_long20_perstep"))
+    assert perstep["train"]["model"].pop("decoder") == "per_step"
+    assert "decoder" not in shipped["train"]["model"]
+    assert (perstep.pop("out"), shipped.pop("out")) == ("runs/long20_perstep", "runs/long20")
+    assert perstep == shipped
