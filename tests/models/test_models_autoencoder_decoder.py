@@ -76,3 +76,44 @@ def test_per_step_decoder_with_a_time_mask_and_config_round_trip():
 def test_unknown_decoder_is_refused():
     with pytest.raises(ValueError, match="'recurrent' or 'per_step'"):
         SequenceAutoencoder(3, decoder="pointwise", **SMALL)
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {},
+        {"decoder": "per_step"},
+        {"head_kwargs": {"norm": "batch"}, "cell": "convlstm"},
+        {"eof_path": True, "grid": (8, 12)},
+    ],
+    ids=["recurrent", "per_step", "batchnorm_convlstm", "eof_path"],
+)
+def test_encode_is_the_forward_embedding_without_the_decoder(kw):
+    """``encode`` (what the protocol embeds with) gives the embeddings of ``forward``
+    exactly, with missing values and a time mask, on every path (the EOF path's
+    z = p + γ_z·z_learned included, with γ_z moved off 0)."""
+    import numpy as np
+
+    from faconvlstm.protocol.subjects import LearnedSubject
+
+    torch.manual_seed(0)
+    kw = {"cell": "fa", **kw}
+    model = SequenceAutoencoder(2, filters=(4,), embed_dim=8, **kw)
+    x = torch.randn(5, 4, 2, 8, 12)
+    x[1, 2, 0, 3, 3] = float("nan")
+    if kw.get("eof_path"):
+        model.init_eof_path(np.random.default_rng(0).normal(size=(30, 2, 8, 12)), np.zeros(8))
+        with torch.no_grad():
+            model.eof_gate.fill_(0.7)
+    model.eval()
+    times = torch.rand(5, 4)
+    mask = torch.ones(5, 4, dtype=torch.bool)
+    mask[0, 3] = False
+    with torch.no_grad():
+        want = model(x, times=times, mask=mask)["embeddings"]
+        torch.testing.assert_close(model.encode(x, times=times, mask=mask), want, rtol=0, atol=0)
+        full = model(x, times=times)["embeddings"]
+    subject = LearnedSubject(model, type("D", (), {"phase": times})())
+    np.testing.assert_array_equal(subject.embed(x), full.reshape(-1, 8).numpy())
+    subject.batch_size = 2  # batches of windows, in order (other batch shapes: float32 rounding)
+    np.testing.assert_allclose(subject.embed(x), full.reshape(-1, 8).numpy(), rtol=0, atol=1e-5)

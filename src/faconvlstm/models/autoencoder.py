@@ -309,14 +309,19 @@ class SequenceAutoencoder(ConfigMixin, nn.Module):
         linear = pcs @ self.eof_decode.to(pcs.dtype) + self.eof_mean
         return linear.view(*pcs.shape[:2], *self.eof_shape)
 
-    def forward(
-        self,
-        x: torch.Tensor,
-        times: Any = None,
-        mask: torch.Tensor | None = None,
-        return_attention: bool = False,
-    ) -> dict[str, Any]:
-        b = x.shape[0]
+    def encode(
+        self, x: torch.Tensor, times: Any = None, mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The embeddings ``(B, T, E)`` of ``forward(x, times, mask)["embeddings"]``, without
+        running the decoder (the protocol embeds whole records many times over: the
+        training years for the probes, every perturbation of the robustness curves)."""
+        return self._encode(x, times, mask, False)[0]["embeddings"]
+
+    def _encode(
+        self, x: torch.Tensor, times: Any, mask: torch.Tensor | None, return_attention: bool
+    ) -> tuple[dict[str, Any], torch.Tensor | None, torch.Tensor | None]:
+        """The encoder's outputs (with the EOF path's embedding ``z = p + γ_z z_learned``),
+        the time mask and the principal components ``p`` (``None`` off the EOF path)."""
         raw = x
         x, time_mask = prepare_input(x, mask)
         out = self.encoder(x, times=times, mask=time_mask, return_attention=return_attention)
@@ -327,6 +332,17 @@ class SequenceAutoencoder(ConfigMixin, nn.Module):
                 valid = valid & mask.to(device=x.device, dtype=torch.bool)
             pcs = self.eof_pcs(x, valid)
             out["embeddings"] = pcs + self.eof_gate[0] * out["embeddings"]
+        return out, time_mask, pcs
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        times: Any = None,
+        mask: torch.Tensor | None = None,
+        return_attention: bool = False,
+    ) -> dict[str, Any]:
+        b = x.shape[0]
+        out, time_mask, pcs = self._encode(x, times, mask, return_attention)
         sizes = [tuple(h.shape[-2:]) for h, _ in out["states"]][::-1]
 
         h0, w0 = self.encoder.head.pool_size

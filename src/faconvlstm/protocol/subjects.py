@@ -97,8 +97,23 @@ class LearnedSubject:
         return [torch.cat(parts[k]) for k in keys]
 
     def embed(self, x: Any, phase: Any = None) -> np.ndarray:
-        (z,) = self._run(x, ("embeddings",), phase)
+        encode = getattr(self.model, "encode", None)
+        if encode is None:
+            (z,) = self._run(x, ("embeddings",), phase)
+        else:  # the encoder alone: the same embeddings, without the decoder's cost
+            z = self._batched(x, phase, encode)
         return z.reshape(-1, z.shape[-1]).numpy()
+
+    @torch.no_grad()
+    def _batched(self, x: Any, phase: Any, fn: Any) -> torch.Tensor:
+        x = torch.as_tensor(x, dtype=torch.float32)
+        phase = self.data.phase if phase is None else phase
+        return torch.cat(
+            [
+                fn(x[i : i + self.batch_size], times=phase[i : i + self.batch_size])
+                for i in range(0, x.shape[0], self.batch_size)
+            ]
+        )
 
     def embed_and_reconstruct(self, x: Any, phase: Any = None) -> tuple[np.ndarray, np.ndarray]:
         z, recon = self._run(x, ("embeddings", "recon"), phase)
