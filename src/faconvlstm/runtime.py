@@ -115,8 +115,9 @@ def thread_setting(threads: int | str | None) -> Iterator[int]:
     The same count limits the BLAS and OpenMP pools of NumPy, SciPy and scikit-learn inside
     the block (``threadpoolctl``): the evaluation's probes and k-means run there, and a
     BLAS pool of one thread per core collapses on a busy machine just as PyTorch's does
-    (measured on the 2-core machine: a quadratic ridge probe fit 29 ms with one BLAS
-    thread, 58 ms with two; ``benchmarks/probe_cost.py``).
+    (measured on the 2-core machine with one other job: one fit of the quadratic ridge
+    probe took 29 ms with one BLAS thread and 58 ms with two; ``docs/performance.md``,
+    "The evaluation's cost on long records").
 
     Args:
         threads: an integer ≥ 1 (that many), ``"auto"`` (:func:`choose_threads`, unless
