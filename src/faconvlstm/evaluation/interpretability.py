@@ -340,7 +340,7 @@ def _nested_blocked_ridge(
         fit, at = rows[groups != g], rows[groups == g]
         gt, yt = groups[fit], y[fit]
         p = params[0]
-        if len(params) > 1 and np.unique(gt).size >= 2 and np.unique(yt).size >= 2:
+        if np.unique(gt).size >= 2 and np.unique(yt).size >= 2:  # else: no inner fold
             inner = {q: np.empty(fit.size) for q in params}
             for h in np.unique(gt):
                 held = gt == h

@@ -86,34 +86,30 @@ class LearnedSubject:
 
     @torch.no_grad()
     def _run(self, x: Any, keys: tuple[str, ...], phase: Any = None) -> list[torch.Tensor]:
+        def wanted(xb: torch.Tensor, times: Any) -> list[torch.Tensor]:  # not the whole dict
+            out = self.model(xb, times=times)
+            return [out[k] for k in keys]
+
+        return [torch.cat(parts) for parts in zip(*self._batched(x, phase, wanted))]
+
+    @torch.no_grad()
+    def _batched(self, x: Any, phase: Any, fn: Any) -> list[Any]:
+        """``fn(x_b, times=phase_b)`` of every batch of :attr:`batch_size` windows, in order
+        (``phase`` defaults to the evaluation windows')."""
         x = torch.as_tensor(x, dtype=torch.float32)
         phase = self.data.phase if phase is None else phase
-        parts: dict[str, list[torch.Tensor]] = {k: [] for k in keys}
-        for i in range(0, x.shape[0], self.batch_size):
-            s = slice(i, i + self.batch_size)
-            out = self.model(x[s], times=phase[s])
-            for k in keys:
-                parts[k].append(out[k])
-        return [torch.cat(parts[k]) for k in keys]
+        return [
+            fn(x[i : i + self.batch_size], times=phase[i : i + self.batch_size])
+            for i in range(0, x.shape[0], self.batch_size)
+        ]
 
     def embed(self, x: Any, phase: Any = None) -> np.ndarray:
         encode = getattr(self.model, "encode", None)
         if encode is None:
             (z,) = self._run(x, ("embeddings",), phase)
         else:  # the encoder alone: the same embeddings, without the decoder's cost
-            z = self._batched(x, phase, encode)
+            z = torch.cat(self._batched(x, phase, encode))
         return z.reshape(-1, z.shape[-1]).numpy()
-
-    @torch.no_grad()
-    def _batched(self, x: Any, phase: Any, fn: Any) -> torch.Tensor:
-        x = torch.as_tensor(x, dtype=torch.float32)
-        phase = self.data.phase if phase is None else phase
-        return torch.cat(
-            [
-                fn(x[i : i + self.batch_size], times=phase[i : i + self.batch_size])
-                for i in range(0, x.shape[0], self.batch_size)
-            ]
-        )
 
     def embed_and_reconstruct(self, x: Any, phase: Any = None) -> tuple[np.ndarray, np.ndarray]:
         z, recon = self._run(x, ("embeddings", "recon"), phase)
